@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point of the `vt` binary: registers tsx so that vt's own TypeScript sources, the user's config and
+// specs run without a build step, then hands over to the CLI.
+import { register } from 'tsx/esm/api'
+
+register()
+const { main } = await import('../src/cli/main.ts')
+await main(process.argv)

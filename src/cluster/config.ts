@@ -1,0 +1,76 @@
+// The `cluster` slot of a project: which hosts its tests run on. Owned by the control plane; the config
+// schema imports `clusterConfigSchema` from here so that an unknown key is reported with its path.
+import { z } from 'zod'
+
+export interface RemoteHostConfig {
+  name: string
+  /** ws:// (loopback only) or wss:// URL of a running `vt agent`. */
+  url: string
+  labels?: Record<string, string>
+  /** Per-host token; defaults to the cluster's token. */
+  token?: TokenSource
+}
+
+export type TokenSource = { env: string } | { file: string } | { value: string }
+
+export interface ClusterConfig {
+  /** A number starts that many embedded local agents; a list names remote agents. */
+  hosts: number | RemoteHostConfig[]
+  /** Embedded hosts only: 'netns' puts every agent in its own network namespace (needs root). */
+  isolation?: 'auto' | 'netns' | 'none'
+  /** Labels for embedded hosts, by index. */
+  labels?: Record<string, string>[]
+  token?: TokenSource
+  tls?: { ca?: string; cert?: string; key?: string }
+  /** Seconds a session survives without heartbeats before its agent reaps everything it created. */
+  leaseSeconds?: number
+  storage?: {
+    shared?: { type: 'dir'; path?: string } | { type: 'nfs'; server: string; export: string }
+  }
+}
+
+const tokenSchema = z.union([
+  z.strictObject({ env: z.string().min(1) }),
+  z.strictObject({ file: z.string().min(1) }),
+  z.strictObject({ value: z.string().min(1) }),
+])
+
+export const clusterConfigSchema = z.strictObject({
+  hosts: z.union([
+    z.number().int().min(1).max(16),
+    z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          url: z.string().regex(/^wss?:\/\//, 'must be a ws:// or wss:// URL'),
+          labels: z.record(z.string(), z.string()).optional(),
+          token: tokenSchema.optional(),
+        }),
+      )
+      .min(1),
+  ]),
+  isolation: z.enum(['auto', 'netns', 'none']).optional(),
+  labels: z.array(z.record(z.string(), z.string())).optional(),
+  token: tokenSchema.optional(),
+  tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
+  leaseSeconds: z.number().positive().optional(),
+  storage: z
+    .strictObject({
+      shared: z
+        .union([
+          z.strictObject({ type: z.literal('dir'), path: z.string().optional() }),
+          z.strictObject({ type: z.literal('nfs'), server: z.string(), export: z.string() }),
+        ])
+        .optional(),
+    })
+    .optional(),
+})
+
+/** What the main process hands to workers once a project's cluster is up: enough to connect. */
+export interface ClusterConnectionInfo {
+  hosts: { name: string; url: string; token: string; address?: string; labels: Record<string, string> }[]
+  /** Where the cluster's shared storage pool lives, when it has one. */
+  sharedPool?: string
+  leaseSeconds: number
+  tls?: { ca?: string; cert?: string; key?: string }
+}

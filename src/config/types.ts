@@ -1,0 +1,99 @@
+// Types of `vt.config.ts` as the user writes it (Config) and as the runner resolves it (FullConfig).
+// The zod schema in ./schema.ts validates the same shape at load time; keep the two in step.
+import type { ClusterConfig } from '../cluster/config.ts'
+
+export type { ClusterConfig } from '../cluster/config.ts'
+
+export type ReporterDescription = [name: string, options?: Record<string, unknown>]
+
+/** Fixture options given through `use` (config, project or `test.use`). Open: user fixtures add their own. */
+export interface UseOptions {
+  [option: string]: unknown
+}
+
+export interface ProjectConfig {
+  name?: string
+  use?: UseOptions
+  testDir?: string
+  testMatch?: string | RegExp | (string | RegExp)[]
+  testIgnore?: string | RegExp | (string | RegExp)[]
+  outputDir?: string
+  retries?: number
+  repeatEach?: number
+  timeout?: number
+  fullyParallel?: boolean
+  /** Names of projects that must pass before this one runs. */
+  dependencies?: string[]
+  grep?: RegExp | RegExp[]
+  grepInvert?: RegExp | RegExp[]
+  /** The hosts this project's tests run on: embedded local agents or remote `vt agent`s. */
+  cluster?: ClusterConfig
+  metadata?: Record<string, unknown>
+}
+
+export interface Config extends Omit<ProjectConfig, 'name' | 'dependencies'> {
+  projects?: ProjectConfig[]
+  reporter?: string | ReporterDescription[]
+  workers?: number | string
+  globalTimeout?: number
+  maxFailures?: number
+  forbidOnly?: boolean
+  failOnFlakyTests?: boolean
+  /** Keep a worker (and its worker-scoped fixtures, such as a connected cluster) after a test fails. */
+  reuseWorkerAfterFailure?: boolean
+  globalSetup?: string
+  globalTeardown?: string
+  expect?: { timeout?: number }
+  quiet?: boolean
+  shard?: { current: number; total: number } | null
+  passWithNoTests?: boolean
+  preserveOutput?: 'always' | 'never' | 'failures-only'
+}
+
+export interface FullProject {
+  /** Stable id, unique in the run (the name, or 'project-N' when unnamed). */
+  id: string
+  name: string
+  use: UseOptions
+  testDir: string
+  testMatch: string | RegExp | (string | RegExp)[]
+  testIgnore: string | RegExp | (string | RegExp)[]
+  outputDir: string
+  retries: number
+  repeatEach: number
+  timeout: number
+  fullyParallel: boolean
+  dependencies: string[]
+  grep: RegExp | RegExp[]
+  grepInvert: RegExp | RegExp[] | null
+  cluster?: ClusterConfig
+  metadata: Record<string, unknown>
+}
+
+export interface FullConfig {
+  /** Absolute path of the config file, or '' when running without one. */
+  configFile: string
+  rootDir: string
+  projects: FullProject[]
+  reporter: ReporterDescription[]
+  workers: number
+  globalTimeout: number
+  maxFailures: number
+  forbidOnly: boolean
+  failOnFlakyTests: boolean
+  reuseWorkerAfterFailure: boolean
+  globalSetup: string | null
+  globalTeardown: string | null
+  expectTimeout: number
+  fullyParallel: boolean
+  quiet: boolean
+  shard: { current: number; total: number } | null
+  passWithNoTests: boolean
+  preserveOutput: 'always' | 'never' | 'failures-only'
+  version: string
+  metadata: Record<string, unknown>
+}
+
+export function defineConfig(config: Config): Config {
+  return config
+}

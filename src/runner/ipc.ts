@@ -1,0 +1,143 @@
+// Messages between the main process (dispatcher) and a worker process, over Node's fork IPC channel.
+// Everything here is plain JSON: Buffers travel as base64, Dates as epoch milliseconds.
+import type { ClusterConnectionInfo } from '../cluster/config.ts'
+import type { Location, TestError, TestStatus } from './reporterApi.ts'
+
+/** What a worker needs to rebuild the same config the main process resolved. */
+export interface SerializedConfig {
+  configFile: string
+  /** CLI overrides, applied on top of the config file exactly as in the main process. */
+  overrides: ConfigOverrides
+}
+
+export interface ConfigOverrides {
+  timeout?: number
+  retries?: number
+  repeatEach?: number
+  workers?: number
+  outputDir?: string
+  maxFailures?: number
+  globalTimeout?: number
+  forbidOnly?: boolean
+  failOnFlakyTests?: boolean
+  passWithNoTests?: boolean
+  reporter?: [string, Record<string, unknown>?][]
+  shard?: { current: number; total: number }
+}
+
+// ---------- main → worker ----------
+
+export interface InitMessage {
+  type: 'init'
+  workerIndex: number
+  parallelIndex: number
+  projectId: string
+  workerHash: string
+  /** Index into project.repeatEach; part of the worker hash. */
+  repeatEachIndex: number
+  config: SerializedConfig
+  /** Set when the project has a cluster that the main process started or resolved. */
+  cluster?: ClusterConnectionInfo
+}
+
+export interface RunMessage {
+  type: 'run'
+  /** Absolute path of the spec file. */
+  file: string
+  entries: { testId: string; retry: number }[]
+}
+
+/** Finish the current test group, tear down worker-scoped fixtures, and exit. */
+export interface StopMessage {
+  type: 'stop'
+}
+
+export type MainToWorker = InitMessage | RunMessage | StopMessage
+
+// ---------- worker → main ----------
+
+export interface ReadyMessage {
+  type: 'ready'
+}
+
+export interface TestBeginMessage {
+  type: 'testBegin'
+  testId: string
+  startWallTime: number
+}
+
+export interface StepBeginMessage {
+  type: 'stepBegin'
+  testId: string
+  stepId: string
+  parentStepId?: string
+  title: string
+  category: string
+  location?: Location
+  wallTime: number
+}
+
+export interface StepEndMessage {
+  type: 'stepEnd'
+  testId: string
+  stepId: string
+  wallTime: number
+  error?: TestError
+}
+
+export interface OutputMessage {
+  type: 'stdout' | 'stderr'
+  testId?: string
+  /** utf8 text, or base64 when `binary` is set. */
+  text: string
+  binary?: boolean
+}
+
+export interface AttachMessage {
+  type: 'attach'
+  testId: string
+  name: string
+  contentType: string
+  path?: string
+  /** base64 */
+  body?: string
+}
+
+export interface TestEndMessage {
+  type: 'testEnd'
+  testId: string
+  duration: number
+  status: TestStatus
+  errors: TestError[]
+  expectedStatus: 'passed' | 'failed' | 'skipped'
+  annotations: { type: string; description?: string }[]
+  timeout: number
+}
+
+/** A test group finished. Tests of the group that did not run are listed so the dispatcher can reschedule. */
+export interface DoneMessage {
+  type: 'done'
+  /** Errors not tied to a test: file load failure in the worker, worker fixture teardown, beforeAll in no test. */
+  fatalErrors: TestError[]
+  /** Tests of the group that were not run (e.g. after a failure in serial mode they are skipped instead). */
+  skipTestsDueToSetupFailure: string[]
+  /** The worker is no longer usable (a test failed and the config does not keep such workers). */
+  unusable: boolean
+}
+
+/** Errors from tearing down worker-scoped fixtures, sent right before the worker exits after 'stop'. */
+export interface TeardownErrorsMessage {
+  type: 'teardownErrors'
+  errors: TestError[]
+}
+
+export type WorkerToMain =
+  | ReadyMessage
+  | TestBeginMessage
+  | StepBeginMessage
+  | StepEndMessage
+  | OutputMessage
+  | AttachMessage
+  | TestEndMessage
+  | DoneMessage
+  | TeardownErrorsMessage
