@@ -47,7 +47,11 @@ export interface RunMessage {
   entries: { testId: string; retry: number }[]
 }
 
-/** Finish the current test group, tear down worker-scoped fixtures, and exit. */
+/**
+ * Tear down worker-scoped fixtures and exit. Sent between groups normally; sent while a test runs on
+ * interruption (Ctrl-C, global timeout, max failures): the running test ends as 'interrupted', its test-scoped
+ * fixtures are still torn down, then the worker fixtures, then the worker exits.
+ */
 export interface StopMessage {
   type: 'stop'
 }
@@ -114,14 +118,20 @@ export interface TestEndMessage {
   timeout: number
 }
 
-/** A test group finished. Tests of the group that did not run are listed so the dispatcher can reschedule. */
+/**
+ * A test group finished (or stopped early). Tests of the group that did not run are listed in `remaining` so
+ * the dispatcher can hand them to another worker.
+ */
 export interface DoneMessage {
   type: 'done'
-  /** Errors not tied to a test: file load failure in the worker, worker fixture teardown, beforeAll in no test. */
+  /** Errors not tied to a test: file load failure in the worker, a worker fixture that failed to set up. */
   fatalErrors: TestError[]
-  /** Tests of the group that were not run (e.g. after a failure in serial mode they are skipped instead). */
-  skipTestsDueToSetupFailure: string[]
-  /** The worker is no longer usable (a test failed and the config does not keep such workers). */
+  /** Test ids of the group that were neither run nor reported (to reschedule elsewhere). */
+  remaining: string[]
+  /**
+   * The worker wants to be replaced: a test failed and `reuseWorkerAfterFailure` is off, or its worker
+   * fixtures are broken. The dispatcher then sends 'stop' and starts a fresh worker for the remaining tests.
+   */
   unusable: boolean
 }
 
