@@ -1,0 +1,254 @@
+// Types of the QMP messages and of the commands vt uses (QEMU 7.2 schema, trimmed to the fields we read).
+// Anything else goes through `execute(name, args)`, which is typed loosely on purpose.
+
+export interface QmpGreeting {
+  QMP: { version: { qemu: { major: number; minor: number; micro: number }; package: string }; capabilities: string[] }
+}
+
+export interface QmpEvent<D = Record<string, unknown>> {
+  event: string
+  data?: D
+  timestamp: { seconds: number; microseconds: number }
+}
+
+export type RunState =
+  | 'debug'
+  | 'inmigrate'
+  | 'internal-error'
+  | 'io-error'
+  | 'paused'
+  | 'postmigrate'
+  | 'prelaunch'
+  | 'finish-migrate'
+  | 'restore-vm'
+  | 'running'
+  | 'save-vm'
+  | 'shutdown'
+  | 'suspended'
+  | 'watchdog'
+  | 'guest-panicked'
+  | 'colo'
+
+export interface StatusInfo {
+  running: boolean
+  singlestep?: boolean
+  status: RunState
+}
+
+export type MigrationStatus =
+  | 'none'
+  | 'setup'
+  | 'cancelling'
+  | 'cancelled'
+  | 'active'
+  | 'postcopy-active'
+  | 'postcopy-paused'
+  | 'postcopy-recover'
+  | 'completed'
+  | 'failed'
+  | 'colo'
+  | 'pre-switchover'
+  | 'device'
+  | 'wait-unplug'
+
+export interface MigrationStats {
+  transferred: number
+  remaining: number
+  total: number
+  duplicate: number
+  normal: number
+  'normal-bytes': number
+  'dirty-pages-rate': number
+  mbps: number
+  'dirty-sync-count': number
+  'postcopy-requests': number
+  'page-size': number
+  'multifd-bytes': number
+  'pages-per-second': number
+  'precopy-bytes'?: number
+  'downtime-bytes'?: number
+  'postcopy-bytes'?: number
+}
+
+export interface MigrationInfo {
+  status?: MigrationStatus
+  ram?: MigrationStats
+  disk?: MigrationStats
+  'total-time'?: number
+  'expected-downtime'?: number
+  downtime?: number
+  'setup-time'?: number
+  'error-desc'?: string
+  'blocked-reasons'?: string[]
+  'cpu-throttle-percentage'?: number
+}
+
+export interface MigrationCapabilityStatus {
+  capability: string
+  state: boolean
+}
+
+/** migrate-set-parameters: all optional; only the keys set are changed. */
+export interface MigrateParameters {
+  'max-bandwidth'?: number
+  'downtime-limit'?: number
+  'multifd-channels'?: number
+  'max-postcopy-bandwidth'?: number
+  'cpu-throttle-initial'?: number
+  'cpu-throttle-increment'?: number
+  'xbzrle-cache-size'?: number
+  'compress-level'?: number
+  'compress-threads'?: number
+  'decompress-threads'?: number
+  'announce-initial'?: number
+  [key: string]: unknown
+}
+
+export interface BlockJobInfo {
+  type: string
+  device: string
+  len: number
+  offset: number
+  busy: boolean
+  paused: boolean
+  speed: number
+  'io-status': string
+  ready: boolean
+  status: string
+  'auto-finalize': boolean
+  'auto-dismiss': boolean
+  error?: string
+}
+
+export interface BlockInfo {
+  device: string
+  qdev?: string
+  type: string
+  removable: boolean
+  locked: boolean
+  inserted?: { file: string; drv: string; 'node-name'?: string; ro: boolean; [key: string]: unknown }
+  [key: string]: unknown
+}
+
+export interface CpuInfoFast {
+  'cpu-index': number
+  'qom-path': string
+  'thread-id': number
+  target: string
+  props?: Record<string, number>
+}
+
+export interface SocketAddressInet {
+  type: 'inet'
+  host: string
+  port: string
+}
+export interface SocketAddressUnix {
+  type: 'unix'
+  path: string
+}
+export type SocketAddress = SocketAddressInet | SocketAddressUnix
+
+export interface NameInfo {
+  name?: string
+}
+
+export interface VersionInfo {
+  qemu: { major: number; minor: number; micro: number }
+  package: string
+}
+
+export interface CommandInfo {
+  name: string
+}
+
+/**
+ * The commands vt uses: name → [arguments, return value]. `execute` is typed by this map for known names
+ * and falls back to `Record<string, unknown>` → `unknown` for any other.
+ */
+export interface QmpCommands {
+  qmp_capabilities: [{ enable?: string[] } | undefined, Record<string, never>]
+  'query-status': [undefined, StatusInfo]
+  'query-version': [undefined, VersionInfo]
+  'query-commands': [undefined, CommandInfo[]]
+  'query-name': [undefined, NameInfo]
+  'query-kvm': [undefined, { enabled: boolean; present: boolean }]
+  stop: [undefined, Record<string, never>]
+  cont: [undefined, Record<string, never>]
+  system_powerdown: [undefined, Record<string, never>]
+  system_reset: [undefined, Record<string, never>]
+  quit: [undefined, Record<string, never>]
+  'query-migrate': [undefined, MigrationInfo]
+  migrate: [{ uri: string; blk?: boolean; inc?: boolean; detach?: boolean; resume?: boolean }, Record<string, never>]
+  'migrate-incoming': [{ uri: string }, Record<string, never>]
+  'migrate-set-capabilities': [{ capabilities: MigrationCapabilityStatus[] }, Record<string, never>]
+  'migrate-set-parameters': [MigrateParameters, Record<string, never>]
+  'query-migrate-parameters': [undefined, MigrateParameters]
+  'query-migrate-capabilities': [undefined, MigrationCapabilityStatus[]]
+  migrate_cancel: [undefined, Record<string, never>]
+  'migrate-continue': [{ state: MigrationStatus }, Record<string, never>]
+  'migrate-start-postcopy': [undefined, Record<string, never>]
+  pmemsave: [{ val: number; size: number; filename: string; 'cpu-index'?: number }, Record<string, never>]
+  memsave: [{ val: number; size: number; filename: string; 'cpu-index'?: number }, Record<string, never>]
+  'human-monitor-command': [{ 'command-line': string; 'cpu-index'?: number }, string]
+  'query-block': [undefined, BlockInfo[]]
+  'query-named-block-nodes': [{ flat?: boolean } | undefined, Record<string, unknown>[]]
+  'query-block-jobs': [undefined, BlockJobInfo[]]
+  'blockdev-add': [Record<string, unknown>, Record<string, never>]
+  'blockdev-del': [{ 'node-name': string }, Record<string, never>]
+  'drive-mirror': [
+    {
+      device: string
+      target: string
+      format?: string
+      sync: 'full' | 'top' | 'none' | 'incremental'
+      mode?: 'existing' | 'absolute-paths'
+      'job-id'?: string
+      speed?: number
+      [key: string]: unknown
+    },
+    Record<string, never>,
+  ]
+  'blockdev-mirror': [
+    {
+      'job-id'?: string
+      device: string
+      target: string
+      sync: 'full' | 'top' | 'none' | 'incremental'
+      speed?: number
+      [key: string]: unknown
+    },
+    Record<string, never>,
+  ]
+  'block-job-cancel': [{ device: string; force?: boolean }, Record<string, never>]
+  'block-job-complete': [{ device: string }, Record<string, never>]
+  'block-job-dismiss': [{ id: string }, Record<string, never>]
+  'job-dismiss': [{ id: string }, Record<string, never>]
+  'nbd-server-start': [{ addr: SocketAddress; 'tls-creds'?: string; 'max-connections'?: number }, Record<string, never>]
+  'nbd-server-add': [{ device: string; name?: string; writable?: boolean }, Record<string, never>]
+  'block-export-add': [Record<string, unknown>, Record<string, never>]
+  'nbd-server-stop': [undefined, Record<string, never>]
+  device_add: [{ driver: string; id?: string; bus?: string; [key: string]: unknown }, Record<string, never>]
+  device_del: [{ id: string }, Record<string, never>]
+  'query-cpus-fast': [undefined, CpuInfoFast[]]
+  screendump: [{ filename: string; format?: 'ppm' | 'png' }, Record<string, never>]
+  netdev_add: [{ type: string; id: string; [key: string]: unknown }, Record<string, never>]
+  netdev_del: [{ id: string }, Record<string, never>]
+  set_link: [{ name: string; up: boolean }, Record<string, never>]
+  'qom-get': [{ path: string; property: string }, unknown]
+  'qom-set': [{ path: string; property: string; value: unknown }, Record<string, never>]
+}
+
+export type QmpCommandName = keyof QmpCommands
+export type QmpArgs<K extends string> = K extends QmpCommandName
+  ? QmpCommands[K][0]
+  : Record<string, unknown> | undefined
+export type QmpReturn<K extends string> = K extends QmpCommandName ? QmpCommands[K][1] : unknown
+
+/** One line of the transcript: what was sent, what came back, and when (ms since epoch). */
+export type TranscriptEntry =
+  | { at: number; dir: 'out'; id: string; command: string; args?: unknown }
+  | { at: number; dir: 'in'; id: string; ok: true; return: unknown; ms: number }
+  | { at: number; dir: 'in'; id: string; ok: false; error: { class: string; desc: string }; ms: number }
+  | { at: number; dir: 'event'; event: string; data?: unknown }
+  | { at: number; dir: 'note'; text: string }
