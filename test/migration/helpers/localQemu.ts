@@ -1,0 +1,134 @@
+// Raw QEMU processes on this machine, driven by our QMP client: what the memtest guest and the hand-written
+// migration sequence (bench/migration) need before, and independently of, the agent and the Vm handle.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { checkMemoryDumpFile } from '../../../src/migration/integrity.ts'
+import { buildMemtestImage, type MemtestRange, memtestRange } from '../../../src/migration/memtest/image.ts'
+import type { MemoryDumpAccess } from '../../../src/migration/verify.ts'
+import { QmpClient } from '../../../src/qmp/index.ts'
+
+const MiB = 1024 * 1024
+
+export interface LocalQemu {
+  name: string
+  dir: string
+  qmp: QmpClient
+  proc: ChildProcess
+  range: MemtestRange
+  serialPath: string
+  serial(): Promise<string>
+  /** Resolves once the serial output holds `count` more 'B' (finished passes) than it did at call time. */
+  waitForPasses(count: number, timeoutMs?: number): Promise<void>
+  access(): MemoryDumpAccess
+  exited: Promise<number | null>
+  kill(): Promise<void>
+}
+
+export interface LocalQemuOptions {
+  name: string
+  memoryMiB: number
+  incoming?: boolean
+  extraArgs?: string[]
+  /** The disk image to use; default: a private copy of the memtest image. */
+  disk?: string
+}
+
+export async function startLocalMemtest(options: LocalQemuOptions): Promise<LocalQemu> {
+  const range = memtestRange(options.memoryMiB * MiB)
+  const dir = await mkdtemp(join(tmpdir(), `vt-mig-${options.name}-`))
+  const disk = options.disk ?? join(dir, 'memtest.raw')
+  if (!options.disk) await copyFile(await buildMemtestImage(range), disk)
+  const qmpPath = join(dir, 'qmp.sock')
+  const serialPath = join(dir, 'serial.log')
+  const args = [
+    '-accel',
+    'tcg',
+    '-m',
+    `${options.memoryMiB}`,
+    '-display',
+    'none',
+    '-nodefaults',
+    '-serial',
+    `file:${serialPath}`,
+    '-qmp',
+    `unix:${qmpPath},server=on,wait=off`,
+    '-drive',
+    `file=${disk},format=raw,if=ide`,
+    ...(options.incoming ? ['-incoming', 'defer'] : []),
+    ...(options.extraArgs ?? []),
+  ]
+  const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  proc.stderr?.on('data', d => {
+    stderr += d
+  })
+  const exited = new Promise<number | null>(resolve => proc.on('exit', code => resolve(code)))
+  const abort = new AbortController()
+  void exited.then(() => abort.abort(new Error(`qemu exited: ${stderr.trim()}`)))
+  let qmp: QmpClient
+  try {
+    qmp = await QmpClient.connect(qmpPath, { label: options.name, signal: abort.signal })
+  } catch (e) {
+    proc.kill('SIGKILL')
+    await exited
+    await rm(dir, { recursive: true, force: true })
+    throw e
+  }
+  const serial = async () => {
+    try {
+      return await readFile(serialPath, 'latin1')
+    } catch {
+      return ''
+    }
+  }
+  const count = (s: string) => s.length - s.replaceAll('B', '').length
+  return {
+    name: options.name,
+    dir,
+    qmp,
+    proc,
+    range,
+    serialPath,
+    serial,
+    exited,
+    async waitForPasses(n, timeoutMs = 30_000) {
+      const base = count(await serial())
+      const deadline = Date.now() + timeoutMs
+      while (count(await serial()) < base + n) {
+        if (Date.now() > deadline) throw new Error(`${options.name}: fewer than ${n} memtest passes in ${timeoutMs} ms`)
+        if (proc.exitCode !== null) throw new Error(`${options.name}: qemu exited: ${stderr.trim()}`)
+        await new Promise(r => setTimeout(r, 50))
+      }
+    },
+    access() {
+      return {
+        qmp,
+        dumpDir: dir,
+        label: options.name,
+        check: (path, r) => checkMemoryDumpFile(path, r.start, r.end - r.start),
+        remove: path => rm(path, { force: true }),
+      }
+    },
+    async kill() {
+      qmp.close()
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+      await exited
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (bound then released; the caller uses it right away). */
+export async function freeLoopbackPort(): Promise<number> {
+  const net = await import('node:net')
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
