@@ -1,0 +1,71 @@
+// The API a service implementation sees (see the note at the top of src/protocol/index.ts).
+import type { EventPayload, ServiceImplementation } from '../src/protocol/contract.ts'
+import type { HostFacts } from '../src/protocol/facts.ts'
+import type { ServiceName, Services } from '../src/protocol/registry.ts'
+
+/** What a session records so that it can be reaped. `kind` picks the reaper. */
+export type ResourceSpec =
+  | { kind: 'process'; pid: number; startTime?: number; group?: boolean; label?: string }
+  | { kind: 'path'; path: string; label?: string }
+  | { kind: string; label?: string; [field: string]: unknown }
+
+/** A recorded resource as stored on disk. */
+export type ResourceRecord = ResourceSpec & { id: string; createdAt: number }
+
+export type Reaper = (record: ResourceRecord, log: Logger) => Promise<void>
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void
+  warn(message: string, fields?: Record<string, unknown>): void
+  error(message: string, fields?: Record<string, unknown>): void
+}
+
+export interface AgentContext {
+  name: string
+  stateDir: string
+  /** Directories the files service may touch (real paths). */
+  roots: string[]
+  labels: Record<string, string>
+  log: Logger
+  /** Registers how to reap resources of a custom kind ('netns', 'vm', ...). */
+  registerReaper(kind: string, reaper: Reaper): void
+  /** Contributes facts; called for the handshake and for `facts.get`. */
+  addFacts(provider: () => Promise<Partial<HostFacts>> | Partial<HostFacts>): void
+  /** Sends bytes on a binary stream of the current connection of a session (see files.read). */
+  sendStream(sessionId: string, stream: number, chunk: Uint8Array): Promise<void>
+  /** Receives binary stream chunks for a session; returns an unsubscribe function. */
+  onStream(sessionId: string, stream: number, sink: (chunk: Buffer) => void): () => void
+}
+
+export interface SessionContext {
+  id: string
+  /** A directory of the session's own (removed when the session is reaped). */
+  dir: string
+  /** Aborted when the session ends (lease expiry, close, agent shutdown). */
+  signal: AbortSignal
+  log: Logger
+  track(resource: ResourceSpec): Promise<string>
+  untrack(id: string, options?: { reap?: boolean }): Promise<void>
+  onClose(fn: () => Promise<void> | void): void
+}
+
+export interface ServiceSession<N extends ServiceName> extends SessionContext {
+  emit<E extends keyof Services[N]['events'] & string>(event: E, payload: EventPayload<Services[N], E>): void
+}
+
+export type SessionFactory<N extends ServiceName> = (session: ServiceSession<N>) => ServiceImplementation<Services[N]>
+
+export interface ServiceModule<N extends ServiceName = ServiceName> {
+  name: N
+  setup(agent: AgentContext): SessionFactory<N> | Promise<SessionFactory<N>>
+  /** Called when the agent stops, after every session was reaped. */
+  shutdown?(): Promise<void>
+}
+
+export function implement<N extends ServiceName>(
+  name: N,
+  setup: (agent: AgentContext) => SessionFactory<N> | Promise<SessionFactory<N>>,
+  shutdown?: () => Promise<void>,
+): ServiceModule<N> {
+  return { name, setup, shutdown }
+}

@@ -1,0 +1,18 @@
+// Every service the agent serves, by name. Adding a service: write its contract in src/protocol/<name>.ts,
+// add one line here, write agent/services/<name>.ts and add one line to agent/services/index.ts.
+import { exec } from './exec.ts'
+import { facts } from './facts.ts'
+import { files } from './files.ts'
+import { session } from './session.ts'
+import { spawn } from './spawn.ts'
+
+export const services = {
+  facts,
+  exec,
+  files,
+  spawn,
+  session,
+} as const
+
+export type Services = typeof services
+export type ServiceName = keyof Services
