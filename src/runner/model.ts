@@ -48,6 +48,8 @@ export class Suite {
   readonly uses: FixturesWithLocation[] = []
   readonly modifiers: Modifier[] = []
   readonly annotations: Annotation[] = []
+  /** Tags of this describe (`@tag` in its title or `{ tag }` details); tests inherit them. */
+  readonly tags: string[] = []
   mode: DescribeMode = 'default'
   retries?: number
   timeout?: number
@@ -120,6 +122,8 @@ export class TestCase {
   /** Stable across processes: hash of project id, file path relative to rootDir, title path, repeat index. */
   id = ''
   readonly annotations: Annotation[] = []
+  /** `@tag`s from the title, `{ tag }` details and enclosing describes. */
+  readonly tags: string[] = []
   /** Declared with `test.fail()`: the test is expected to fail. */
   expectedStatus: 'passed' | 'failed' | 'skipped' = 'passed'
   timeout = 0

@@ -1,0 +1,51 @@
+// Process-wide "what is happening right now" state shared by the spec API (testType.ts), the loader and the
+// worker. Kept in one tiny module so that the main process can import the spec API without the worker.
+
+import type { Suite } from '../model.ts'
+import type { Location } from '../reporterApi.ts'
+
+/** What the spec API needs from the running test's TestInfo (implemented by worker/testInfo.ts). */
+export interface RuntimeTestInfo {
+  _modifier(type: 'skip' | 'fixme' | 'fail' | 'slow', args: unknown[]): void
+  _runStep<T>(
+    title: string,
+    body: () => T | Promise<T>,
+    options: { timeout?: number; box?: boolean },
+    location: Location,
+  ): Promise<T>
+  setTimeout(ms: number): void
+  /** Soft expect failures land here. */
+  _failWithError(error: unknown): void
+  /** The expect timeout of the running config. */
+  _expectTimeout(): number
+}
+
+let loadingFileSuite: Suite | undefined
+let currentDescribe: Suite | undefined
+let testInfo: RuntimeTestInfo | undefined
+
+export function setCurrentlyLoadingFileSuite(suite: Suite | undefined): void {
+  loadingFileSuite = suite
+  currentDescribe = suite
+}
+
+export function currentlyLoadingFileSuite(): Suite | undefined {
+  return loadingFileSuite
+}
+
+/** The innermost `test.describe` being declared (or the file suite). */
+export function currentDescribeSuite(): Suite | undefined {
+  return currentDescribe
+}
+
+export function setCurrentDescribeSuite(suite: Suite | undefined): void {
+  currentDescribe = suite
+}
+
+export function setCurrentTestInfo(info: RuntimeTestInfo | undefined): void {
+  testInfo = info
+}
+
+export function currentTestInfo(): RuntimeTestInfo | undefined {
+  return testInfo
+}
