@@ -1,0 +1,106 @@
+// `list`: one line per test as it ends (✓ ✘ -, project, file:line:col, title path, duration, retry). On a TTY
+// the line appears when the test starts, shows the running step, and is rewritten in place when it ends.
+import type { TestCase } from '../src/runner/model.ts'
+import type { FullResult, TestResult, TestStep } from '../src/runner/reporterApi.ts'
+import { type BaseOptions, fitToWidth, formatDuration, formatTestTitle, TerminalReporter } from './base.ts'
+
+export default class ListReporter extends TerminalReporter {
+  /** Rows printed so far (TTY mode), to find a test's line again. */
+  private lastRow = 0
+  private readonly rowOf = new Map<TestResult, number>()
+  private readonly indexOf = new Map<TestResult, number>()
+  private nextIndex = 1
+
+  constructor(options: BaseOptions = {}) {
+    super(options)
+  }
+
+  protected override write(text: string): void {
+    for (const ch of text) if (ch === '\n') this.lastRow++
+    super.write(text)
+  }
+
+  onTestBegin(test: TestCase, result: TestResult): void {
+    this.indexOf.set(result, this.nextIndex++)
+    if (!this.tty || this.config?.quiet) return
+    this.rowOf.set(result, this.lastRow)
+    this.write(this.fit(this.line(test, result, '  ', this.c.dim)) + '\n')
+  }
+
+  onStepBegin(test: TestCase, result: TestResult, step: TestStep): void {
+    if (!this.tty || step.category !== 'test.step') return
+    this.updateRow(result, this.line(test, result, '  ', this.c.dim, ` › ${step.titlePath().join(' › ')}`))
+  }
+
+  onStepEnd(test: TestCase, result: TestResult, step: TestStep): void {
+    if (!this.tty || step.category !== 'test.step') return
+    const parent = step.parent && step.parent.category === 'test.step' ? step.parent : undefined
+    const suffix = parent ? ` › ${parent.titlePath().join(' › ')}` : ''
+    this.updateRow(result, this.line(test, result, '  ', this.c.dim, suffix))
+  }
+
+  override onTestEnd(test: TestCase, result: TestResult): void {
+    super.onTestEnd(test, result)
+    if (this.config?.quiet) return
+    const c = this.c
+    let mark: string
+    let color: (s: string) => string
+    if (result.status === 'skipped') [mark, color] = [c.yellow('-'), c.yellow]
+    else if (result.status === test.expectedStatus) [mark, color] = [c.green('✓'), c.dim]
+    else [mark, color] = [c.red('✘'), c.red]
+    const text = this.line(test, result, `${mark} `, color, '', true)
+    if (this.tty && this.rowOf.has(result)) this.updateRow(result, text)
+    else this.write(this.fit(text) + '\n')
+    this.rowOf.delete(result)
+    if (result.status !== test.expectedStatus && result.status !== 'skipped') this.printFailedSteps(result.steps, 6)
+  }
+
+  private printFailedSteps(steps: TestStep[], depth: number): void {
+    for (const step of steps) {
+      if (!step.error || step.category !== 'test.step') continue
+      this.write(
+        this.fit(
+          `${' '.repeat(depth)}${this.c.red('✘')} ${step.title} ${this.c.dim(`(${formatDuration(step.duration)})`)}`,
+        ) + '\n',
+      )
+      this.printFailedSteps(step.steps, depth + 2)
+    }
+  }
+
+  private line(
+    test: TestCase,
+    result: TestResult,
+    prefix: string,
+    color: (s: string) => string,
+    suffix = '',
+    done = false,
+  ): string {
+    const index = String(this.indexOf.get(result) ?? '').padStart(String(this.totalTests).length)
+    const retry = result.retry ? this.c.yellow(` (retry #${result.retry})`) : ''
+    const duration = done && result.status !== 'skipped' ? this.c.dim(` (${formatDuration(result.duration)})`) : ''
+    const title = formatTestTitle(this.rootDir, test) + suffix
+    return `  ${prefix}${this.c.dim(index)} ${color(title)}${retry}${duration}`
+  }
+
+  private fit(text: string): string {
+    return this.tty ? fitToWidth(text, this.width) : text
+  }
+
+  /** Rewrites the test's own row in place; falls back to a new line when it scrolled out of reach. */
+  private updateRow(result: TestResult, text: string): void {
+    const row = this.rowOf.get(result)
+    const up = row === undefined ? 0 : this.lastRow - row
+    const screen = this.stream.rows ?? (process.stdout.isTTY ? process.stdout.rows : 24)
+    if (row === undefined || up <= 0 || up >= screen) {
+      this.write(this.fit(text) + '\n')
+      this.rowOf.set(result, this.lastRow - 1)
+      return
+    }
+    this.stream.write(`\u001B[${up}A\r\u001B[2K${this.fit(text)}\u001B[${up}B\r`)
+  }
+
+  override onEnd(result: FullResult): void {
+    this.write('\n')
+    super.onEnd(result)
+  }
+}
