@@ -1,7 +1,8 @@
 // Checks a RAM dump of the memtest guest (src/migration/memtest/bootblock.S). Every 4 KiB page of the range
 // holds a counter in byte 0 (bytes 1..3 zero) and its own physical address in bytes 4..7. The guest bumps the
 // counters low to high, pass after pass, so a consistent snapshot has every counter equal to the first page's
-// except from one boundary on, where they are one less (mod 256). Anything else means a page was lost,
+// except from one boundary on, where they are one less (mod 256). The first page also holds the 32-bit count of
+// finished passes (bytes 8..11), which must agree with its counter. Anything else means a page was lost,
 // duplicated, misplaced or went stale during migration.
 //
 // Pure Node, no vt imports: the agent runs it next to the dump so hundreds of MiB never cross the wire.
@@ -14,7 +15,7 @@ export interface BadPage {
   page: number
   /** Its guest-physical address. */
   address: number
-  what: 'counter' | 'tag' | 'size'
+  what: 'counter' | 'tag' | 'size' | 'passes'
   expected: number
   actual: number
 }
@@ -25,6 +26,8 @@ export interface IntegrityReport {
   pages: number
   /** The first page's counter (passes completed mod 256, plus the running one). */
   counter: number
+  /** Passes the guest finished since it booted (bytes 8..11 of the first page). */
+  passes: number
   /** First page whose counter is one less than the first page's, or undefined when all agree. */
   boundary?: number
   /** The first page that breaks the rule, when not ok. */
@@ -35,6 +38,7 @@ export interface IntegrityReport {
 export class IntegrityChecker {
   private page = 0
   private counter = -1
+  private passes = 0
   private boundary: number | undefined
   private bad: BadPage | undefined
 
@@ -53,10 +57,15 @@ export class IntegrityChecker {
         this.fail('tag', address, tag)
         break
       }
+      if (this.page > 0 && view.getUint32(off + 8, true) !== 0) {
+        this.fail('tag', 0, view.getUint32(off + 8, true))
+        break
+      }
       if (this.counter < 0) {
         // Bytes 1..3 of the counter word stay zero; anything else is not a counter.
         if (word > 0xff) this.fail('counter', 0, word)
         else this.counter = word
+        this.passes = view.getUint32(off + 8, true)
         continue
       }
       const expected = this.boundary === undefined ? this.counter : (this.counter + 255) & 0xff
@@ -87,10 +96,19 @@ export class IntegrityChecker {
     if (!this.bad && this.page === 0) {
       this.bad = { page: 0, address: this.start, what: 'size', expected: 1, actual: 0 }
     }
+    if (!this.bad) {
+      // Mid-pass (a boundary exists) the first page is one ahead of the finished passes; between passes the
+      // loop may have stopped just before or just after counting the pass.
+      const done = this.passes & 0xff
+      const ahead = (this.passes + 1) & 0xff
+      const ok = this.boundary === undefined ? this.counter === done || this.counter === ahead : this.counter === ahead
+      if (!ok) this.bad = { page: 0, address: this.start, what: 'passes', expected: ahead, actual: this.counter }
+    }
     return {
       ok: !this.bad,
       pages: this.page,
       counter: Math.max(this.counter, 0),
+      passes: this.passes,
       boundary: this.boundary,
       bad: this.bad,
     }
@@ -129,12 +147,16 @@ export function describeReport(r: IntegrityReport): string {
   const hex = (n: number) => `0x${n.toString(16)}`
   if (r.ok) {
     const where = r.boundary === undefined ? 'no boundary' : `boundary at page ${r.boundary}`
-    return `memory intact: ${r.pages} pages, counter ${r.counter}, ${where}`
+    return `memory intact: ${r.pages} pages, ${r.passes} passes, counter ${r.counter}, ${where}`
   }
   const b = r.bad as BadPage
+  if (b.what === 'passes') {
+    return `first page counter ${b.actual} disagrees with the guest's count of finished passes (${r.passes}): expected ${b.expected}`
+  }
   if (b.what === 'size') return `memory dump holds ${b.actual} pages, expected ${b.expected}`
   if (b.what === 'tag') {
-    return `page ${b.page} at ${hex(b.address)} carries tag ${hex(b.actual)} (expected its own address ${hex(b.expected)}): page misplaced or guest not initialised`
+    const field = b.expected === 0 ? 'a non-zero word at byte 8' : 'tag'
+    return `page ${b.page} at ${hex(b.address)} carries ${field} ${hex(b.actual)} (expected ${hex(b.expected)}): page misplaced or guest not initialised`
   }
   const after = r.boundary === undefined ? 'before any boundary' : `after the boundary at page ${r.boundary}`
   return `page ${b.page} at ${hex(b.address)} has counter ${b.actual}, expected ${b.expected} (${after}; first page ${r.counter})`

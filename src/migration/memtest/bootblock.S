@@ -4,8 +4,10 @@
 # flat GDT, then:
 #   1. writes 'A' to COM1 (0x3f8);
 #   2. initialises every 4 KiB page of [start, end): byte 0 (the counter) = 0, bytes 4..7 = the page's own
-#      physical address (a tag that catches pages migrated to the wrong place);
-#   3. loops forever: one pass increments the counter byte of every page in order, then writes 'B' to COM1.
+#      physical address (a tag that catches pages migrated to the wrong place), bytes 8..11 = 0;
+#   3. loops forever: one pass increments the counter byte of every page in order, then the 32-bit count of
+#      finished passes in bytes 8..11 of the first page (a guest booted afresh restarts it at 0, one that
+#      migrated carries it on), then writes 'B' to COM1.
 # Stopped at any instant, every page's counter equals the first page's, except that pages after the point the
 # pass had reached are one less. src/migration/integrity.ts checks exactly that.
 #
@@ -54,6 +56,7 @@ protected:
 init:
         movl    $0, (%eax)
         movl    %eax, 4(%eax)
+        movl    $0, 8(%eax)
         addl    $4096, %eax
         cmpl    %edi, %eax
         jb      init
@@ -66,6 +69,7 @@ bump:
         cmpl    %edi, %eax
         jb      bump
 
+        incl    8(%esi)
         movb    $'B', %al
         outb    %al, %dx
         jmp     pass

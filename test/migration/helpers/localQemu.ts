@@ -1,7 +1,7 @@
 // Raw QEMU processes on this machine, driven by our QMP client: what the memtest guest and the hand-written
 // migration sequence (bench/migration) need before, and independently of, the agent and the Vm handle.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { checkMemoryDumpFile } from '../../../src/migration/integrity.ts'
@@ -14,6 +14,7 @@ const MiB = 1024 * 1024
 export interface LocalQemu {
   name: string
   dir: string
+  disk: string
   qmp: QmpClient
   proc: ChildProcess
   range: MemtestRange
@@ -31,15 +32,18 @@ export interface LocalQemuOptions {
   memoryMiB: number
   incoming?: boolean
   extraArgs?: string[]
-  /** The disk image to use; default: a private copy of the memtest image. */
+  /** The disk image to use (left in place on kill); default: a private copy of the memtest image. */
   disk?: string
+  /** With no `disk`: a private zero-filled disk of the memtest image's size (a storage-copy target). */
+  blankDisk?: boolean
 }
 
 export async function startLocalMemtest(options: LocalQemuOptions): Promise<LocalQemu> {
   const range = memtestRange(options.memoryMiB * MiB)
   const dir = await mkdtemp(join(tmpdir(), `vt-mig-${options.name}-`))
   const disk = options.disk ?? join(dir, 'memtest.raw')
-  if (!options.disk) await copyFile(await buildMemtestImage(range), disk)
+  if (options.blankDisk && !options.disk) await writeFile(disk, Buffer.alloc(MiB))
+  else if (!options.disk) await copyFile(await buildMemtestImage(range), disk)
   const qmpPath = join(dir, 'qmp.sock')
   const serialPath = join(dir, 'serial.log')
   const args = [
@@ -87,6 +91,7 @@ export async function startLocalMemtest(options: LocalQemuOptions): Promise<Loca
   return {
     name: options.name,
     dir,
+    disk,
     qmp,
     proc,
     range,
@@ -131,4 +136,12 @@ export async function freeLoopbackPort(): Promise<number> {
       srv.close(() => resolve(port))
     })
   })
+}
+
+/** A memtest disk outside any VM's dir, as a shared pool would hold it. Returns its path and a cleanup. */
+export async function sharedMemtestDisk(memoryMiB: number): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'vt-mig-pool-'))
+  const path = join(dir, 'memtest.raw')
+  await copyFile(await buildMemtestImage(memtestRange(memoryMiB * MiB)), path)
+  return { path, remove: () => rm(dir, { recursive: true, force: true }) }
 }

@@ -1,0 +1,438 @@
+// The migration engine: drives two QEMUs through QMP the way libvirt does, with vt's failure semantics.
+//
+//   precheck → start-destination (paused, -incoming defer) → configure (capabilities on both sides,
+//   parameters) → incoming (migrate-incoming on port 0 of the destination's address; the real port comes
+//   back in query-migrate) → storage (copy only: NBD export on the destination, drive-mirror from the
+//   source, wait until ready) → migrate (progress from MIGRATION events + query-migrate polling, optional
+//   postcopy switch) → complete (mirror cancelled = left consistent, exports stopped) → resume (cont on
+//   the destination) → cleanup (driver shuts the source down and re-points the handle).
+//
+// Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
+// and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
+import type { MigrationInfo, QmpEvent } from '../qmp/index.ts'
+import { MigrationError } from './errors.ts'
+import type {
+  DestinationSide,
+  MigrateOptions,
+  MigrationDriver,
+  MigrationParameters,
+  MigrationPhase,
+  MigrationProgress,
+  MigrationResult,
+  MigrationSide,
+} from './types.ts'
+
+const ACTIVE = new Set(['setup', 'active', 'postcopy-active', 'pre-switchover', 'device', 'wait-unplug', 'cancelling'])
+
+/** Stops a wait early: timeout, abort, lost destination or source. */
+class Interrupt extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'timeout' | 'aborted' | 'lost',
+  ) {
+    super(message)
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
+
+function validate(options: MigrateOptions<unknown>): void {
+  if (!options || typeof options !== 'object')
+    throw new TypeError('vm.migrate(options): options must be an object with `to`')
+  if (options.to === undefined || options.to === null)
+    throw new TypeError('vm.migrate(options): `to` (the destination host) is required')
+  if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout > 0)) {
+    throw new TypeError(
+      `vm.migrate(options): timeout must be a positive number of milliseconds, got ${String(options.timeout)}`,
+    )
+  }
+  if (options.storage !== undefined && options.storage !== 'shared' && options.storage !== 'copy') {
+    throw new TypeError(
+      `vm.migrate(options): storage must be 'shared' or 'copy', got ${JSON.stringify(options.storage)}`,
+    )
+  }
+  if (
+    options.postcopy !== undefined &&
+    typeof options.postcopy !== 'boolean' &&
+    !(typeof options.postcopy === 'number' && options.postcopy >= 0)
+  ) {
+    throw new TypeError(
+      'vm.migrate(options): postcopy must be true, false or a number of milliseconds of precopy before the switch',
+    )
+  }
+  for (const [name, on] of Object.entries(options.capabilities ?? {})) {
+    if (typeof on !== 'boolean') throw new TypeError(`vm.migrate(options): capabilities.${name} must be true or false`)
+  }
+  if (
+    options.parameters !== undefined &&
+    (typeof options.parameters !== 'object' || Array.isArray(options.parameters))
+  ) {
+    throw new TypeError('vm.migrate(options): parameters must be an object of migrate-set-parameters keys')
+  }
+}
+
+function progressOf(
+  info: MigrationInfo,
+  phase: MigrationPhase,
+  elapsedMs: number,
+  storage?: MigrationProgress['storage'],
+): MigrationProgress {
+  const ram = info.ram
+  return {
+    phase,
+    status: info.status ?? 'none',
+    elapsedMs,
+    transferredBytes: ram?.transferred ?? 0,
+    remainingBytes: ram?.remaining ?? 0,
+    totalBytes: ram?.total ?? 0,
+    dirtySyncCount: ram?.['dirty-sync-count'] ?? 0,
+    mbps: ram?.mbps ?? 0,
+    ...(storage ? { storage } : {}),
+  }
+}
+
+/**
+ * Migrates the VM behind `driver` to `options.to`. `vm` is what `during` and `after` receive.
+ */
+export async function runMigration<Host, V>(
+  driver: MigrationDriver<Host>,
+  options: MigrateOptions<Host, V>,
+  vm: V,
+): Promise<MigrationResult> {
+  validate(options as MigrateOptions<unknown>)
+  const started = performance.now()
+  const src = driver.source
+  const from = src.host
+  const to = driver.hostName(options.to)
+  const storage = options.storage ?? 'shared'
+  const interval = options.progressIntervalMs ?? 250
+  let phase: MigrationPhase = 'precheck'
+  let dest: DestinationSide | undefined
+  let last: MigrationProgress | undefined
+  let migrateIssued = false
+  let switchedToPostcopy = false
+  const mirrorJobs: string[] = []
+  let storageBytes = 0
+  const offs: (() => void)[] = []
+
+  // One place that ends every wait: timeout, caller's abort, a side going away.
+  const stop = new AbortController()
+  const stopped = new Promise<never>((_, reject) => {
+    stop.signal.addEventListener('abort', () => reject(stop.signal.reason), { once: true })
+  })
+  stopped.catch(() => {})
+  const timer = options.timeout
+    ? setTimeout(
+        () => stop.abort(new Interrupt(`did not complete within the timeout of ${options.timeout} ms`, 'timeout')),
+        options.timeout,
+      )
+    : undefined
+  const onAbort = () =>
+    stop.abort(new Interrupt(`cancelled: ${String(options.signal?.reason ?? 'aborted')}`, 'aborted'))
+  if (options.signal?.aborted) onAbort()
+  options.signal?.addEventListener('abort', onAbort, { once: true })
+  void src.lost.then(reason => stop.abort(new Interrupt(`the source QEMU on ${from} is gone: ${reason}`, 'lost')))
+  const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped])
+
+  let duringRun: Promise<unknown> | undefined
+  try {
+    await guard(driver.precheck(options.to))
+
+    phase = 'start-destination'
+    dest = await guard(driver.startDestination(options.to, { storage }))
+    const d = dest
+    void d.lost.then(reason => stop.abort(new Interrupt(`the destination QEMU on ${to} is gone: ${reason}`, 'lost')))
+
+    phase = 'configure'
+    const caps: Record<string, boolean> = { events: true }
+    if (options.postcopy) caps['postcopy-ram'] = true
+    Object.assign(caps, options.capabilities ?? {})
+    const capabilities = Object.entries(caps).map(([capability, state]) => ({ capability, state }))
+    await guard(
+      Promise.all([
+        src.execute('migrate-set-capabilities', { capabilities }),
+        d.execute('migrate-set-capabilities', { capabilities }),
+      ]),
+    )
+    const parameters: MigrationParameters = { ...(options.parameters ?? {}) }
+    if (Object.keys(parameters).length > 0) {
+      await guard(src.execute('migrate-set-parameters', parameters))
+      if (parameters['multifd-channels'] !== undefined) {
+        await guard(d.execute('migrate-set-parameters', { 'multifd-channels': parameters['multifd-channels'] }))
+      }
+    }
+
+    phase = 'incoming'
+    await guard(d.execute('migrate-incoming', { uri: `tcp:${hostPort(d.address, 0)}` }))
+    const incoming = (await guard(d.execute('query-migrate'))) as MigrationInfo & {
+      'socket-address'?: { port?: string }[]
+    }
+    const port = Number(incoming['socket-address']?.[0]?.port)
+    if (!port) throw new Error(`the destination did not report its incoming port: ${JSON.stringify(incoming)}`)
+
+    if (storage === 'copy') {
+      phase = 'storage'
+      await guard(startMirror(src, d, await guard(driver.freePort(options.to)), mirrorJobs))
+      await guard(
+        waitMirrorReady(src, mirrorJobs, interval, p =>
+          options.onProgress?.({ ...progressOf({}, 'storage', performance.now() - started), storage: p }),
+        ),
+      )
+    }
+
+    phase = 'migrate'
+    let wake: (() => void) | undefined
+    offs.push(
+      src.onEvent((ev: QmpEvent) => {
+        if (ev.event === 'MIGRATION') wake?.()
+      }),
+    )
+    if (options.during) {
+      duringRun = Promise.resolve().then(() => options.during?.(vm))
+      duringRun.catch(() => {})
+    }
+    const migrateAt = performance.now()
+    await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
+    migrateIssued = true
+    let info: MigrationInfo
+    for (;;) {
+      info = (await guard(src.execute('query-migrate'))) as MigrationInfo
+      last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
+      options.onProgress?.(last)
+      const status = info.status ?? 'none'
+      if (status === 'completed') break
+      if (status === 'failed' || status === 'cancelled' || status === 'none') {
+        throw Object.assign(
+          new Error(`QEMU reports migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`),
+          {
+            qemuError: info['error-desc'],
+          },
+        )
+      }
+      if (options.postcopy && !switchedToPostcopy && status === 'active') {
+        const due =
+          options.postcopy === true
+            ? (info.ram?.['dirty-sync-count'] ?? 0) >= 2
+            : performance.now() - migrateAt >= options.postcopy
+        if (due) {
+          phase = 'postcopy'
+          await guard(src.execute('migrate-start-postcopy'))
+          switchedToPostcopy = true
+          // The destination runs the guest from now on (it was started paused, so resume it explicitly).
+          await guard(resumeWhenLoaded(d, 'postcopy'))
+        }
+      }
+      await guard(
+        Promise.race([
+          sleep(interval),
+          new Promise<void>(r => {
+            wake = r
+          }),
+        ]),
+      )
+      wake = undefined
+    }
+
+    phase = 'complete'
+    if (mirrorJobs.length > 0) storageBytes = await guard(finishMirror(src, d, mirrorJobs))
+    phase = 'resume'
+    if (!switchedToPostcopy) await guard(resumeWhenLoaded(d, 'precopy'))
+    const final = (await guard(src.execute('query-migrate'))) as MigrationInfo
+    last = progressOf(final, 'complete', performance.now() - started)
+    const enabled = (
+      (await guard(src.execute('query-migrate-capabilities'))) as { capability: string; state: boolean }[]
+    )
+      .filter(c => c.state)
+      .map(c => c.capability)
+    const params = (await guard(src.execute('query-migrate-parameters'))) as MigrationParameters
+
+    phase = 'cleanup'
+    await driver.commit(d, options.to)
+    dest = undefined
+    const totalTimeMs = final['total-time'] ?? 0
+    const transferredBytes = final.ram?.transferred ?? 0
+    const result: MigrationResult = {
+      status: 'completed',
+      from,
+      to,
+      wallMs: Math.round(performance.now() - started),
+      totalTimeMs,
+      downtimeMs: final.downtime ?? 0,
+      setupTimeMs: final['setup-time'] ?? 0,
+      transferredBytes,
+      throughputMbps: totalTimeMs > 0 ? Math.round(((transferredBytes * 8) / 1e6 / (totalTimeMs / 1000)) * 10) / 10 : 0,
+      dirtySyncCount: final.ram?.['dirty-sync-count'] ?? 0,
+      postcopyRequests: final.ram?.['postcopy-requests'] ?? 0,
+      capabilities: enabled,
+      parameters: params,
+      postcopy: switchedToPostcopy,
+      storage,
+      storageBytes,
+      raw: final,
+    }
+    if (duringRun) await duringRun
+    if (options.after) await options.after(vm)
+    return result
+  } catch (err) {
+    if (err instanceof MigrationError) throw err
+    // An error from `during`/`after` after a completed migration is the caller's, not a migration failure.
+    if (phase === 'cleanup' && dest === undefined) throw err
+    const failure = await recover()
+    throw new MigrationError({
+      message: (err as Error).message,
+      phase,
+      from,
+      to,
+      qemuError: (err as { qemuError?: string }).qemuError ?? failure.qemuError ?? (err as { desc?: string }).desc,
+      lastStats: last,
+      sourceRunning: failure.sourceRunning,
+      cause: err,
+    })
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+    for (const off of offs) off()
+  }
+
+  /** Puts things back: cancel, source running, destination gone. Never throws. */
+  async function recover(): Promise<{ sourceRunning: boolean; qemuError?: string }> {
+    let qemuError: string | undefined
+    const quiet = <T>(p: Promise<T>) => p.catch(() => undefined)
+    if (migrateIssued && !switchedToPostcopy) {
+      await quiet(src.execute('migrate_cancel'))
+      for (let i = 0; i < 200; i++) {
+        const info = (await quiet(src.execute('query-migrate'))) as MigrationInfo | undefined
+        if (!info || !ACTIVE.has(info.status ?? 'none')) {
+          qemuError = info?.['error-desc']
+          break
+        }
+        await sleep(25)
+      }
+    }
+    for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
+    if (dest) {
+      await quiet(dest.destroy())
+      dest = undefined
+    }
+    let sourceRunning = false
+    if (!switchedToPostcopy) {
+      const status = (await quiet(src.execute('query-status'))) as { running: boolean; status: string } | undefined
+      if (
+        status &&
+        !status.running &&
+        (status.status === 'paused' || status.status === 'postmigrate' || status.status === 'finish-migrate')
+      ) {
+        await quiet(src.execute('cont'))
+      }
+      const after = (await quiet(src.execute('query-status'))) as { running: boolean } | undefined
+      sourceRunning = after?.running ?? false
+    }
+    return { sourceRunning, qemuError }
+  }
+}
+
+/** NBD export of every writable disk on the destination, drive-mirror into it from the source. */
+async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: number, jobs: string[]): Promise<void> {
+  type Block = { device: string; inserted?: { ro: boolean; 'node-name'?: string } }
+  const srcBlocks = ((await src.execute('query-block')) as Block[]).filter(b => b.inserted && !b.inserted.ro)
+  const destBlocks = (await dest.execute('query-block')) as Block[]
+  const drives =
+    dest.copyDrives ??
+    srcBlocks.map(b => {
+      const node = destBlocks.find(x => x.device === b.device)?.inserted?.['node-name']
+      if (!node) throw new Error(`storage copy: the destination has no drive ${b.device} to copy into`)
+      return { device: b.device, exportNode: node }
+    })
+  if (drives.length === 0) throw new Error("storage: 'copy' but the VM has no writable disk to copy")
+  // nbd-server-start takes the legacy (boxed) SocketAddress form.
+  await dest.execute('nbd-server-start', {
+    addr: { type: 'inet', data: { host: dest.address, port: String(nbdPort) } },
+  })
+  for (const drive of drives) {
+    await dest.execute('block-export-add', {
+      type: 'nbd',
+      id: `vt-mig-${drive.device}`,
+      'node-name': drive.exportNode,
+      name: drive.device,
+      writable: true,
+    })
+  }
+  for (const drive of drives) {
+    const job = `vt-mig-${drive.device}`
+    await src.execute('drive-mirror', {
+      'job-id': job,
+      device: drive.device,
+      target: `nbd:${hostPort(dest.address, nbdPort)}:exportname=${drive.device}`,
+      format: 'raw',
+      sync: 'full',
+      mode: 'existing',
+    })
+    jobs.push(job)
+  }
+}
+
+type JobInfo = { device: string; offset: number; len: number; ready: boolean; status: string; error?: string }
+
+async function mirrorProgress(src: MigrationSide, jobs: string[]): Promise<MigrationProgress['storage']> {
+  if (jobs.length === 0) return undefined
+  const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  return {
+    offset: list.reduce((n, j) => n + j.offset, 0),
+    len: list.reduce((n, j) => n + j.len, 0),
+    ready: list.length === jobs.length && list.every(j => j.ready),
+  }
+}
+
+async function waitMirrorReady(
+  src: MigrationSide,
+  jobs: string[],
+  interval: number,
+  report: (p: NonNullable<MigrationProgress['storage']>) => void,
+): Promise<void> {
+  for (;;) {
+    const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    if (list.length < jobs.length)
+      throw new Error(`a storage mirror job ended before it was ready (${jobs.join(', ')})`)
+    const p = {
+      offset: list.reduce((n, j) => n + j.offset, 0),
+      len: list.reduce((n, j) => n + j.len, 0),
+      ready: list.every(j => j.ready),
+    }
+    report(p)
+    if (p.ready) return
+    await sleep(Math.min(interval, 50))
+  }
+}
+
+/** After the switch-over (source paused): cancel the ready mirrors (which completes them without pivoting). */
+async function finishMirror(src: MigrationSide, dest: DestinationSide, jobs: string[]): Promise<number> {
+  const before = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  for (const job of jobs) await src.execute('block-job-cancel', { device: job })
+  for (let i = 0; ; i++) {
+    const left = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    if (left.length === 0) break
+    if (i > 2000) throw new Error(`storage mirror jobs did not finish: ${JSON.stringify(left)}`)
+    await sleep(5)
+  }
+  jobs.length = 0
+  await dest.execute('nbd-server-stop')
+  return before.reduce((n, j) => n + j.len, 0)
+}
+
+/** Waits until the destination finished loading (or entered postcopy), then resumes it if it is paused. */
+async function resumeWhenLoaded(dest: MigrationSide, mode: 'precopy' | 'postcopy'): Promise<void> {
+  for (let i = 0; ; i++) {
+    const s = (await dest.execute('query-status')) as { running: boolean; status: string }
+    if (s.running) return
+    if (s.status !== 'inmigrate') {
+      await dest.execute('cont')
+      return
+    }
+    if (i > 6000) throw new Error(`the destination stayed in ${s.status} after the ${mode} switch-over`)
+    await sleep(5)
+  }
+}

@@ -1,0 +1,64 @@
+// A MigrationDriver over raw local QEMU processes (localQemu.ts): "hosts" are names that all live on
+// 127.0.0.1. It lets the engine be tested, and benchmarked against a hand-written QMP sequence, without the
+// agents; the Vm handle's driver (src/migration/vmDriver.ts) is the same engine over the control plane.
+import type { DestinationSide, MigrationDriver, MigrationSide } from '../../../src/migration/types.ts'
+import { freeLoopbackPort, type LocalQemu, startLocalMemtest } from './localQemu.ts'
+
+export interface LocalVm {
+  host: string
+  qemu: LocalQemu
+}
+
+function side(host: string, qemu: LocalQemu): MigrationSide {
+  return {
+    host,
+    address: '127.0.0.1',
+    execute: (command, args, options) => qemu.qmp.execute(command, args, options),
+    onEvent: listener => qemu.qmp.onEvent(listener),
+    lost: Promise.race([qemu.exited.then(code => `qemu exited (${code})`), qemu.qmp.closed.then(reason => reason)]),
+  }
+}
+
+export interface LocalDriverOptions {
+  memoryMiB: number
+  /** Hosts that count as connected. */
+  hosts: string[]
+  extraArgs?: string[]
+  /** Called with every destination QEMU once started (fault tests kill it). */
+  onDestination?: (qemu: LocalQemu) => void
+}
+
+export function localDriver(vm: LocalVm, options: LocalDriverOptions): MigrationDriver<string> {
+  let pending: LocalQemu | undefined
+  return {
+    source: side(vm.host, vm.qemu),
+    hostName: h => h,
+    async precheck(to) {
+      if (to === vm.host) throw new Error(`the destination ${to} is the host the VM already runs on`)
+      if (!options.hosts.includes(to)) throw new Error(`unknown host ${to}; hosts: ${options.hosts.join(', ')}`)
+    },
+    async startDestination(to, { storage }) {
+      // Shared storage: the same file. Copy: a blank disk of the same size that the mirror fills.
+      const qemu = await startLocalMemtest({
+        name: `${to}-in`,
+        memoryMiB: options.memoryMiB,
+        incoming: true,
+        extraArgs: ['-S', ...(options.extraArgs ?? [])],
+        ...(storage === 'shared' ? { disk: vm.qemu.disk } : { blankDisk: true }),
+      })
+      pending = qemu
+      options.onDestination?.(qemu)
+      const s = side(to, qemu)
+      return { ...s, destroy: () => qemu.kill() } satisfies DestinationSide
+    },
+    freePort: () => freeLoopbackPort(),
+    async commit(_dest, to) {
+      const old = vm.qemu
+      vm.qemu = pending as LocalQemu
+      vm.host = to
+      pending = undefined
+      await old.qmp.quit().catch(() => {})
+      await old.kill()
+    },
+  }
+}
