@@ -113,29 +113,21 @@ export default class JUnitReporter implements Reporter {
 
   render(result: FullResult): string {
     const suites: XmlNode[] = []
-    let tests = 0
-    let failures = 0
-    let skipped = 0
     const visit = (s: Suite) => {
-      if (s.type === 'file') {
-        const node = this.fileSuite(s)
-        suites.push(node)
-        tests += Number(node.attributes!.tests)
-        failures += Number(node.attributes!.failures)
-        skipped += Number(node.attributes!.skipped)
-      } else s.suites.forEach(visit)
+      if (s.type === 'file') suites.push(this.fileSuite(s))
+      else s.suites.forEach(visit)
     }
     visit(this.suite)
-    const errorSuites = this.errorSuites()
-    suites.push(...errorSuites)
+    suites.push(...this.errorSuites())
+    const sum = (key: string) => suites.reduce((n, s) => n + Number(s.attributes![key]), 0)
     const root: XmlNode = {
       name: 'testsuites',
       attributes: {
         name: 'vt',
-        tests: tests + this.errors.length,
-        failures,
-        skipped,
-        errors: this.errors.length,
+        tests: sum('tests'),
+        failures: sum('failures'),
+        skipped: sum('skipped'),
+        errors: sum('errors'),
         time: seconds(result.duration),
       },
       children: suites,
