@@ -24,6 +24,8 @@ export interface LocalDriverOptions {
   /** Hosts that count as connected. */
   hosts: string[]
   extraArgs?: string[]
+  /** The VM has no disk (an idle guest). */
+  noDisk?: boolean
   /** Called with every destination QEMU once started (fault tests kill it). */
   onDestination?: (qemu: LocalQemu) => void
 }
@@ -44,7 +46,7 @@ export function localDriver(vm: LocalVm, options: LocalDriverOptions): Migration
         memoryMiB: options.memoryMiB,
         incoming: true,
         extraArgs: ['-S', ...(options.extraArgs ?? [])],
-        ...(storage === 'shared' ? { disk: vm.qemu.disk } : { blankDisk: true }),
+        ...(options.noDisk ? { noDisk: true } : storage === 'shared' ? { disk: vm.qemu.disk } : { blankDisk: true }),
       })
       pending = qemu
       options.onDestination?.(qemu)

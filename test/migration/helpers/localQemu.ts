@@ -36,13 +36,19 @@ export interface LocalQemuOptions {
   disk?: string
   /** With no `disk`: a private zero-filled disk of the memtest image's size (a storage-copy target). */
   blankDisk?: boolean
+  /** No disk at all: the firmware finds nothing to boot and the guest sits idle. */
+  noDisk?: boolean
+  /** The RAM range the memtest loop dirties (default: memtestRange of the memory size). */
+  range?: MemtestRange
 }
 
 export async function startLocalMemtest(options: LocalQemuOptions): Promise<LocalQemu> {
-  const range = memtestRange(options.memoryMiB * MiB)
+  const range = options.range ?? memtestRange(options.memoryMiB * MiB)
   const dir = await mkdtemp(join(tmpdir(), `vt-mig-${options.name}-`))
   const disk = options.disk ?? join(dir, 'memtest.raw')
-  if (options.blankDisk && !options.disk) await writeFile(disk, Buffer.alloc(MiB))
+  if (options.noDisk) {
+    // nothing to prepare
+  } else if (options.blankDisk && !options.disk) await writeFile(disk, Buffer.alloc(MiB))
   else if (!options.disk) await copyFile(await buildMemtestImage(range), disk)
   const qmpPath = join(dir, 'qmp.sock')
   const serialPath = join(dir, 'serial.log')
@@ -58,8 +64,7 @@ export async function startLocalMemtest(options: LocalQemuOptions): Promise<Loca
     `file:${serialPath}`,
     '-qmp',
     `unix:${qmpPath},server=on,wait=off`,
-    '-drive',
-    `file=${disk},format=raw,if=ide`,
+    ...(options.noDisk ? [] : ['-drive', `file=${disk},format=raw,if=ide`]),
     ...(options.incoming ? ['-incoming', 'defer'] : []),
     ...(options.extraArgs ?? []),
   ]
