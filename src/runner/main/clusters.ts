@@ -1,0 +1,48 @@
+// Project clusters: started lazily before a project's first test (only then is the embedded cluster module
+// imported), shared by all of the project's workers, stopped after its last test and always at the end of the
+// run (failure, Ctrl-C included).
+import type { ClusterConnectionInfo } from '../../cluster/config.ts'
+import type { StartedCluster } from '../../cluster/embedded.ts'
+import type { FullConfig, FullProject } from '../../config/types.ts'
+import type { ClusterProvider } from './dispatcher.ts'
+
+export class ClusterManager implements ClusterProvider {
+  private readonly started = new Map<string, Promise<StartedCluster>>()
+
+  constructor(private readonly config: FullConfig) {}
+
+  async infoFor(project: FullProject): Promise<ClusterConnectionInfo | undefined> {
+    if (!project.cluster) return undefined
+    let cluster = this.started.get(project.id)
+    if (!cluster) {
+      const spec = project.cluster
+      cluster = import('../../cluster/embedded.ts').then(m => m.startCluster(spec, { project, config: this.config }))
+      this.started.set(project.id, cluster)
+    }
+    return (await cluster).info
+  }
+
+  async stopFor(project: FullProject): Promise<void> {
+    const cluster = this.started.get(project.id)
+    if (!cluster) return
+    this.started.delete(project.id)
+    let started: StartedCluster
+    try {
+      started = await cluster
+    } catch {
+      return // it never started; the start error was reported
+    }
+    try {
+      await started.stop()
+    } catch (e: any) {
+      process.stderr.write(
+        `vt: stopping the cluster of project "${project.name || project.id}" failed: ${e?.message ?? e}\n`,
+      )
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    const ids = [...this.started.keys()]
+    await Promise.all(ids.map(id => this.stopFor(this.config.projects.find(p => p.id === id)!)))
+  }
+}
