@@ -261,7 +261,7 @@ test('the XML checker used above rejects malformed documents', () => {
     '<a>\u0001</a>',
     '<a>x & y</a>',
   ]) {
-    assert.throws(() => parseXml(bad), undefined, bad)
+    assert.throws(() => parseXml(bad), Error, bad)
   }
   assert.equal(parseXml('<a x="&lt;&#10;">t&amp;<b/></a>').attributes.x, '<\n')
 })
