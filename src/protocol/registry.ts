@@ -3,6 +3,7 @@
 import { exec } from './exec.ts'
 import { facts } from './facts.ts'
 import { files } from './files.ts'
+import { migration } from './migration.ts'
 import { session } from './session.ts'
 import { spawn } from './spawn.ts'
 
@@ -12,6 +13,7 @@ export const services = {
   files,
   spawn,
   session,
+  migration,
 } as const
 
 export type Services = typeof services
