@@ -1,0 +1,108 @@
+// Which accelerator works on this host. /dev/kvm existing is not enough (on our machines Linux guests hang
+// under KVM), so the answer comes from a probe boot of the tiny image under KVM with a deadline, cached per
+// machine boot and QEMU version in the cache dir so that only the first agent after a reboot pays for it.
+
+import { execFileSync } from 'node:child_process'
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { cacheDir, ensureDir } from '../../src/image/cache.ts'
+import { ensureImage } from '../../src/image/index.ts'
+import { vmSpec } from '../../src/protocol/vm.ts'
+import { Machine } from './machine.ts'
+
+export interface AccelProbe {
+  kvm: boolean
+  /** Why KVM is not usable (or how it was proven). */
+  reason: string
+  probedAt: number
+  bootId: string
+  qemu: string
+}
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return 'unknown'
+  }
+}
+
+function qemuVersion(): string {
+  try {
+    return execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0]
+  } catch {
+    return 'none'
+  }
+}
+
+let inflight: Promise<AccelProbe> | undefined
+
+/** The cached probe result, probing once if needed. */
+export function probeAccel(opts: { timeoutMs?: number; force?: boolean } = {}): Promise<AccelProbe> {
+  if (!inflight || opts.force) {
+    inflight = doProbe(opts.timeoutMs ?? 8000, opts.force ?? false)
+    inflight.catch(() => {
+      inflight = undefined
+    })
+  }
+  return inflight
+}
+
+async function doProbe(timeoutMs: number, force: boolean): Promise<AccelProbe> {
+  const file = join(ensureDir(cacheDir()), 'accel-probe.json')
+  const id = bootId()
+  const qemu = qemuVersion()
+  if (!force && existsSync(file)) {
+    try {
+      const cached = JSON.parse(readFileSync(file, 'utf8')) as AccelProbe
+      if (cached.bootId === id && cached.qemu === qemu) return cached
+    } catch {}
+  }
+  const result = (kvm: boolean, reason: string): AccelProbe => {
+    const r = { kvm, reason, probedAt: Date.now(), bootId: id, qemu }
+    writeFileSync(`${file}.${process.pid}`, JSON.stringify(r))
+    // rename is atomic: concurrent probers simply agree.
+    renameSync(`${file}.${process.pid}`, file)
+    return r
+  }
+  if (!existsSync('/dev/kvm')) return result(false, '/dev/kvm does not exist')
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK)
+  } catch {
+    return result(false, '/dev/kvm is not accessible to this user (add it to the kvm group)')
+  }
+  const image = await ensureImage('tiny')
+  const dir = mkdtempSync(join(tmpdir(), 'vt-kvm-probe-'))
+  try {
+    const spec = vmSpec.parse({ name: 'kvm-probe', memory: 128, readyTimeoutMs: timeoutMs })
+    const m = await Machine.start({
+      host: 'localhost',
+      dir,
+      spec,
+      accel: 'kvm',
+      memoryMiB: 128,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      append: `${image.append} panic=-1`,
+      disks: [],
+    })
+    const ms = Math.round(m.readyMs ?? 0)
+    await m.destroy()
+    return result(true, `a probe boot of the tiny guest under KVM was ready in ${ms} ms`)
+  } catch (err) {
+    const first = (err as Error).message.split('\n')[0]
+    return result(false, `a probe boot of the tiny guest under KVM failed: ${first}`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

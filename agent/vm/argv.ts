@@ -1,0 +1,110 @@
+// VmSpec (validated) + resolved files → the QEMU argv. No shell is involved anywhere: each value is one
+// argv element. Values that go inside QEMU's comma-separated option syntax have commas doubled.
+import { join } from 'node:path'
+import type { VmSpecParsed } from '../../src/protocol/vm.ts'
+
+export interface ResolvedDisk {
+  id: string
+  file: string
+  format: 'qcow2' | 'raw'
+  bus: 'virtio' | 'ide' | 'scsi'
+  readOnly: boolean
+  /** The base image when this is an overlay. */
+  overlayOf?: string
+}
+
+export interface ArgvInput {
+  spec: VmSpecParsed
+  accel: 'kvm' | 'tcg'
+  memoryMiB: number
+  dir: string
+  kernel?: string
+  initrd?: string
+  append?: string
+  disks: ResolvedDisk[]
+  /** Whether to add the vt.cmd / vt.ctl channel ports. */
+  channel: boolean
+}
+
+/** QEMU option values escape ',' as ',,'. */
+export function optValue(v: string): string {
+  return v.replace(/,/g, ',,')
+}
+
+export const paths = (dir: string) => ({
+  qmp: join(dir, 'qmp.sock'),
+  console: join(dir, 'console.sock'),
+  consoleLog: join(dir, 'console.log'),
+  cmd: join(dir, 'cmd.sock'),
+  ctl: join(dir, 'ctl.sock'),
+  stderr: join(dir, 'qemu.stderr'),
+})
+
+export function qemuArgv(input: ArgvInput): string[] {
+  const { spec, dir } = input
+  const p = paths(dir)
+  const cpus = spec.cpus ?? 1
+  const a: string[] = [
+    '-name',
+    `${optValue(`vt-${spec.name}`)},debug-threads=on`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-machine',
+    `${optValue(spec.machine ?? 'q35')},accel=${input.accel}`,
+    '-smp',
+    String(cpus),
+    '-m',
+    `${input.memoryMiB}M`,
+    '-qmp',
+    `unix:${optValue(p.qmp)},server=on,wait=off`,
+    '-chardev',
+    `socket,id=vtcon,path=${optValue(p.console)},server=on,wait=off,logfile=${optValue(p.consoleLog)}`,
+    '-serial',
+    'chardev:vtcon',
+  ]
+  if (input.accel === 'tcg' && cpus > 1) a.push('-accel', 'tcg,thread=multi')
+  if (spec.noReboot !== false) a.push('-no-reboot')
+  if (spec.paused) a.push('-S')
+  if (spec.incoming) a.push('-incoming', spec.incoming)
+  if (spec.firmware) a.push('-bios', spec.firmware)
+  if (input.kernel) {
+    a.push('-kernel', input.kernel)
+    if (input.initrd) a.push('-initrd', input.initrd)
+    if (input.append) a.push('-append', input.append)
+  }
+  const ports = [...(input.channel ? ['vt.cmd', 'vt.ctl'] : []), ...(spec.consoles ?? []).map(c => c.name)]
+  if (ports.length > 0) {
+    a.push('-device', 'virtio-serial-pci,id=vtser')
+    ports.forEach((name, i) => {
+      const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : join(dir, `console-${name}.sock`)
+      a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
+      a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}`)
+    })
+  }
+  let scsi = false
+  for (const d of input.disks) {
+    a.push(
+      '-blockdev',
+      `driver=file,node-name=${d.id}-file,filename=${optValue(d.file)}${d.readOnly ? ',read-only=on' : ''}`,
+      '-blockdev',
+      `driver=${d.format},node-name=${d.id},file=${d.id}-file${d.readOnly ? ',read-only=on' : ''}`,
+    )
+    if (d.bus === 'virtio') a.push('-device', `virtio-blk-pci,drive=${d.id},id=${d.id}-dev`)
+    else if (d.bus === 'ide') a.push('-device', `ide-hd,drive=${d.id},id=${d.id}-dev`)
+    else {
+      if (!scsi) a.push('-device', 'virtio-scsi-pci,id=vtscsi')
+      scsi = true
+      a.push('-device', `scsi-hd,drive=${d.id},id=${d.id}-dev,bus=vtscsi.0`)
+    }
+  }
+  ;(spec.nics ?? []).forEach((n, i) => {
+    const id = `net${i}`
+    if (n.mode === 'tap') a.push('-netdev', `tap,id=${id},ifname=${optValue(n.ifname ?? '')},script=no,downscript=no`)
+    else a.push('-netdev', `user,id=${id},restrict=on`)
+    a.push('-device', `virtio-net-pci,netdev=${id},id=${id}-dev${n.mac ? `,mac=${n.mac}` : ''}`)
+  })
+  a.push(...(spec.extraArgs ?? []))
+  return a
+}

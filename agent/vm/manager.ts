@@ -1,0 +1,267 @@
+// The VMs of one session on one host: validates a spec against the host (memory, accelerator, files),
+// prepares disks (qcow2 overlays on cached bases), starts a Machine, and records what it created through
+// the hooks so the session's reaper can remove it whatever happens to this process.
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { ensureImage } from '../../src/image/index.ts'
+import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
+import type { QmpEvent } from '../../src/qmp/types.ts'
+import { probeAccel } from './accel.ts'
+import type { ResolvedDisk } from './argv.ts'
+import { Machine, qemuImg, VmError } from './machine.ts'
+import { formatMiB, toMiB } from './size.ts'
+
+export interface VmHooks {
+  /** Records a resource for the reaper; returns its id. */
+  track?(
+    r: { kind: 'process'; pid: number; group: boolean; label: string } | { kind: 'path'; path: string; label: string },
+  ): Promise<string>
+  untrack?(id: string): Promise<void>
+  onConsole?(name: string, text: string): void
+  onState?(name: string, status: VmStatus, reason?: string): void
+  onQmpEvent?(name: string, ev: QmpEvent): void
+}
+
+export interface VmManagerOptions {
+  /** This host's name, used in every error. */
+  host: string
+  /** Where VM directories go (the session's dir). */
+  dir: string
+  /** Directories disk/kernel paths must be inside (besides the image cache). Empty: no restriction. */
+  roots?: string[]
+  /** The cluster's shared storage pool, for disks with pool 'shared'. */
+  sharedPool?: string
+  hooks?: VmHooks
+  /** Report image build progress (first use builds the tiny image). */
+  progress?: (message: string) => void
+}
+
+interface Entry {
+  machine: Machine
+  disks: VmInfo['disks']
+  consoles: Record<string, string>
+  tracked: string[]
+}
+
+export class VmManager {
+  private readonly vms = new Map<string, Entry>()
+  private readonly starting = new Set<string>()
+
+  constructor(private readonly opts: VmManagerOptions) {}
+
+  get host(): string {
+    return this.opts.host
+  }
+
+  /** Creates and starts a VM; resolves when it is ready. */
+  async create(input: VmSpec): Promise<VmInfo> {
+    const parsed = vmSpec.safeParse(input)
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map(i => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ')
+      throw new VmError(`invalid VM spec on host ${this.host}: ${issues}`, 'BAD_REQUEST')
+    }
+    const spec = parsed.data
+    const label = `VM ${spec.name} on host ${this.host}`
+    if (this.vms.has(spec.name) || this.starting.has(spec.name)) {
+      throw new VmError(`${label} already exists in this session: pick another name`, 'EXISTS')
+    }
+    this.starting.add(spec.name)
+    const tracked: string[] = []
+    const dir = join(this.opts.dir, 'vms', spec.name)
+    try {
+      const memoryMiB = toMiB(spec.memory, 256)
+      const totalMiB = hostMemoryMiB()
+      if (memoryMiB > totalMiB) {
+        throw new VmError(
+          `${label}: memory ${formatMiB(memoryMiB)} is more than the host has (${formatMiB(totalMiB)} in total); ` +
+            'ask for less with memory: "256M"',
+          'MEMORY',
+        )
+      }
+      const accel = await this.chooseAccel(spec, label)
+      rmSync(dir, { recursive: true, force: true })
+      mkdirSync(dir, { recursive: true })
+      if (this.opts.hooks?.track) tracked.push(await this.opts.hooks.track({ kind: 'path', path: dir, label }))
+
+      // What to boot: an image's kernel + initramfs (default tiny), an explicit kernel, or firmware + disks.
+      let kernel = spec.kernel && this.checkPath(spec.kernel, 'kernel', label)
+      let initrd = spec.initrd && this.checkPath(spec.initrd, 'initrd', label)
+      let append = spec.append
+      const bootsDisk = !spec.image && !spec.kernel && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image)
+      if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
+      if (!kernel && !bootsDisk && !spec.firmware) {
+        const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
+        kernel = image.kernel
+        initrd = image.initrd
+        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
+          .filter(Boolean)
+          .join(' ')
+      }
+      const disks = await this.prepareDisks(spec, dir, label)
+      const machine = await Machine.start({
+        host: this.host,
+        dir,
+        spec,
+        accel,
+        memoryMiB,
+        kernel,
+        initrd,
+        append,
+        disks,
+        onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
+        onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
+        onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
+        // Track the process as soon as it exists (before ready), so a crash now still reaps it.
+        onSpawn: async pid => {
+          if (this.opts.hooks?.track)
+            tracked.push(await this.opts.hooks.track({ kind: 'process', pid, group: true, label }))
+        },
+      })
+      const consoles: Record<string, string> = {}
+      for (const c of spec.consoles ?? []) consoles[c.name] = join(dir, `console-${c.name}.sock`)
+      const entry: Entry = {
+        machine,
+        consoles,
+        tracked,
+        disks: disks.map(d => ({
+          id: d.id,
+          file: d.file,
+          format: d.format,
+          ...(d.overlayOf ? { overlayOf: d.overlayOf } : {}),
+        })),
+      }
+      this.vms.set(spec.name, entry)
+      return machine.info(this.host, entry)
+    } catch (err) {
+      for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+      rmSync(dir, { recursive: true, force: true })
+      throw err
+    } finally {
+      this.starting.delete(spec.name)
+    }
+  }
+
+  get(name: string): Machine {
+    return this.entry(name).machine
+  }
+
+  info(name: string): VmInfo {
+    const e = this.entry(name)
+    return e.machine.info(this.host, e)
+  }
+
+  list(): VmInfo[] {
+    return [...this.vms.values()].map(e => e.machine.info(this.host, e))
+  }
+
+  async shutdown(name: string, timeoutMs?: number): Promise<VmInfo> {
+    const e = this.entry(name)
+    await e.machine.shutdown(timeoutMs)
+    return e.machine.info(this.host, e)
+  }
+
+  /** Kills the VM and removes its files. */
+  async destroy(name: string): Promise<void> {
+    const e = this.entry(name)
+    this.vms.delete(name)
+    await e.machine.destroy()
+    rmSync(e.machine.dir, { recursive: true, force: true })
+    for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+  }
+
+  async destroyAll(): Promise<void> {
+    await Promise.all([...this.vms.keys()].map(n => this.destroy(n).catch(() => {})))
+  }
+
+  private entry(name: string): Entry {
+    const e = this.vms.get(name)
+    if (!e) {
+      const known = [...this.vms.keys()]
+      throw new VmError(
+        `no VM ${JSON.stringify(name)} on host ${this.host} in this session` +
+          (known.length ? ` (VMs here: ${known.join(', ')})` : ' (none were created)'),
+        'ENOENT',
+      )
+    }
+    return e
+  }
+
+  private async chooseAccel(spec: VmSpecParsed, label: string): Promise<'kvm' | 'tcg'> {
+    const want = spec.accel ?? 'auto'
+    if (want === 'tcg') return 'tcg'
+    const probe = await probeAccel()
+    if (want === 'kvm' && !probe.kvm) {
+      throw new VmError(
+        `${label}: accel 'kvm' was requested but KVM does not work on host ${this.host}: ${probe.reason}. ` +
+          "Use accel: 'auto' (picks what works) or 'tcg'.",
+        'NO_KVM',
+      )
+    }
+    return probe.kvm ? 'kvm' : 'tcg'
+  }
+
+  private checkPath(path: string, what: string, label: string): string {
+    if (!existsSync(path)) throw new VmError(`${label}: ${what} ${path} does not exist`, 'ENOENT')
+    const roots = this.opts.roots ?? []
+    if (roots.length > 0) {
+      const real = realpathSync(path)
+      if (!roots.some(r => real === r || real.startsWith(r.endsWith('/') ? r : `${r}/`))) {
+        throw new VmError(
+          `${label}: ${what} ${path} is outside the agent's allowed roots (${roots.join(', ')})`,
+          'OUTSIDE_ROOTS',
+        )
+      }
+    }
+    return path
+  }
+
+  private async prepareDisks(spec: VmSpecParsed, dir: string, label: string): Promise<ResolvedDisk[]> {
+    const out: ResolvedDisk[] = []
+    for (const [i, d] of (spec.disks ?? []).entries()) {
+      const id = d.id ?? `disk${i}`
+      const bus = d.bus ?? 'virtio'
+      const readOnly = d.readOnly ?? false
+      if (d.image) {
+        const image = await ensureImage(d.image, { progress: this.opts.progress })
+        let poolDir = dir
+        if (d.pool === 'shared') {
+          if (!this.opts.sharedPool) {
+            throw new VmError(`${label}: disk ${id} asks for pool 'shared' but this cluster has no shared storage`)
+          }
+          poolDir = join(this.opts.sharedPool, 'overlays')
+          mkdirSync(poolDir, { recursive: true })
+        }
+        const file = join(poolDir, d.pool === 'shared' ? `${spec.name}-${id}.qcow2` : `${id}.qcow2`)
+        qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
+        if (d.pool === 'shared' && this.opts.hooks?.track)
+          await this.opts.hooks.track({ kind: 'path', path: file, label })
+        out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
+      } else if (d.size) {
+        const file = join(dir, `${id}.${d.format ?? 'qcow2'}`)
+        qemuImg(['create', '-q', '-f', d.format ?? 'qcow2', file, d.size])
+        out.push({ id, file, format: d.format ?? 'qcow2', bus, readOnly })
+      } else {
+        const file = this.checkPath(d.path as string, `disk ${id}`, label)
+        let format = d.format
+        if (!format) {
+          const info = JSON.parse(qemuImg(['info', '--output=json', file])) as { format: string }
+          format = info.format === 'qcow2' ? 'qcow2' : 'raw'
+        }
+        out.push({ id, file, format, bus, readOnly })
+      }
+    }
+    return out
+  }
+}
+
+function netArgs(spec: VmSpecParsed): string {
+  const nics = spec.nics ?? []
+  const ips = nics.map(n => n.ip).filter(Boolean)
+  const gw = nics.find(n => n.gateway)?.gateway
+  return [ips.length ? `vt.ip=${ips.join(',')}` : '', gw ? `vt.gw=${gw}` : ''].filter(Boolean).join(' ')
+}
+
+export function hostMemoryMiB(): number {
+  const m = /^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))
+  return m ? Math.floor(Number(m[1]) / 1024) : Number.POSITIVE_INFINITY
+}

@@ -1,0 +1,230 @@
+// The `vm` service: QEMU virtual machines on a host, each owned by a session and reaped with it.
+// A VmSpec says what to boot; the agent turns it into a QEMU command line (no shell), starts it, connects QMP,
+// captures the serial console, and talks to the tiny guest over its command channel for `exec`.
+import { z } from 'zod'
+import { absolutePath, bytes, call, defineService, envSchema, event } from './contract.ts'
+
+const vmName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-", starting with a letter or digit')
+
+/** '256M', '1G', '512' (MiB), or a number of MiB. */
+export const memorySize = z.union([
+  z
+    .number()
+    .int()
+    .min(16)
+    .max(16 * 1024 * 1024),
+  z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B?)?$/i, 'a size like "256M", "1G" or a number of MiB'),
+])
+
+export const diskSpec = z
+  .strictObject({
+    /** A named base image (e.g. 'tiny'): the VM gets a qcow2 overlay on it, the base is never modified. */
+    image: z.string().min(1).optional(),
+    /** An existing disk file used as is. */
+    path: absolutePath.optional(),
+    /** A new empty disk of this size (e.g. '1G'). */
+    size: z
+      .string()
+      .regex(/^\d+[KMGT]?$/i)
+      .optional(),
+    format: z.enum(['qcow2', 'raw']).optional(),
+    bus: z.enum(['virtio', 'ide', 'scsi']).optional(),
+    /** Where the overlay lives: the session's dir on this host, or the cluster's shared pool. */
+    pool: z.enum(['local', 'shared']).optional(),
+    readOnly: z.boolean().optional(),
+    /** QEMU drive id / node name (default disk0, disk1...). */
+    id: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_-]*$/)
+      .optional(),
+  })
+  .refine(d => [d.image, d.path, d.size].filter(x => x !== undefined).length === 1, {
+    message: 'a disk needs exactly one of "image", "path" or "size"',
+  })
+
+export const nicSpec = z.strictObject({
+  /** 'user': QEMU's user-mode network restricted to the host (no outside traffic); 'tap': an existing tap. */
+  mode: z.enum(['user', 'tap']).default('user'),
+  /** Tap interface name (mode 'tap'). */
+  ifname: z.string().min(1).max(15).optional(),
+  mac: z
+    .string()
+    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i)
+    .optional(),
+  /** Address the tiny guest configures on this NIC, e.g. '10.0.0.2/24'. */
+  ip: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/)
+    .optional(),
+  gateway: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.\d+$/)
+    .optional(),
+})
+
+export const vmSpec = z
+  .strictObject({
+    name: vmName,
+    /** Boot this image's kernel and initramfs (default 'tiny' unless kernel or disks-only boot is given). */
+    image: z.string().min(1).optional(),
+    machine: z.string().min(1).max(64).optional(),
+    accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
+    cpus: z.number().int().min(1).max(64).optional(),
+    memory: memorySize.optional(),
+    disks: z.array(diskSpec).max(16).optional(),
+    nics: z.array(nicSpec).max(8).optional(),
+    /** Extra virtio-console ports, each a unix socket in the VM's directory. */
+    consoles: z
+      .array(z.strictObject({ name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/) }))
+      .max(8)
+      .optional(),
+    kernel: absolutePath.optional(),
+    initrd: absolutePath.optional(),
+    /** Appended to the kernel command line. */
+    append: z.string().max(4096).optional(),
+    /** Firmware file for -bios (boot from disk). */
+    firmware: absolutePath.optional(),
+    /** Start with the CPUs stopped (resume later). */
+    paused: z.boolean().optional(),
+    /** Wait for a migration stream: 'defer' (then migrate-incoming over QMP) or a URI like 'tcp:0:4444'. */
+    incoming: z.string().min(1).optional(),
+    /** What "ready" means: the tiny guest's command channel, a console regex, or nothing. */
+    ready: z
+      .union([z.literal('channel'), z.literal('none'), z.strictObject({ console: z.string().min(1) })])
+      .optional(),
+    /** Milliseconds to wait for ready (default 60 s). */
+    readyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    /** Exit QEMU instead of rebooting the guest (default true). */
+    noReboot: z.boolean().optional(),
+    /** Extra QEMU arguments (escape hatch; no shell involved). */
+    extraArgs: z.array(z.string().max(4096)).max(200).optional(),
+  })
+  .refine(s => !(s.image && s.kernel), { message: 'give "image" or "kernel", not both' })
+  .refine(s => !(s.initrd && !s.kernel), { message: '"initrd" needs "kernel"' })
+
+export type VmSpec = z.input<typeof vmSpec>
+export type VmSpecParsed = z.output<typeof vmSpec>
+export type DiskSpec = z.input<typeof diskSpec>
+export type NicSpec = z.input<typeof nicSpec>
+
+export type VmStatus =
+  | 'starting'
+  | 'paused'
+  | 'running'
+  | 'inmigrate'
+  | 'postmigrate'
+  | 'shutdown'
+  | 'stopped'
+  | 'exited'
+
+export interface VmInfo {
+  name: string
+  host: string
+  pid: number
+  status: VmStatus
+  accel: 'kvm' | 'tcg'
+  memoryMiB: number
+  cpus: number
+  /** The VM's directory on the host: sockets, overlays, logs. */
+  dir: string
+  qmpSocket: string
+  consoleLog: string
+  /** Extra console sockets by name. */
+  consoles: Record<string, string>
+  disks: { id: string; file: string; format: string; overlayOf?: string }[]
+  /** QEMU argv (for reports and reproduction). */
+  argv: string[]
+  startedAt: number
+  /** Milliseconds from spawn to ready (undefined while not ready or for ready: 'none'). */
+  readyMs?: number
+  exitCode?: number | null
+  exitSignal?: string | null
+}
+
+export const guestExecRequest = z.strictObject({
+  /** Shell command run by the guest's /bin/sh (sourced in a subshell, cwd /root). */
+  command: z
+    .string()
+    .min(1)
+    .max(256 * 1024),
+  env: envSchema.optional(),
+  /** Milliseconds (default 60 s); the guest process tree is killed when it passes. */
+  timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+})
+
+export type GuestExecRequest = z.input<typeof guestExecRequest>
+
+export interface GuestExecResult {
+  stdout: Uint8Array
+  stderr: Uint8Array
+  exitCode: number
+  durationMs: number
+}
+
+export interface VmConsoleEvent {
+  name: string
+  data: string
+}
+
+export interface VmStateEvent {
+  name: string
+  status: VmStatus
+  /** Why, for exits: exit code / signal and the tail of QEMU's stderr. */
+  reason?: string
+}
+
+export interface VmQmpEvent {
+  name: string
+  event: string
+  data?: unknown
+  timestamp: { seconds: number; microseconds: number }
+}
+
+const name = vmName
+
+export const vm = defineService(
+  'vm',
+  {
+    /** Creates and starts a VM; resolves once it is ready (see `ready`). */
+    create: call(vmSpec).returns<VmInfo>(),
+    info: call(name).returns<VmInfo>(),
+    list: call().returns<VmInfo[]>(),
+    exec: call(name, guestExecRequest).returns<GuestExecResult>(),
+    pause: call(name).returns<void>(),
+    resume: call(name).returns<void>(),
+    /** ACPI powerdown, then kill after the timeout (default 10 s). Resolves when QEMU has exited. */
+    shutdown: call(
+      name,
+      z.strictObject({ timeoutMs: z.number().int().min(0).max(600_000).optional() }).optional(),
+    ).returns<VmInfo>(),
+    /** Kills QEMU now and removes the VM's files. */
+    destroy: call(name).returns<void>(),
+    /** Raw QMP pass-through. */
+    qmp: call(name, z.string().min(1).max(128), z.record(z.string(), z.unknown()).optional()).returns<unknown>(),
+    /** Waits for a QMP event (matching `data` fields when given). */
+    waitForQmpEvent: call(
+      name,
+      z.strictObject({
+        event: z.string().min(1),
+        data: z.record(z.string(), z.unknown()).optional(),
+        timeoutMs: z.number().int().min(0).max(3_600_000).optional(),
+        sinceStart: z.boolean().optional(),
+      }),
+    ).returns<VmQmpEvent>(),
+    /** Serial console text: the last `tailBytes` (default all, up to 4 MiB). */
+    console: call(name, z.strictObject({ tailBytes: z.number().int().min(0).optional() }).optional()).returns<string>(),
+    /** Writes bytes to the serial console (as if typed). */
+    consoleWrite: call(name, bytes).returns<void>(),
+    /** The QMP transcript as text. */
+    transcript: call(name).returns<string>(),
+  },
+  {
+    console: event<VmConsoleEvent>(),
+    state: event<VmStateEvent>(),
+    qmp: event<VmQmpEvent>(),
+  },
+)
