@@ -6,6 +6,7 @@ import { files } from './files.ts'
 import { migration } from './migration.ts'
 import { session } from './session.ts'
 import { spawn } from './spawn.ts'
+import { vm } from './vm.ts'
 
 export const services = {
   facts,
@@ -14,6 +15,7 @@ export const services = {
   spawn,
   session,
   migration,
+  vm,
 } as const
 
 export type Services = typeof services

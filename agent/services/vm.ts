@@ -1,0 +1,96 @@
+// The `vm` service (contract: src/protocol/vm.ts): a VmManager per session, whose QEMU processes and
+// directories are recorded with the session so its reaper removes them, whatever happens to this agent.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { cacheDir } from '../../src/image/cache.ts'
+import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
+import type { VmQmpEvent } from '../../src/protocol/vm.ts'
+import { implement } from '../service.ts'
+import { type AccelProbe, probeAccel } from '../vm/accel.ts'
+import { VmManager } from '../vm/manager.ts'
+
+function cachedProbe(): AccelProbe | undefined {
+  const file = join(cacheDir(), 'accel-probe.json')
+  if (!existsSync(file)) return undefined
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as AccelProbe
+  } catch {
+    return undefined
+  }
+}
+
+function matches(data: unknown, want: Record<string, unknown> | undefined): boolean {
+  if (!want) return true
+  const d = (data ?? {}) as Record<string, unknown>
+  return Object.entries(want).every(([k, v]) => JSON.stringify(d[k]) === JSON.stringify(v))
+}
+
+export const vmService = implement('vm', agent => {
+  let probe: AccelProbe | undefined = cachedProbe()
+  // Decide the accelerator in the background (cached per machine boot): the first 'auto' VM needs it.
+  probeAccel()
+    .then(p => {
+      probe = p
+      agent.log.info('accelerator probe', { kvm: p.kvm, reason: p.reason })
+    })
+    .catch(err => agent.log.warn('accelerator probe failed', { error: (err as Error).message }))
+  agent.addFacts(() => {
+    if (!probe) return {}
+    return {
+      accelerators: probe.kvm ? ['kvm', 'tcg'] : ['tcg'],
+      extra: { vm: { kvm: probe.kvm, kvmReason: probe.reason } },
+    } as Record<string, unknown>
+  })
+
+  return session => {
+    const mgr = new VmManager({
+      host: agent.name,
+      dir: session.dir,
+      // Disks, kernels and firmware must come from the allowed roots or the image cache.
+      roots: [...agent.roots, agent.stateDir, cacheDir()],
+      progress: message => session.log.info(`image: ${message}`),
+      hooks: {
+        track: r => session.track(r),
+        untrack: id => session.untrack(id),
+        onConsole: (name, data) => session.emit('console', { name, data }),
+        onState: (name, status, reason) => session.emit('state', { name, status, ...(reason ? { reason } : {}) }),
+        onQmpEvent: (name, ev) =>
+          session.emit('qmp', { name, event: ev.event, data: ev.data, timestamp: ev.timestamp }),
+      },
+    })
+    session.onClose(() => mgr.destroyAll())
+
+    return {
+      create: spec => mgr.create(spec),
+      info: name => mgr.info(name),
+      list: () => mgr.list(),
+      async exec(name, req) {
+        const r = await mgr.get(name).exec(req.command, { env: req.env, timeoutMs: req.timeoutMs })
+        return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, durationMs: r.durationMs }
+      },
+      pause: name => mgr.get(name).pause(),
+      resume: name => mgr.get(name).resume(),
+      shutdown: (name, opts) => mgr.shutdown(name, opts?.timeoutMs),
+      destroy: name => mgr.destroy(name),
+      qmp: (name, command, args) => mgr.get(name).requireQmp().execute(command, args),
+      async waitForQmpEvent(name, { event, data, timeoutMs, sinceStart }) {
+        const ev = await mgr
+          .get(name)
+          .requireQmp()
+          .waitForEvent(event, {
+            predicate: d => matches(d, data),
+            timeout: timeoutMs ?? 30_000,
+            ...(sinceStart ? { since: 0 } : {}),
+          })
+        return { name, event: ev.event, data: ev.data, timestamp: ev.timestamp } satisfies VmQmpEvent
+      },
+      console: (name, opts) => mgr.get(name).console.text(opts?.tailBytes ?? 4 * 1024 * 1024),
+      async consoleWrite(name, data) {
+        const m = mgr.get(name)
+        if (!m.alive) throw new VtError(ErrorNames.badRequest, `${m.label}: ${m.exitReason()}`)
+        m.console.write(data)
+      },
+      transcript: name => mgr.get(name).transcript(),
+    }
+  }
+})
