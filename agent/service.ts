@@ -26,9 +26,13 @@ export interface AgentContext {
   /** Directories the files service may touch (real paths). */
   roots: string[]
   labels: Record<string, string>
+  /** Capacity offered to reservations when set (else the machine's memory and cores). */
+  capacity: { memoryBytes?: number; cpus?: number }
   log: Logger
   /** Registers how to reap resources of a custom kind ('netns', 'vm', ...). */
   registerReaper(kind: string, reaper: Reaper): void
+  /** The host's facts now (static ones cached, memory and disk fresh). */
+  facts(): Promise<HostFacts>
   /** Contributes facts; called for the handshake and for `facts.get`. */
   addFacts(provider: () => Promise<Partial<HostFacts>> | Partial<HostFacts>): void
   /** Sends bytes on a binary stream of the current connection of a session (see files.read). */

@@ -52,7 +52,9 @@ export const clusterConfigSchema = z.strictObject({
   isolation: z.enum(['auto', 'netns', 'none']).optional(),
   labels: z.array(z.record(z.string(), z.string())).optional(),
   token: tokenSchema.optional(),
-  tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
+  tls: z
+    .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+    .optional(),
   leaseSeconds: z.number().positive().optional(),
   storage: z
     .strictObject({

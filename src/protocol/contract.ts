@@ -81,7 +81,10 @@ export function methodName(service: string, fn: string): string {
 // ---------- shared schemas ----------
 
 /** Bytes: a Uint8Array on both sides (the wire encodes it; see wire.ts), or a string taken as UTF-8. */
-export const bytes = z.union([z.instanceof(Uint8Array), z.string()])
+export const bytes = z.union([
+  z.custom<Uint8Array>(v => v instanceof Uint8Array, { message: 'expected bytes or a string' }),
+  z.string(),
+])
 export const envSchema = z.record(z.string(), z.string())
 export const absolutePath = z
   .string()

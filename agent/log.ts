@@ -1,0 +1,42 @@
+// The agent's log: one line per event, `ISO-time LEVEL message key=value ...`, to stderr and to
+// <state-dir>/agent.log. Lines start with the timestamp so that a time window can be cut out (session.log).
+import { appendFileSync } from 'node:fs'
+import type { Logger } from './service.ts'
+
+export function createLogger(file: string | undefined, options: { quiet?: boolean; prefix?: string } = {}): Logger {
+  const write = (level: string, message: string, fields?: Record<string, unknown>) => {
+    let line = `${new Date().toISOString()} ${level} ${options.prefix ? `${options.prefix} ` : ''}${message}`
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) {
+        if (v === undefined) continue
+        const s = typeof v === 'string' ? v : JSON.stringify(v)
+        line += ` ${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`
+      }
+    }
+    line = `${line.replace(/\n/g, '\\n')}\n`
+    if (!options.quiet) process.stderr.write(line)
+    if (file) {
+      try {
+        appendFileSync(file, line)
+      } catch {
+        // The log must never take the agent down (disk full, state dir removed under us).
+      }
+    }
+  }
+  return {
+    info: (m, f) => write('INFO', m, f),
+    warn: (m, f) => write('WARN', m, f),
+    error: (m, f) => write('ERROR', m, f),
+  }
+}
+
+/** Lines of a log whose timestamps fall in [since, until]; continuation-free since every line has one. */
+export function sliceLog(text: string, sinceMs = 0, untilMs = Number.POSITIVE_INFINITY): string {
+  const out: string[] = []
+  for (const line of text.split('\n')) {
+    if (!line) continue
+    const t = Date.parse(line.slice(0, 24))
+    if (Number.isNaN(t) || (t >= sinceMs && t <= untilMs)) out.push(line)
+  }
+  return out.length ? `${out.join('\n')}\n` : ''
+}

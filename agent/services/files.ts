@@ -1,0 +1,289 @@
+// files: stat, list, mkdir, remove, small reads and writes, and streamed transfers, all confined to the
+// agent's allowed roots (agent/roots.ts). Writes go to a temporary file next to the target and are renamed
+// into place, so a reader never sees half a file and a write through a final symlink replaces the link.
+import { randomBytes } from 'node:crypto'
+import { closeSync, constants, openSync, writeSync } from 'node:fs'
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
+import type { FileStat } from '../../src/protocol/files.ts'
+import { STREAM_CHUNK_BYTES } from '../../src/protocol/wire.ts'
+import { Roots } from '../roots.ts'
+import { implement } from '../service.ts'
+
+function kindOf(s: import('node:fs').Stats): FileStat['type'] {
+  if (s.isFile()) return 'file'
+  if (s.isDirectory()) return 'directory'
+  if (s.isSymbolicLink()) return 'symlink'
+  return 'other'
+}
+
+function toStat(path: string, s: import('node:fs').Stats): FileStat {
+  return { path, type: kindOf(s), size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtimeMs }
+}
+
+function notFound(path: string): VtError {
+  return new VtError(ErrorNames.notFound, `no such file or directory: ${path}`, { code: 'ENOENT' })
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+interface OpenWrite {
+  fd: number
+  tmp: string
+  target: string
+  mode?: number
+  keep: boolean
+  existed: boolean
+  tmpRecord: string
+  error?: Error
+  size: number
+  unsubscribe: () => void
+}
+
+export const filesService = implement('files', agent => {
+  const roots = new Roots(agent.roots)
+
+  return session => {
+    const writes = new Map<number, OpenWrite>()
+
+    /** Creates missing parents (inside the roots); records the topmost one created unless `keep`. */
+    const makeParents = async (dir: string, keep: boolean) => {
+      const created = await mkdir(dir, { recursive: true })
+      if (created && !keep) await session.track({ kind: 'path', path: created, label: 'mkdir' })
+    }
+
+    const tempFor = (target: string) =>
+      join(dirname(target), `.${basename(target)}.vt-${randomBytes(6).toString('hex')}`)
+
+    const finish = async (w: OpenWrite): Promise<FileStat> => {
+      if (w.mode !== undefined) await chmod(w.tmp, w.mode)
+      await rename(w.tmp, w.target)
+      await session.untrack(w.tmpRecord)
+      if (!w.keep && !w.existed) await session.track({ kind: 'path', path: w.target, label: 'file' })
+      return toStat(w.target, await stat(w.target))
+    }
+
+    session.onClose(() => {
+      for (const w of writes.values()) {
+        w.unsubscribe()
+        try {
+          closeSync(w.fd)
+        } catch {}
+      }
+      writes.clear()
+    })
+
+    return {
+      async stat(path) {
+        const real = await roots.resolve(path)
+        try {
+          return toStat(path, await stat(real))
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
+          throw e
+        }
+      },
+
+      async list(path) {
+        const real = await roots.resolve(path)
+        let names: string[]
+        try {
+          names = await readdir(real)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
+          throw e
+        }
+        const out: FileStat[] = []
+        for (const name of names.sort()) {
+          try {
+            out.push(toStat(join(path, name), await lstat(join(real, name))))
+          } catch {
+            // removed while listing
+          }
+        }
+        return out
+      },
+
+      async mkdir(path, options) {
+        const real = await roots.resolve(path)
+        const created = await mkdir(real, { recursive: true, mode: options?.mode })
+        if (created && !options?.keep) await session.track({ kind: 'path', path: created, label: 'mkdir' })
+      },
+
+      async remove(path, options) {
+        const entry = await roots.resolveEntry(path)
+        if (roots.isRoot(entry)) {
+          throw new VtError(ErrorNames.badRequest, `refusing to remove the allowed root ${path} itself`, {
+            code: 'BAD_REQUEST',
+          })
+        }
+        if (!(await exists(entry))) return false
+        await rm(entry, { recursive: options?.recursive ?? false, force: true })
+        return true
+      },
+
+      async write(path, data, options) {
+        const target = await roots.resolveEntry(path)
+        await roots.resolve(path) // a final symlink must not point outside either
+        if (options?.mkdirs) await makeParents(dirname(target), options.keep ?? false)
+        const existed = await exists(target)
+        const tmp = tempFor(target)
+        const tmpRecord = await session.track({ kind: 'path', path: tmp, label: 'upload' })
+        const handle = await open(
+          tmp,
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          0o644,
+        )
+        try {
+          await handle.writeFile(typeof data === 'string' ? data : Buffer.from(data))
+        } finally {
+          await handle.close()
+        }
+        return finish({
+          fd: -1,
+          tmp,
+          target,
+          mode: options?.mode,
+          keep: options?.keep ?? false,
+          existed,
+          tmpRecord,
+          size: 0,
+          unsubscribe() {},
+        })
+      },
+
+      async readSmall(path, options) {
+        const real = await roots.resolve(path)
+        const max = options?.maxBytes ?? 16 * 1024 * 1024
+        let handle: import('node:fs/promises').FileHandle
+        try {
+          handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
+          throw e
+        }
+        try {
+          const s = await handle.stat()
+          if (s.size > max) {
+            throw new VtError(
+              ErrorNames.badRequest,
+              `${path} has ${s.size} bytes, more than maxBytes ${max}: use get()`,
+              {
+                code: 'TOO_LARGE',
+              },
+            )
+          }
+          return await handle.readFile()
+        } finally {
+          await handle.close()
+        }
+      },
+
+      async openWrite(path, options) {
+        if (writes.has(options.stream)) {
+          throw new VtError(ErrorNames.badRequest, `stream ${options.stream} is already open`, { code: 'BAD_REQUEST' })
+        }
+        const target = await roots.resolveEntry(path)
+        await roots.resolve(path)
+        if (options.mkdirs) await makeParents(dirname(target), options.keep ?? false)
+        const existed = await exists(target)
+        const tmp = tempFor(target)
+        const tmpRecord = await session.track({ kind: 'path', path: tmp, label: 'upload' })
+        const fd = openSync(
+          tmp,
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          0o644,
+        )
+        const w: OpenWrite = {
+          fd,
+          tmp,
+          target,
+          mode: options.mode,
+          keep: options.keep ?? false,
+          existed,
+          tmpRecord,
+          size: 0,
+          unsubscribe: () => {},
+        }
+        // Synchronous writes: a slow disk pushes back on the socket instead of piling chunks up in memory.
+        w.unsubscribe = agent.onStream(session.id, options.stream, chunk => {
+          if (w.error) return
+          try {
+            let off = 0
+            while (off < chunk.length) off += writeSync(fd, chunk, off)
+            w.size += chunk.length
+          } catch (e) {
+            w.error = e as Error
+          }
+        })
+        writes.set(options.stream, w)
+      },
+
+      async commit(stream) {
+        const w = writes.get(stream)
+        if (!w) throw new VtError(ErrorNames.badRequest, `stream ${stream} is not open`, { code: 'BAD_REQUEST' })
+        writes.delete(stream)
+        w.unsubscribe()
+        try {
+          if (w.error) throw w.error
+        } catch (e) {
+          closeSync(w.fd)
+          await rm(w.tmp, { force: true })
+          await session.untrack(w.tmpRecord)
+          throw e
+        }
+        closeSync(w.fd)
+        return finish(w)
+      },
+
+      async abort(stream) {
+        const w = writes.get(stream)
+        if (!w) return
+        writes.delete(stream)
+        w.unsubscribe()
+        closeSync(w.fd)
+        await rm(w.tmp, { force: true })
+        await session.untrack(w.tmpRecord)
+      },
+
+      async read(path, options) {
+        const real = await roots.resolve(path)
+        let handle: import('node:fs/promises').FileHandle
+        try {
+          handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
+          throw e
+        }
+        try {
+          const s = await handle.stat()
+          if (!s.isFile())
+            throw new VtError(ErrorNames.badRequest, `${path} is not a regular file`, { code: 'BAD_REQUEST' })
+          let size = 0
+          // Read the next chunk while the previous one is being sent.
+          let pending: Promise<void> = Promise.resolve()
+          for (;;) {
+            const buf = Buffer.allocUnsafe(STREAM_CHUNK_BYTES)
+            const { bytesRead } = await handle.read(buf, 0, buf.length, size)
+            if (bytesRead === 0) break
+            size += bytesRead
+            await pending
+            pending = agent.sendStream(session.id, options.stream, buf.subarray(0, bytesRead))
+          }
+          await pending
+          return { size }
+        } finally {
+          await handle.close()
+        }
+      },
+    }
+  }
+})

@@ -1,0 +1,21 @@
+// Every service implementation, by name. Adding a service: one line here (and one in
+// src/protocol/registry.ts). tsc fails when a service of the registry has no implementation here.
+import type { ServiceName } from '../../src/protocol/registry.ts'
+import type { ServiceModule } from '../service.ts'
+import { execService } from './exec.ts'
+import { factsService } from './facts.ts'
+import { filesService } from './files.ts'
+import { migrationService } from './migration.ts'
+import { sessionService } from './session.ts'
+import { spawnService } from './spawn.ts'
+import { vmService } from './vm.ts'
+
+export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
+  facts: factsService,
+  exec: execService,
+  files: filesService,
+  spawn: spawnService,
+  session: sessionService,
+  migration: migrationService,
+  vm: vmService,
+}

@@ -1,0 +1,252 @@
+// Sessions and leases. A session is what one controller connection creates; it outlives a broken link for
+// its lease so that the controller can reconnect and resume it. Everything it creates is recorded in
+// <state-dir>/sessions/<id>.json before the creating call returns, and reaped when the lease expires, when
+// the controller closes the session, when the agent stops, or at the next start after the agent crashed.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { killTree, startTimeOf, waitGone } from './proc.ts'
+import type { Logger, Reaper, ResourceRecord, ResourceSpec, SessionContext } from './service.ts'
+
+/** Where a service's session object keeps the agent's Session (for the built-in session service). */
+export const SESSION = Symbol('vt.session')
+
+export function internalSession(ctx: SessionContext): Session {
+  const s = (ctx as unknown as { [SESSION]?: Session })[SESSION]
+  if (!s) throw new Error('not a session created by the agent')
+  return s
+}
+
+export interface SessionFile {
+  id: string
+  createdAt: number
+  agentPid: number
+  records: ResourceRecord[]
+}
+
+export class Session implements SessionContext {
+  readonly id: string
+  readonly secret: string
+  readonly dir: string
+  readonly leaseMs: number
+  readonly signal: AbortSignal
+  readonly createdAt = Date.now()
+  lastSeen = Date.now()
+  closed = false
+  /** The current connection, when attached. */
+  connection?: SessionConnection
+  readonly records = new Map<string, ResourceRecord>()
+  private readonly abort = new AbortController()
+  private readonly closeFns: (() => Promise<void> | void)[] = []
+  private nextResource = 1
+  private writing: Promise<void> = Promise.resolve()
+
+  constructor(
+    private readonly store: SessionStore,
+    readonly log: Logger,
+    leaseMs: number,
+  ) {
+    this.id = randomBytes(9).toString('base64url')
+    this.secret = randomBytes(24).toString('base64url')
+    this.leaseMs = leaseMs
+    this.dir = join(store.sessionsDir, this.id)
+    this.signal = this.abort.signal
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 })
+    this.persistSync()
+  }
+
+  touch(): void {
+    this.lastSeen = Date.now()
+  }
+
+  remainingMs(now = Date.now()): number {
+    return Math.max(0, this.lastSeen + this.leaseMs - now)
+  }
+
+  async track(resource: ResourceSpec): Promise<string> {
+    if (this.closed) throw new Error(`session ${this.id} is closed`)
+    const id = `r${this.nextResource++}`
+    const record = { ...resource, id, createdAt: Date.now() } as ResourceRecord
+    if (record.kind === 'process') {
+      const r = record as Extract<ResourceRecord, { kind: 'process' }>
+      r.startTime ??= startTimeOf(r.pid)
+    }
+    this.records.set(id, record)
+    await this.persist()
+    return id
+  }
+
+  async untrack(id: string, options: { reap?: boolean } = {}): Promise<void> {
+    const record = this.records.get(id)
+    if (!record) return
+    if (options.reap) await this.store.reapRecord(record)
+    this.records.delete(id)
+    if (!this.closed) await this.persist()
+  }
+
+  onClose(fn: () => Promise<void> | void): void {
+    this.closeFns.push(fn)
+  }
+
+  /** Ends the session: aborts its work, runs close hooks, reaps every record in reverse order. */
+  async close(reason: string, options: { keepConnection?: boolean } = {}): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.log.info('session closing', { session: this.id, reason, resources: this.records.size })
+    this.abort.abort(new Error(`session ${this.id} ended: ${reason}`))
+    if (!options.keepConnection) this.connection?.close(reason)
+    for (const fn of this.closeFns.reverse()) {
+      try {
+        await fn()
+      } catch (e) {
+        this.log.warn('session close hook failed', { session: this.id, error: String(e) })
+      }
+    }
+    await this.store.reapAll([...this.records.values()])
+    this.records.clear()
+    await this.writing
+    await rm(this.dir, { recursive: true, force: true })
+    rmSync(this.file, { force: true })
+    this.store.forget(this)
+  }
+
+  get file(): string {
+    return join(this.store.sessionsDir, `${this.id}.json`)
+  }
+
+  private snapshot(): string {
+    const data: SessionFile = {
+      id: this.id,
+      createdAt: this.createdAt,
+      agentPid: process.pid,
+      records: [...this.records.values()],
+    }
+    return JSON.stringify(data)
+  }
+
+  private persistSync(): void {
+    writeFileSync(`${this.file}.tmp`, this.snapshot())
+    renameSync(`${this.file}.tmp`, this.file)
+  }
+
+  /** Writes are serialized; each writes the latest snapshot atomically (tmp + rename). */
+  private persist(): Promise<void> {
+    this.writing = this.writing.then(() => {
+      if (!this.closed) this.persistSync()
+    })
+    return this.writing
+  }
+}
+
+/** What a session needs from the connection it is attached to. */
+export interface SessionConnection {
+  close(reason: string): void
+}
+
+export class SessionStore {
+  readonly sessionsDir: string
+  readonly sessions = new Map<string, Session>()
+  private readonly reapers = new Map<string, Reaper>()
+  private timer?: NodeJS.Timeout
+
+  constructor(
+    readonly stateDir: string,
+    private readonly log: Logger,
+  ) {
+    this.sessionsDir = join(stateDir, 'sessions')
+    mkdirSync(this.sessionsDir, { recursive: true, mode: 0o700 })
+    this.reapers.set('process', async record => {
+      const r = record as Extract<ResourceRecord, { kind: 'process' }>
+      const pids = [r.pid]
+      const n = killTree(r.pid, r.startTime, r.group ?? false)
+      if (n > 0) {
+        this.log.info('reaped process', { pid: r.pid, label: r.label, signalled: n })
+        await waitGone(pids, 2000)
+      }
+    })
+    this.reapers.set('path', async record => {
+      const r = record as Extract<ResourceRecord, { kind: 'path' }>
+      await rm(r.path, { recursive: true, force: true })
+      this.log.info('reaped path', { path: r.path, label: r.label })
+    })
+  }
+
+  registerReaper(kind: string, reaper: Reaper): void {
+    this.reapers.set(kind, reaper)
+  }
+
+  create(leaseMs: number): Session {
+    const s = new Session(this, this.log, leaseMs)
+    this.sessions.set(s.id, s)
+    return s
+  }
+
+  forget(s: Session): void {
+    this.sessions.delete(s.id)
+  }
+
+  /** Starts the lease clock: sessions silent for longer than their lease are closed and reaped. */
+  startLeaseClock(intervalMs = 200): void {
+    this.timer = setInterval(() => {
+      const now = Date.now()
+      for (const s of this.sessions.values()) {
+        if (!s.closed && s.remainingMs(now) === 0) void s.close('lease expired')
+      }
+    }, intervalMs)
+    this.timer.unref()
+  }
+
+  async reapRecord(record: ResourceRecord): Promise<void> {
+    const reaper = this.reapers.get(record.kind)
+    if (!reaper) {
+      this.log.warn('no reaper for resource kind; left in place', { kind: record.kind, id: record.id })
+      return
+    }
+    try {
+      await reaper(record, this.log)
+    } catch (e) {
+      this.log.warn('reaping failed', { kind: record.kind, id: record.id, error: String(e) })
+    }
+  }
+
+  /** Reaps in reverse creation order: later resources may depend on earlier ones (a VM on its overlay). */
+  async reapAll(records: ResourceRecord[]): Promise<void> {
+    for (const record of [...records].reverse()) await this.reapRecord(record)
+  }
+
+  /** Reaps what a previous agent run left in the state dir (it crashed, or was killed). */
+  async reapLeftovers(): Promise<number> {
+    let count = 0
+    for (const name of readdirSync(this.sessionsDir)) {
+      const path = join(this.sessionsDir, name)
+      if (name.endsWith('.json.tmp')) {
+        rmSync(path, { force: true })
+        continue
+      }
+      if (!name.endsWith('.json')) continue
+      let data: SessionFile | undefined
+      try {
+        data = JSON.parse(readFileSync(path, 'utf8')) as SessionFile
+      } catch (e) {
+        this.log.warn('unreadable session record; removed', { file: path, error: String(e) })
+      }
+      if (data && Array.isArray(data.records)) {
+        this.log.info('reaping leftovers of a previous run', { session: data.id, resources: data.records.length })
+        await this.reapAll(data.records)
+        count += data.records.length
+      }
+      rmSync(path, { force: true })
+      rmSync(path.slice(0, -'.json'.length), { recursive: true, force: true })
+    }
+    // Session directories whose record is gone.
+    for (const name of readdirSync(this.sessionsDir))
+      rmSync(join(this.sessionsDir, name), { recursive: true, force: true })
+    return count
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    await Promise.all([...this.sessions.values()].map(s => s.close(reason)))
+  }
+}

@@ -1,0 +1,175 @@
+// A connected cluster: one session per host, `host(name)`, and `select()` which books capacity on a host that
+// fits. Bookings are kept by each host's agent, so parallel worker processes never overbook a host.
+import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
+import type { Reservation as ReservationData } from '../protocol/session.ts'
+import { AgentClient } from './client.ts'
+import type { ClusterConnectionInfo } from './config.ts'
+import { Host } from './host.ts'
+
+export interface SelectOptions {
+  /** Every label must match. */
+  labels?: Record<string, string>
+  /** Memory to reserve: bytes, or a size like '512M', '2G'. */
+  minMemory?: number | string
+  cpus?: number
+  /** An accelerator the host must offer ('kvm', 'tcg'). */
+  accel?: string
+  /** Hosts to leave out (e.g. the source of a migration). */
+  exclude?: (Host | string)[]
+  /** How long to wait for capacity to free up. Default 0: fail at once. */
+  timeout?: number
+}
+
+export class Reservation {
+  released = false
+  constructor(
+    readonly host: Host,
+    readonly data: ReservationData,
+    private readonly onRelease: (r: Reservation) => void,
+  ) {}
+  get id(): string {
+    return this.data.id
+  }
+  async release(): Promise<void> {
+    if (this.released) return
+    this.released = true
+    this.onRelease(this)
+    await this.host.client
+      .service('session')
+      .release(this.data.id)
+      .catch(() => {})
+  }
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }
+
+/** '512M' → bytes. Plain numbers are bytes. */
+export function parseSize(size: number | string): number {
+  if (typeof size === 'number') return size
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(size)
+  if (!m) throw new VtError(ErrorNames.badRequest, `"${size}" is not a size (use bytes or e.g. 512M, 2G)`)
+  return Math.round(Number(m[1]) * UNITS[m[2].toUpperCase()])
+}
+
+export class Cluster {
+  readonly reservations = new Set<Reservation>()
+
+  constructor(
+    readonly hosts: Host[],
+    readonly sharedPool?: string,
+  ) {}
+
+  /** Connects to every host of the info the main process handed over. */
+  static async connect(info: ClusterConnectionInfo, options: { clientName?: string } = {}): Promise<Cluster> {
+    const settled = await Promise.allSettled(
+      info.hosts.map(async h => {
+        const client = await AgentClient.connect({
+          url: h.url,
+          token: h.token,
+          name: h.name,
+          leaseSeconds: info.leaseSeconds,
+          tls: info.tls,
+          clientName: options.clientName,
+        })
+        return new Host(client, h.url, h.labels, h.address)
+      }),
+    )
+    const hosts = settled.flatMap(s => (s.status === 'fulfilled' ? [s.value] : []))
+    const failed = settled.flatMap(s => (s.status === 'rejected' ? [s.reason as Error] : []))
+    if (failed.length) {
+      await Promise.all(hosts.map(h => h.close()))
+      throw new VtError(
+        ErrorNames.connectionLost,
+        `cannot connect to the cluster: ${failed.map(e => e.message).join('; ')}`,
+        {
+          cause: failed[0],
+        },
+      )
+    }
+    return new Cluster(hosts, info.sharedPool)
+  }
+
+  host(name: string): Host {
+    const host = this.hosts.find(h => h.name === name)
+    if (!host) {
+      throw new VtError(
+        ErrorNames.notFound,
+        `no host named "${name}" in this cluster (hosts: ${this.hosts.map(h => h.name).join(', ')})`,
+      )
+    }
+    return host
+  }
+
+  /**
+   * Picks a host that matches and books the capacity there. Hosts with the most free memory are tried
+   * first; the agent refuses a booking that does not fit, so two workers never get the same last slot.
+   */
+  async select(options: SelectOptions = {}): Promise<Reservation> {
+    const memoryBytes = options.minMemory === undefined ? 0 : parseSize(options.minMemory)
+    const cpus = options.cpus ?? 0
+    const excluded = new Set((options.exclude ?? []).map(h => (typeof h === 'string' ? h : h.name)))
+    const reasons: string[] = []
+    const candidates = this.hosts.filter(h => {
+      if (excluded.has(h.name)) return false
+      for (const [k, v] of Object.entries(options.labels ?? {})) {
+        if (h.labels[k] !== v) {
+          reasons.push(`${h.name}: label ${k}=${h.labels[k] ?? '(unset)'}, wanted ${v}`)
+          return false
+        }
+      }
+      if (options.accel && !h.facts.accelerators.includes(options.accel)) {
+        reasons.push(`${h.name}: no ${options.accel} (has ${h.facts.accelerators.join(', ') || 'none'})`)
+        return false
+      }
+      return true
+    })
+    if (candidates.length === 0) {
+      throw new VtError(
+        ErrorNames.capacity,
+        `no host matches ${JSON.stringify(options)}: ${reasons.join('; ') || 'no hosts'}`,
+        {
+          code: 'NO_MATCH',
+        },
+      )
+    }
+    const deadline = Date.now() + (options.timeout ?? 0)
+    for (;;) {
+      const status = await Promise.all(
+        candidates.map(async h => ({ h, free: (await h.client.service('session').capacity()).free })),
+      )
+      status.sort((a, b) => b.free.memoryBytes - a.free.memoryBytes)
+      const refusals: string[] = []
+      for (const { h } of status) {
+        try {
+          const data = await h.client.service('session').reserve({ memoryBytes, cpus })
+          const r = new Reservation(h, data, x => this.reservations.delete(x))
+          this.reservations.add(r)
+          return r
+        } catch (e) {
+          if (!(e instanceof VtRemoteError) || e.code !== 'CAPACITY') throw e
+          refusals.push(e.message)
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new VtError(
+          ErrorNames.capacity,
+          `no host has room for ${memoryBytes} bytes and ${cpus} cpus: ${refusals.join('; ')}`,
+          {
+            code: 'CAPACITY',
+          },
+        )
+      }
+      await new Promise(r => setTimeout(r, 100))
+    }
+  }
+
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.reservations].map(r => r.release()))
+  }
+
+  /** Releases reservations and ends every host's session (the agents reap what the sessions created). */
+  async close(): Promise<void> {
+    await this.releaseAll()
+    await Promise.all(this.hosts.map(h => h.close()))
+  }
+}
