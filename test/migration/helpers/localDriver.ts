@@ -9,10 +9,10 @@ export interface LocalVm {
   qemu: LocalQemu
 }
 
-function side(host: string, qemu: LocalQemu): MigrationSide {
+function side(host: string, qemu: LocalQemu, address = '127.0.0.1'): MigrationSide {
   return {
     host,
-    address: '127.0.0.1',
+    address,
     execute: (command, args, options) => qemu.qmp.execute(command, args, options),
     onEvent: listener => qemu.qmp.onEvent(listener),
     lost: Promise.race([qemu.exited.then(code => `qemu exited (${code})`), qemu.qmp.closed.then(reason => reason)]),
@@ -24,6 +24,8 @@ export interface LocalDriverOptions {
   /** Hosts that count as connected. */
   hosts: string[]
   extraArgs?: string[]
+  /** Per host: the network namespace its QEMU runs in and the address it is reached at (default loopback). */
+  netns?: Record<string, { name: string; address: string }>
   /** The VM has no disk (an idle guest). */
   noDisk?: boolean
   /** Called with every destination QEMU once started (fault tests kill it). */
@@ -33,7 +35,7 @@ export interface LocalDriverOptions {
 export function localDriver(vm: LocalVm, options: LocalDriverOptions): MigrationDriver<string> {
   let pending: LocalQemu | undefined
   return {
-    source: side(vm.host, vm.qemu),
+    source: side(vm.host, vm.qemu, options.netns?.[vm.host]?.address),
     hostName: h => h,
     async precheck(to) {
       if (to === vm.host) throw new Error(`the destination ${to} is the host the VM already runs on`)
@@ -47,13 +49,14 @@ export function localDriver(vm: LocalVm, options: LocalDriverOptions): Migration
         incoming: true,
         extraArgs: ['-S', ...(options.extraArgs ?? [])],
         ...(options.noDisk ? { noDisk: true } : storage === 'shared' ? { disk: vm.qemu.disk } : { blankDisk: true }),
+        ...(options.netns?.[to] ? { netns: options.netns[to].name } : {}),
       })
       pending = qemu
       options.onDestination?.(qemu)
-      const s = side(to, qemu)
+      const s = side(to, qemu, options.netns?.[to]?.address)
       return { ...s, destroy: () => qemu.kill() } satisfies DestinationSide
     },
-    freePort: () => freeLoopbackPort(),
+    freePort: () => freeLoopbackPort(), // only used by storage copy, which the netns tests do not use
     async commit(_dest, to) {
       const old = vm.qemu
       vm.qemu = pending as LocalQemu

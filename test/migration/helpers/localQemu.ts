@@ -40,6 +40,8 @@ export interface LocalQemuOptions {
   noDisk?: boolean
   /** The RAM range the memtest loop dirties (default: memtestRange of the memory size). */
   range?: MemtestRange
+  /** Run QEMU inside this network namespace (`ip netns exec` execs it, so the pid is QEMU's). */
+  netns?: string
 }
 
 export async function startLocalMemtest(options: LocalQemuOptions): Promise<LocalQemu> {
@@ -68,7 +70,11 @@ export async function startLocalMemtest(options: LocalQemuOptions): Promise<Loca
     ...(options.incoming ? ['-incoming', 'defer'] : []),
     ...(options.extraArgs ?? []),
   ]
-  const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = options.netns
+    ? spawn('ip', ['netns', 'exec', options.netns, 'qemu-system-x86_64', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+    : spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr?.on('data', d => {
     stderr += d
