@@ -157,10 +157,23 @@ function colorSnippet(snippet: string, c: Colors): string {
     .join('\n')
 }
 
+/**
+ * The error's first lines as a stack shows them ("TypeError: boom"), which carry the error's name; the plain
+ * message when the stack does not start with it.
+ */
+export function errorHeader(error: TestError, c: Colors): string {
+  let header = error.message
+  if (error.stack) {
+    const at = error.stack.search(/\n\s+at\s/)
+    const head = at < 0 ? error.stack : error.stack.slice(0, at)
+    if (head.endsWith(error.message) && head.length - error.message.length < 80) header = head
+  }
+  return c.isColorSupported ? header : stripAnsi(header)
+}
+
 export function formatError(error: TestError, rootDir: string, c: Colors): string {
   const lines: string[] = []
-  const message = c.isColorSupported ? error.message : stripAnsi(error.message)
-  lines.push(message)
+  lines.push(errorHeader(error, c))
   if (error.snippet) lines.push('', colorSnippet(error.snippet, c))
   if (error.stack) {
     const frames = cleanStack(error.stack, rootDir)

@@ -167,7 +167,7 @@ export default class JUnitReporter implements Reporter {
       } else if (outcome === 'unexpected') {
         failures++
         const error = last.errors[0] ?? last.error
-        const message = error ? firstLine(error.message) : describeStatus(test, last)
+        const message = error ? firstLine(errorHeader(error, noColors)) : describeStatus(test, last)
         children.push({
           name: 'failure',
           attributes: {
@@ -280,7 +280,7 @@ export default class JUnitReporter implements Reporter {
       children: [
         {
           name: 'error',
-          attributes: { message: firstLine(error.message), type: errorType(error) },
+          attributes: { message: firstLine(errorHeader(error, noColors)), type: errorType(error) },
           text: formatError(error, this.rootDir, noColors),
         },
       ],

@@ -194,3 +194,13 @@ test('config errors name the key path; unknown flags and projects list what exis
     ['two'],
   )
 })
+
+test('specs load in a CommonJS project (package.json without "type": "module") too', async t => {
+  const p = project(t, {
+    'package.json': '{ "name": "cjs-project", "private": true }\n',
+    'a.vt.ts': `import { test, expect } from 'vt'\ntest('works', async () => { expect(1).toBe(1) })\n`,
+  })
+  const r = await runVt(p, [])
+  assert.equal(r.exitCode, 0, r.output)
+  assert.equal(testByPath(r.json, 'works').status, 'expected')
+})

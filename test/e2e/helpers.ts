@@ -44,7 +44,11 @@ export function project(t: TestContext, files: Record<string, string>): Project 
       return fs.existsSync(full) ? fs.readFileSync(full, 'utf8').split('\n').filter(Boolean) : []
     },
   }
-  p.write({ 'vt.config.ts': "import { defineConfig } from 'vt'\nexport default defineConfig({})\n", ...files })
+  p.write({
+    'package.json': '{ "name": "e2e-project", "private": true, "type": "module" }\n',
+    'vt.config.ts': "import { defineConfig } from 'vt'\nexport default defineConfig({})\n",
+    ...files,
+  })
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   return p
 }
