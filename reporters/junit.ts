@@ -12,6 +12,7 @@ import type { FullConfig } from '../src/config/types.ts'
 import type { Suite, TestCase } from '../src/runner/model.ts'
 import type { Attachment, FullResult, Reporter, TestError, TestResult } from '../src/runner/reporterApi.ts'
 import {
+  errorHeader,
   formatError,
   formatResultFailure,
   type Output,
