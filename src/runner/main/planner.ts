@@ -45,6 +45,8 @@ export interface Plan {
   fatalError?: TestError
   /** Every spec file that was looked at, per project (for "no tests found" messages). */
   filesByProject: Map<FullProject, string[]>
+  /** The same before CLI path filters. */
+  allFilesByProject: Map<FullProject, string[]>
   /** The projects that run (selected plus their dependencies). */
   projects: FullProject[]
 }
@@ -67,8 +69,10 @@ export async function createPlan(config: FullConfig, options: PlanOptions): Prom
   const filtered = new Set(selected.filter(p => !p.name || !dependencyNames.has(p.name)))
 
   const filesByProject = new Map<FullProject, string[]>()
+  const allFilesByProject = new Map<FullProject, string[]>()
   for (const project of projects) {
     let files = await collectProjectFiles(project)
+    allFilesByProject.set(project, files)
     if (filtered.has(project) && options.fileFilters.length > 0)
       files = files.filter(f => options.fileFilters.some(ff => ff.re.test(f)))
     filesByProject.set(project, files)
@@ -162,8 +166,9 @@ export async function createPlan(config: FullConfig, options: PlanOptions): Prom
   if (config.shard) {
     const kept = new Set(filterForShard(shardable, config.shard))
     const dropped = new Set(shardable.filter(g => !kept.has(g)).flatMap(g => g.tests))
-    for (const phase of phases) phase.groups = phase.groups.filter(g => !shardable.includes(g) || kept.has(g))
+    const shardableSet = new Set(shardable)
+    for (const phase of phases) phase.groups = phase.groups.filter(g => !shardableSet.has(g) || kept.has(g))
     filterTests(rootSuite, t => !dropped.has(t))
   }
-  return { rootSuite, phases, errors, fatalError, filesByProject, projects }
+  return { rootSuite, phases, errors, fatalError, filesByProject, allFilesByProject, projects }
 }

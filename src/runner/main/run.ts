@@ -80,7 +80,7 @@ function formatErrorForTerminal(error: TestError): string {
 function noTestsMessage(config: FullConfig, plan: Plan, options: RunOptions): string {
   const lines = ['vt: no tests found.']
   for (const project of plan.projects) {
-    const files = plan.filesByProject.get(project) ?? []
+    const files = plan.allFilesByProject.get(project) ?? []
     const name = project.name ? `project "${project.name}": ` : ''
     lines.push(
       `  ${name}looked in ${project.testDir} for ${describePatterns(project.testMatch)}` +
@@ -205,11 +205,8 @@ export async function runTests(options: RunOptions): Promise<number> {
   const globalTimer =
     config.globalTimeout > 0
       ? setTimeout(() => {
+          // Reporters announce it from the 'timedout' status.
           timedOut = true
-          failures.onGlobalError()
-          reporter.onError({
-            message: `Error: timed out waiting ${config.globalTimeout / 1000}s for the test run (globalTimeout)`,
-          })
           dispatcher.interrupt()
         }, config.globalTimeout)
       : undefined

@@ -1,0 +1,192 @@
+// Config loading: validation messages name the key path, the file and the line; defaults and CLI overrides.
+import assert from 'node:assert/strict'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, describe, test } from 'node:test'
+import { ConfigError, loadConfig, resolveConfigFile, resolveWorkers } from '../../src/config/load.ts'
+import { findKeyLine, formatKeyPath } from '../../src/config/schema.ts'
+
+const dirs: string[] = []
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vt-config-'))
+  dirs.push(dir)
+  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}')
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
+    writeFileSync(path.join(dir, name), text)
+  }
+  return dir
+}
+
+async function configError(source: string): Promise<ConfigError> {
+  const dir = project({ 'vt.config.ts': source })
+  try {
+    await loadConfig(path.join(dir, 'vt.config.ts'), {})
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`)
+    return e
+  }
+  assert.fail('the config loaded without an error')
+}
+
+describe('config validation', () => {
+  test('an unknown key names its path, the file and the line, and suggests the right key', async () => {
+    const e = await configError(`export default {
+  testDir: 'specs',
+  projects: [
+    { name: 'a' },
+    { name: 'b', tmeout: 5 },
+  ],
+}
+`)
+    assert.equal(e.issues.length, 1)
+    assert.deepEqual(e.issues[0].path, ['projects', 1, 'tmeout'])
+    assert.equal(e.issues[0].line, 5)
+    assert.match(e.message, /vt\.config\.ts:5: projects\[1\]\.tmeout: unknown key \(did you mean "timeout"\?\)/)
+    assert.match(e.message, /valid keys: .*retries/)
+  })
+
+  test('a wrong type names the expected type and the value it got', async () => {
+    const e = await configError(`export default {
+  retries: 'two',
+  workers: true,
+}
+`)
+    const byPath = new Map(e.issues.map(i => [formatKeyPath(i.path), i]))
+    assert.match(byPath.get('retries')!.message, /expected a number, got a string \("two"\)/)
+    assert.equal(byPath.get('retries')!.line, 2)
+    assert.match(byPath.get('workers')!.message, /expected a number or a string, got boolean true/)
+    assert.equal(byPath.get('workers')!.line, 3)
+  })
+
+  test('unknown keys inside the cluster slot are reported with the full path', async () => {
+    const e = await configError(`export default {
+  projects: [{ name: 'two-host', cluster: { hosts: 2, isolaton: 'none' } }],
+}
+`)
+    assert.deepEqual(e.issues[0].path, ['projects', 0, 'cluster', 'isolaton'])
+    assert.match(e.message, /projects\[0\]\.cluster\.isolaton: unknown key \(did you mean "isolation"\?\)/)
+  })
+
+  test('a union of shapes reports which shapes were allowed', async () => {
+    const e = await configError(`export default { testMatch: 7 }\n`)
+    assert.match(e.message, /testMatch: expected a string or a RegExp or an array, got number 7/)
+  })
+
+  test('range errors keep the key path', async () => {
+    const e = await configError(`export default { repeatEach: 0, shard: { current: 3, total: 2 } }\n`)
+    const paths = e.issues.map(i => formatKeyPath(i.path))
+    assert.ok(paths.includes('repeatEach'), paths.join(', '))
+    assert.ok(paths.includes('shard'), paths.join(', '))
+  })
+
+  test('duplicate project names, unknown dependencies and cycles are errors', async () => {
+    assert.match(
+      (await configError(`export default { projects: [{ name: 'a' }, { name: 'a' }] }`)).message,
+      /projects\[1\]\.name: duplicate project name "a"/,
+    )
+    assert.match(
+      (await configError(`export default { projects: [{ name: 'a', dependencies: ['nope'] }] }`)).message,
+      /projects\[0\]\.dependencies\[0\]: unknown project "nope"; projects: "a"/,
+    )
+    assert.match(
+      (
+        await configError(
+          `export default { projects: [{ name: 'a', dependencies: ['b'] }, { name: 'b', dependencies: ['a'] }] }`,
+        )
+      ).message,
+      /dependency cycle: a → b → a/,
+    )
+  })
+
+  test('a config without a default export, or not an object, is a clear error', async () => {
+    assert.match((await configError('export const x = 1\n')).message, /has no default export/)
+    assert.match((await configError('export default [1]\n')).message, /must be an object .* got an array/)
+  })
+
+  test('a config that throws while loading names the file', async () => {
+    assert.match(
+      (await configError("throw new Error('kaboom')\n")).message,
+      /failed to load config file .*vt\.config\.ts:\n.*kaboom/,
+    )
+  })
+})
+
+describe('config resolution', () => {
+  test('defaults: one unnamed project, testDir and rootDir = config dir, **/*.vt.ts', async () => {
+    const dir = project({ 'vt.config.ts': 'export default {}\n' })
+    const config = await loadConfig(path.join(dir, 'vt.config.ts'), {})
+    assert.equal(config.rootDir, dir)
+    assert.equal(config.projects.length, 1)
+    const [p] = config.projects
+    assert.equal(p.id, 'project-0')
+    assert.equal(p.testDir, dir)
+    assert.equal(p.testMatch, '**/*.vt.ts')
+    assert.equal(p.outputDir, path.join(dir, 'test-results'))
+    assert.equal(p.timeout, 30_000)
+    assert.equal(config.workers, Math.max(1, Math.floor(availableParallelism() / 2)))
+    assert.deepEqual(config.reporter, process.env.CI ? [['dot']] : [['list']])
+  })
+
+  test('projects inherit top-level settings, use objects merge, CLI overrides win', async () => {
+    const dir = project({
+      'vt.config.ts': `export default {
+  testDir: 'specs', retries: 2, timeout: 1000, use: { memory: '256M', image: 'tiny' },
+  projects: [{ name: 'a', use: { memory: '512M' } }, { name: 'b', testDir: 'other', retries: 0 }],
+}
+`,
+    })
+    const config = await loadConfig(path.join(dir, 'vt.config.ts'), { timeout: 5, outputDir: '/tmp/out', workers: 3 })
+    const [a, b] = config.projects
+    assert.deepEqual(a.use, { memory: '512M', image: 'tiny' })
+    assert.equal(a.testDir, path.join(dir, 'specs'))
+    assert.equal(b.testDir, path.join(dir, 'other'))
+    assert.equal(a.retries, 2)
+    assert.equal(b.retries, 0)
+    assert.equal(a.timeout, 5)
+    assert.equal(b.outputDir, '/tmp/out')
+    assert.equal(config.workers, 3)
+  })
+
+  test('loading twice gives equal results (the worker rebuilds the same config)', async () => {
+    const dir = project({ 'vt.config.ts': "export default { projects: [{ name: 'x', grep: /a/ }] }\n" })
+    const one = await loadConfig(path.join(dir, 'vt.config.ts'), { retries: 1 })
+    const two = await loadConfig(path.join(dir, 'vt.config.ts'), { retries: 1 })
+    assert.deepEqual(one, two)
+  })
+
+  test('a directory without a config runs with defaults there', async () => {
+    const dir = project({})
+    assert.equal(resolveConfigFile(dir), dir)
+    const config = await loadConfig(dir, {})
+    assert.equal(config.configFile, '')
+    assert.equal(config.projects[0].testDir, dir)
+  })
+
+  test('resolveConfigFile finds vt.config.* in a directory, accepts a file and rejects a missing path', () => {
+    const dir = project({ 'sub/vt.config.mts': 'export default {}\n' })
+    assert.equal(resolveConfigFile(dir, 'sub'), path.join(dir, 'sub', 'vt.config.mts'))
+    assert.equal(resolveConfigFile(path.join(dir, 'sub')), path.join(dir, 'sub', 'vt.config.mts'))
+    assert.throws(() => resolveConfigFile(dir, 'missing.ts'), /config file not found: .*missing\.ts/)
+  })
+
+  test('workers: numbers and percentages of the cores, never below 1', () => {
+    assert.equal(resolveWorkers(3), 3)
+    assert.equal(resolveWorkers('4'), 4)
+    assert.equal(resolveWorkers('100%'), availableParallelism())
+    assert.equal(resolveWorkers('1%'), 1)
+    assert.throws(() => resolveWorkers('lots'), /workers must be/)
+  })
+})
+
+test('findKeyLine walks nested keys in order', () => {
+  const src = `export default {\n  timeout: 1,\n  projects: [\n    { name: 'a', timeout: 2 },\n  ],\n}\n`
+  assert.equal(findKeyLine(src, ['timeout']), 2)
+  assert.equal(findKeyLine(src, ['projects', 0, 'timeout']), 4)
+  assert.equal(findKeyLine(src, ['nothing']), undefined)
+})

@@ -1,0 +1,56 @@
+// Runs the real bin/vt.js on a temporary spec project and cleans up after it.
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const vtBin = path.join(repoRoot, 'bin', 'vt.js')
+/** What a spec in a temp project imports: the repo's public entry point. */
+export const vtImport = path.join(repoRoot, 'src', 'index.ts')
+
+export interface VtResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+const created: string[] = []
+
+/** A temp project (ESM) with the given files; removed by cleanupProjects(). */
+export function makeProject(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vt-main-'))
+  created.push(dir)
+  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}\n')
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(dir, name)
+    mkdirSync(path.dirname(file), { recursive: true })
+    writeFileSync(file, text.replaceAll('VT_IMPORT', JSON.stringify(vtImport)))
+  }
+  return dir
+}
+
+export function cleanupProjects(): void {
+  for (const d of created.splice(0)) rmSync(d, { recursive: true, force: true })
+}
+
+export function runVt(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; onSpawn?: (pid: number) => void } = {},
+): Promise<VtResult> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...opts.env }
+    delete env.FORCE_COLOR
+    delete env.CI
+    const child = spawn(process.execPath, [vtBin, ...args], { cwd: opts.cwd ?? repoRoot, env, stdio: 'pipe' })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => (stdout += d))
+    child.stderr.on('data', d => (stderr += d))
+    child.on('error', reject)
+    if (child.pid) opts.onSpawn?.(child.pid)
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+}
