@@ -11,7 +11,7 @@ import type { Annotation, TestCase } from '../model.ts'
 import type { Location, TestError, TestStatus } from '../reporterApi.ts'
 import type { TestInfo } from '../testType.ts'
 import type { RuntimeTestInfo } from './globals.ts'
-import { Slot, TimeoutError, type TimeoutManager } from './timeoutManager.ts'
+import { Slot, type TimeoutManager } from './timeoutManager.ts'
 
 /** Thrown by `test.skip()` / `test.fixme()` inside a running test to stop it. */
 export class SkipError extends Error {
@@ -19,6 +19,11 @@ export class SkipError extends Error {
     super(description ? `Test skipped: ${description}` : 'Test skipped')
     this.name = 'SkipError'
   }
+}
+
+/** A step ran past its own `timeout`: the test fails (it does not end as timedOut). */
+class StepTimeoutError extends Error {
+  override name = 'TimeoutError'
 }
 
 /** Set on an error thrown out of a boxed step: its location is the test.step() call. */
@@ -217,6 +222,7 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
           const ext = path.extname(source)
           const hash = createHash('sha1').update(data).digest('hex').slice(0, 12)
           const target = this.outputPath('attachments', `${sanitize(name) || 'attachment'}-${hash}${ext}`)
+          await fs.promises.mkdir(path.dirname(target), { recursive: true })
           await fs.promises.copyFile(source, target)
           this._send({
             type: 'attach',
@@ -288,7 +294,7 @@ async function withTimeout<T>(body: () => T | Promise<T>, timeout: number | unde
       Promise.resolve().then(body),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new TimeoutError(`Step timeout of ${timeout}ms exceeded in "${title}".`)),
+          () => reject(new StepTimeoutError(`Step timeout of ${timeout}ms exceeded in "${title}".`)),
           timeout,
         )
       }),

@@ -1,0 +1,121 @@
+// Drives the real worker process over its IPC channel, as the dispatcher does.
+import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
+import path from 'node:path'
+import { after, test } from 'node:test'
+import type { MainToWorker, WorkerToMain } from '../../src/runner/ipc.ts'
+import { testIds } from './harness.ts'
+import { removeProject, repoRoot, writeProject } from './helpers.ts'
+
+const dir = writeProject({
+  'vt.config.ts': `export default { timeout: 5000 }\n`,
+  'proc.vt.ts': `import { rootTest } from '$TEST'
+import { expect } from '$EXPECT'
+const test = rootTest.extend<{}, { conn: string }>({
+  conn: [async ({}, use) => {
+    console.log('worker fixture up')
+    await use('connected')
+    throw new Error('worker teardown failed')
+  }, { scope: 'worker' }],
+})
+test('prints', async ({ conn }) => {
+  console.log('hello from ' + conn)
+  process.stderr.write('to stderr\\n')
+  expect(conn).toBe('connected')
+})
+test('waits for a signal', async () => {
+  console.log('waiting')
+  await new Promise(r => setTimeout(r, 400))
+  console.log('done waiting')
+})
+test('fails', async () => {
+  expect(1).toBe(2)
+})
+test('not reached', async () => {})
+`,
+})
+after(() => removeProject(dir))
+
+test('the worker process runs a group over IPC, attributes output, ignores SIGINT and exits after stop', async () => {
+  const ids = await testIds(dir, 'proc.vt.ts')
+  const child = fork(path.join(repoRoot, 'src/runner/worker/process.js'), [], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'json',
+  })
+  let rawStderr = ''
+  child.stderr!.on('data', d => (rawStderr += d))
+  const messages: WorkerToMain[] = []
+  const waiters: { pred: (m: WorkerToMain) => boolean; resolve: (m: WorkerToMain) => void }[] = []
+  child.on('message', (m: WorkerToMain) => {
+    messages.push(m)
+    for (const w of [...waiters])
+      if (w.pred(m)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(m)
+      }
+  })
+  const waitFor = (pred: (m: WorkerToMain) => boolean) =>
+    new Promise<WorkerToMain>((resolve, reject) => {
+      const found = messages.find(pred)
+      if (found) return resolve(found)
+      waiters.push({ pred, resolve })
+      child.once('exit', code => reject(new Error(`worker exited (${code}) while waiting; stderr:\n${rawStderr}`)))
+    })
+  const send = (m: MainToWorker) => child.send(m)
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  try {
+    send({
+      type: 'init',
+      workerIndex: 3,
+      parallelIndex: 1,
+      projectId: 'project-0',
+      workerHash: 'x',
+      repeatEachIndex: 0,
+      config: { configFile: path.join(dir, 'vt.config.ts'), overrides: {} },
+    })
+    await waitFor(m => m.type === 'ready')
+    send({ type: 'run', file: path.join(dir, 'proc.vt.ts'), entries: ids.map(t => ({ testId: t.id, retry: 1 })) })
+    await waitFor(m => m.type === 'stdout' && m.text === 'waiting\n')
+    child.kill('SIGINT')
+    const done = await waitFor(m => m.type === 'done')
+    assert.ok(done.type === 'done')
+    const title = (id?: string) => ids.find(t => t.id === id)?.title
+    assert.deepEqual(done.remaining.map(title), ['not reached'])
+    assert.equal(done.unusable, true)
+    send({ type: 'stop' })
+    const teardown = await waitFor(m => m.type === 'teardownErrors')
+    assert.equal(await exited, 0)
+
+    const ends = messages.filter(m => m.type === 'testEnd')
+    assert.deepEqual(
+      ends.map(m => [title(m.testId), m.status]),
+      [
+        ['prints', 'passed'],
+        ['waits for a signal', 'passed'],
+        ['fails', 'failed'],
+      ],
+    )
+    const out = messages.filter(m => m.type === 'stdout' || m.type === 'stderr').filter(m => m.text)
+    assert.deepEqual(
+      out.map(m => [m.type, title(m.testId), m.text]),
+      [
+        ['stdout', 'prints', 'worker fixture up\n'],
+        ['stdout', 'prints', 'hello from connected\n'],
+        ['stderr', 'prints', 'to stderr\n'],
+        ['stdout', 'waits for a signal', 'waiting\n'],
+        ['stdout', 'waits for a signal', 'done waiting\n'],
+      ],
+    )
+    const failed = ends[2]
+    assert.ok(failed.type === 'testEnd')
+    assert.equal(failed.errors[0].location?.line, 21)
+    assert.match(failed.errors[0].snippet ?? '', />\s*21 \|\s+expect\(1\)\.toBe\(2\)/)
+    assert.doesNotMatch(failed.errors[0].stack ?? '', /node_modules|src\/runner|node:internal/)
+    assert.ok(teardown.type === 'teardownErrors')
+    assert.equal(teardown.errors.length, 1)
+    assert.match(teardown.errors[0].message, /Fixture "conn" .*failed during teardown: worker teardown failed/)
+    assert.equal(rawStderr, '')
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+})
