@@ -1,18 +1,227 @@
 // The embedded cluster: the runner's main process starts it before a project's first test and stops it after
-// its last. Implementation follows in this file; the signature is the contract with the runner.
+// its last. `hosts: N` starts N local `vt agent` processes (random tokens, own state dirs), each in its own
+// network namespace when running as root (isolation 'auto' or 'netns'), else all on loopback. A list of
+// remote hosts is resolved (tokens read, each agent checked once) and passed on as is.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FullConfig, FullProject } from '../config/types.ts'
-import type { ClusterConfig, ClusterConnectionInfo } from './config.ts'
+import { AgentClient } from './client.ts'
+import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from './config.ts'
+import { cleanLeftovers, createUnderlay, type Underlay } from './netns.ts'
 
 export interface StartedCluster {
   info: ClusterConnectionInfo
   stop(): Promise<void>
 }
 
+const AGENT_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../agent/main.ts')
+const DEFAULT_LEASE_SECONDS = 30
+const READY_TIMEOUT_MS = 30_000
+
+export function resolveToken(source: TokenSource | undefined, what: string): string {
+  if (!source) throw new Error(`${what}: no token given; set cluster.token to { env: 'VAR' } or { file: 'path' }`)
+  if ('value' in source) return source.value
+  if ('env' in source) {
+    const v = process.env[source.env]
+    if (!v) throw new Error(`${what}: environment variable ${source.env} (cluster token) is empty or unset`)
+    return v.trim()
+  }
+  try {
+    return readFileSync(source.file, 'utf8').trim()
+  } catch (e) {
+    throw new Error(`${what}: cannot read token file ${source.file}: ${(e as Error).message}`)
+  }
+}
+
+function canUseNetns(): boolean {
+  return (
+    process.getuid?.() === 0 &&
+    existsSync('/proc/self/ns/net') &&
+    ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].some(existsSync)
+  )
+}
+
 export async function startCluster(
   cluster: ClusterConfig,
   ctx: { project: FullProject; config: FullConfig },
 ): Promise<StartedCluster> {
-  void cluster
-  void ctx
-  throw new Error('vt: startCluster is not implemented yet')
+  const leaseSeconds = cluster.leaseSeconds ?? DEFAULT_LEASE_SECONDS
+  if (Array.isArray(cluster.hosts)) return startRemote(cluster, cluster.hosts, leaseSeconds, ctx)
+  return startEmbedded(cluster, cluster.hosts, leaseSeconds, ctx)
+}
+
+async function startRemote(
+  cluster: ClusterConfig,
+  hosts: Exclude<ClusterConfig['hosts'], number>,
+  leaseSeconds: number,
+  ctx: { project: FullProject },
+): Promise<StartedCluster> {
+  const info: ClusterConnectionInfo = {
+    hosts: hosts.map(h => ({
+      name: h.name,
+      url: h.url,
+      token: resolveToken(h.token ?? cluster.token, `project "${ctx.project.name}", host ${h.name}`),
+      labels: h.labels ?? {},
+      address: new URL(h.url).hostname,
+    })),
+    leaseSeconds,
+    tls: cluster.tls,
+    sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+  }
+  for (const h of info.hosts) {
+    const url = new URL(h.url)
+    if (url.protocol === 'ws:' && !/^(127\.|localhost$|\[::1\]$)/.test(url.hostname)) {
+      throw new Error(`project "${ctx.project.name}", host ${h.name}: ${h.url} is not loopback; use wss:// (TLS)`)
+    }
+  }
+  // Check every agent once so that a wrong token or an unreachable host fails before any test runs.
+  await Promise.all(
+    info.hosts.map(async h => {
+      const c = await AgentClient.connect({ url: h.url, token: h.token, name: h.name, tls: info.tls, reconnect: false })
+      await c.close()
+    }),
+  )
+  return { info, stop: async () => {} }
+}
+
+interface LocalAgent {
+  name: string
+  child: ChildProcess
+  url: string
+  address: string
+}
+
+async function startEmbedded(
+  cluster: ClusterConfig,
+  count: number,
+  leaseSeconds: number,
+  ctx: { project: FullProject },
+): Promise<StartedCluster> {
+  const isolation = cluster.isolation ?? 'auto'
+  const netns = isolation === 'netns' || (isolation === 'auto' && canUseNetns())
+  if (isolation === 'netns' && !canUseNetns()) {
+    throw new Error(
+      `project "${ctx.project.name}": cluster.isolation 'netns' needs root and the ip tool; use 'auto' or 'none' to run on loopback`,
+    )
+  }
+  const runId = randomBytes(3).toString('hex')
+  const baseDir = join(os.tmpdir(), `vt-cluster-${runId}`)
+  const logDir = join(ctx.project.outputDir, '.agents')
+  mkdirSync(baseDir, { recursive: true, mode: 0o700 })
+  mkdirSync(logDir, { recursive: true })
+  const shared = cluster.storage?.shared
+  if (shared?.type === 'nfs') {
+    throw new Error(
+      `project "${ctx.project.name}": NFS shared storage needs remote hosts; embedded clusters use a directory`,
+    )
+  }
+  const sharedPool = shared?.path ? resolve(shared.path) : join(baseDir, 'shared')
+  mkdirSync(sharedPool, { recursive: true })
+
+  let underlay: Underlay | undefined
+  const agents: LocalAgent[] = []
+  const stop = async () => {
+    await Promise.all(agents.map(a => stopAgent(a.child)))
+    await underlay?.destroy()
+    rmSync(baseDir, { recursive: true, force: true })
+  }
+  try {
+    if (netns) {
+      await cleanLeftovers(m => process.stderr.write(`${m}\n`))
+      underlay = await createUnderlay(runId, count, baseDir)
+    }
+    const infos = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const name = `host${i + 1}`
+        const token = randomBytes(32).toString('hex')
+        const dir = join(baseDir, name)
+        const files = join(dir, 'files')
+        mkdirSync(files, { recursive: true })
+        const address = underlay ? underlay.hosts[i].address : '127.0.0.1'
+        const args = [
+          '--import',
+          import.meta.resolve('tsx'),
+          AGENT_MAIN,
+          '--listen',
+          `${address}:${underlay ? 7070 : 0}`,
+          '--token-env',
+          'VT_AGENT_TOKEN',
+          '--state-dir',
+          join(dir, 'state'),
+          '--name',
+          name,
+          '--allow-root',
+          files,
+          '--allow-root',
+          sharedPool,
+          '--max-lease',
+          String(Math.max(leaseSeconds, 60)),
+          '--exit-with-stdin',
+          ...(underlay ? ['--insecure'] : []), // the underlay exists only inside namespaces this run created
+          ...Object.entries(cluster.labels?.[i] ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+        ]
+        const [cmd, argv] = underlay
+          ? ['ip', ['netns', 'exec', underlay.hosts[i].netns, process.execPath, ...args]]
+          : [process.execPath, args]
+        const child = spawn(cmd, argv, {
+          env: { ...process.env, VT_AGENT_TOKEN: token },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        })
+        const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
+        child.stderr?.pipe(log)
+        const url = await waitReady(child, name, join(logDir, `${name}.log`))
+        agents.push({ name, child, url, address })
+        return { name, url, token, address, labels: cluster.labels?.[i] ?? {} }
+      }),
+    )
+    return {
+      info: { hosts: infos, leaseSeconds, sharedPool },
+      stop,
+    }
+  } catch (e) {
+    await stop()
+    throw e
+  }
+}
+
+async function waitReady(child: ChildProcess, name: string, logFile: string): Promise<string> {
+  let buffer = ''
+  return await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => fail(`did not report ready within ${READY_TIMEOUT_MS / 1000} s`), READY_TIMEOUT_MS)
+    const fail = (why: string) => {
+      clearTimeout(timer)
+      let tail = ''
+      try {
+        tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n')
+      } catch {}
+      reject(new Error(`embedded agent ${name} ${why}${tail ? `:\n${tail}` : ''}`))
+    }
+    child.once('exit', code => fail(`exited with code ${code} before it was ready`))
+    child.once('error', e => fail(`could not start: ${e.message}`))
+    child.stdout?.on('data', (d: Buffer) => {
+      buffer += d.toString()
+      const line = buffer.split('\n').find(l => l.includes('vtAgentReady'))
+      if (!line) return
+      clearTimeout(timer)
+      child.removeAllListeners('exit')
+      child.stdout?.removeAllListeners('data')
+      child.stdout?.resume()
+      resolve(JSON.parse(line).vtAgentReady.url as string)
+    })
+  })
+}
+
+/** Closes the agent's stdin (it stops and reaps its sessions), then SIGKILLs it if it lingers. */
+async function stopAgent(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.stdin?.end()
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
 }
