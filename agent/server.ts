@@ -178,9 +178,8 @@ class Connection implements SessionConnection {
       if (isBinary) {
         const decoded = decodeStreamChunk(data)
         const sink = decoded && this.state.streams.get(decoded.stream)
-        if (!decoded || !sink)
-          return this.notice(`binary frame for no open stream (${decoded?.stream ?? 'short frame'})`)
-        sink(decoded.chunk)
+        if (decoded && sink) sink(decoded.chunk)
+        else this.notice(`binary frame for no open stream (${decoded?.stream ?? 'short frame'})`)
         return
       }
       let frame: unknown
