@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import path from 'node:path'
 import { after, test } from 'node:test'
-import type { MainToWorker, WorkerToMain } from '../../src/runner/ipc.ts'
+import type { MainToWorker, OutputMessage, WorkerToMain } from '../../src/runner/ipc.ts'
 import { testIds } from './harness.ts'
 import { removeProject, repoRoot, writeProject } from './helpers.ts'
 
@@ -95,7 +95,7 @@ test('the worker process runs a group over IPC, attributes output, ignores SIGIN
         ['fails', 'failed'],
       ],
     )
-    const out = messages.filter(m => m.type === 'stdout' || m.type === 'stderr').filter(m => m.text)
+    const out = messages.filter((m): m is OutputMessage => (m.type === 'stdout' || m.type === 'stderr') && !!m.text)
     assert.deepEqual(
       out.map(m => [m.type, title(m.testId), m.text]),
       [
