@@ -270,7 +270,8 @@ class Connection implements SessionConnection {
       deserialize: frame => frame,
       eventNames: ['event'],
       timeout: -1,
-      resolver: name => (Object.hasOwn(Object.prototype, name) ? undefined : state.functions.get(name)),
+      // Unknown names (including '__proto__', 'constructor', ...) answer a BadRequestError as data.
+      resolver: name => state.functions.get(name) ?? unknownMethod(this.agent.name, name),
       onGeneralError: e => {
         this.agent.log.warn('rpc error', { session: session.id, error: e.message })
         return true
@@ -532,6 +533,17 @@ export class Agent {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e
     }
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }))
+  }
+}
+
+function unknownMethod(host: string, name: string): () => never {
+  return () => {
+    throw toErrorData(
+      new VtError(ErrorNames.badRequest, `unknown function "${String(name).slice(0, 128)}"`, {
+        code: 'UNKNOWN_FUNCTION',
+      }),
+      { host },
+    )
   }
 }
 

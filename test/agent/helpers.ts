@@ -1,0 +1,143 @@
+// Starts real `vt agent` processes for tests and checks that nothing leaks.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { readStat } from '../../agent/proc.ts'
+import { AgentClient, type AgentClientOptions } from '../../src/cluster/client.ts'
+
+export const AGENT_MAIN = resolve(fileURLToPath(import.meta.url), '../../../agent/main.ts')
+
+export interface TestAgent {
+  url: string
+  token: string
+  stateDir: string
+  /** The agent's allowed root (a temp dir). */
+  root: string
+  dir: string
+  child: ChildProcess
+  pid: number
+  connect(options?: Partial<AgentClientOptions>): Promise<AgentClient>
+  log(): string
+  /** Stops gracefully (stdin closed). */
+  stop(): Promise<void>
+  kill9(): Promise<void>
+  /** Stops and removes its directories. */
+  dispose(): Promise<void>
+}
+
+export interface StartOptions {
+  dir?: string
+  token?: string
+  extraArgs?: string[]
+  port?: number
+}
+
+export async function startTestAgent(options: StartOptions = {}): Promise<TestAgent> {
+  const dir = options.dir ?? mkdtempSync(join(os.tmpdir(), 'vt-agent-test-'))
+  const token = options.token ?? randomBytes(24).toString('hex')
+  const stateDir = join(dir, 'state')
+  const root = join(dir, 'root')
+  await import('node:fs').then(fs => fs.mkdirSync(root, { recursive: true }))
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      AGENT_MAIN,
+      '--listen',
+      `127.0.0.1:${options.port ?? 0}`,
+      '--token-env',
+      'VT_TEST_TOKEN',
+      '--state-dir',
+      stateDir,
+      '--name',
+      'testhost',
+      '--allow-root',
+      root,
+      '--quiet',
+      '--exit-with-stdin',
+      ...(options.extraArgs ?? []),
+    ],
+    { env: { ...process.env, VT_TEST_TOKEN: token }, stdio: ['pipe', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr?.on('data', d => {
+    stderr += d
+  })
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    let out = ''
+    const onExit = (code: number | null) => reject(new Error(`agent exited (${code}) before ready: ${stderr}`))
+    child.once('exit', onExit)
+    child.stdout?.on('data', d => {
+      out += d
+      const line = out.split('\n').find(l => l.includes('vtAgentReady'))
+      if (line) {
+        child.off('exit', onExit)
+        resolveUrl(JSON.parse(line).vtAgentReady.url)
+      }
+    })
+  })
+  const exited = once(child, 'exit')
+  const agent: TestAgent = {
+    url,
+    token,
+    stateDir,
+    root,
+    dir,
+    child,
+    pid: child.pid as number,
+    connect: o => AgentClient.connect({ url, token, ...o }),
+    log: () => {
+      try {
+        return readFileSync(join(stateDir, 'agent.log'), 'utf8')
+      } catch {
+        return ''
+      }
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.stdin?.end()
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(t)
+    },
+    async kill9() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGKILL')
+      await exited
+    },
+    async dispose() {
+      await agent.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  return agent
+}
+
+export function alive(pid: number): boolean {
+  const s = readStat(pid)
+  return s !== undefined && s.state !== 'Z'
+}
+
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
+  const start = Date.now()
+  for (;;) {
+    if (await cond()) return Date.now() - start
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 25))
+  }
+}
+
+/** Leak check: the agent process is gone and its directory removed. */
+export function assertNoLeak(agent: TestAgent): void {
+  if (alive(agent.pid)) throw new Error(`agent pid ${agent.pid} is still running`)
+  if (existsSync(agent.dir)) throw new Error(`agent dir ${agent.dir} was not removed`)
+}
