@@ -407,7 +407,8 @@ export class Agent {
               where,
             )
           }
-          const parsed = spec.args.safeParse(args)
+          // null and undefined are the same for an argument (JSON cannot carry undefined in a list).
+          const parsed = spec.args.safeParse(args.map(a => (a === null ? undefined : a)))
           if (!parsed.success) {
             const detail = parsed.error.issues
               .slice(0, 5)

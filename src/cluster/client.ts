@@ -313,6 +313,10 @@ export class AgentClient {
   /** Calls `service.fn` on the agent. Errors carry host, service and call. */
   async call(service: string, fn: string, args: unknown[]): Promise<unknown> {
     const method = methodName(service, fn)
+    // JSON turns undefined into null inside an argument list: drop trailing ones so optional arguments stay unset.
+    let n = args.length
+    while (n > 0 && args[n - 1] === undefined) n--
+    if (n < args.length) args = args.slice(0, n)
     const rpc = await this.live(method)
     try {
       return await rpc.$call(method, ...args)
