@@ -96,10 +96,17 @@ test('expect(value, message) puts the message first', async () => {
 })
 
 test('types: poll and toPass return promises; matchers work outside tests', async () => {
-  const polled: Promise<void> = expect.poll(() => 1, { timeout: 100 }).toBe(1)
-  await polled
-  const passed: Promise<void> = expect(() => {}).toPass({ timeout: 100 })
-  await passed
+  // Type-level: these lines fail typechecking if poll/toPass stop returning promises.
+  type PollResult = ReturnType<ReturnType<typeof expect.poll<number>>['toBe']>
+  type ToPassResult = ReturnType<ReturnType<typeof expect>['toPass']>
+  type IsPromise<T> = 0 extends 1 & T ? false : [T] extends [Promise<void>] ? true : false
+  const pollIsPromise: IsPromise<PollResult> = true
+  const toPassIsPromise: IsPromise<ToPassResult> = true
+  assert.ok(pollIsPromise && toPassIsPromise)
+  await expect.poll(() => 1, { timeout: 100 }).toBe(1)
+  await expect(() => {}).toPass({ timeout: 100 })
   expect(() => expect.soft(1).toBe(2)).toThrow(/Expected: 2/)
-  await assert.rejects(expect.poll(() => 1, { timeout: 100, intervals: [10] }).toBe(2), /expect\.poll: timeout 100ms/)
+  await assert.rejects(async () => {
+    await expect.poll(() => 1, { timeout: 100, intervals: [10] }).toBe(2)
+  }, /expect\.poll: timeout 100ms/)
 })
