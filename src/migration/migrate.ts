@@ -34,6 +34,14 @@ class Interrupt extends Error {
   }
 }
 
+/** QEMU's own words in a QMP failure, locally (QmpCommandError.desc) or through an agent (in the message). */
+function qemuErrorOf(err: unknown): string | undefined {
+  const desc = (err as { desc?: unknown }).desc
+  if (typeof desc === 'string') return desc
+  const m = /QMP .* failed: [A-Za-z]+: (.+)$/s.exec(String((err as Error)?.message ?? ''))
+  return m?.[1]
+}
+
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
 
 function hostPort(address: string, port: number): string {
@@ -287,7 +295,7 @@ export async function runMigration<Host, V>(
       phase,
       from,
       to,
-      qemuError: (err as { qemuError?: string }).qemuError ?? failure.qemuError ?? (err as { desc?: string }).desc,
+      qemuError: (err as { qemuError?: string }).qemuError ?? qemuErrorOf(err) ?? failure.qemuError,
       lastStats: last,
       sourceRunning: failure.sourceRunning,
       cause: err,
@@ -337,15 +345,17 @@ export async function runMigration<Host, V>(
 
 /** NBD export of every writable disk on the destination, drive-mirror into it from the source. */
 async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: number, jobs: string[]): Promise<void> {
+  // A -drive has a device name; a -blockdev disk has only its root node name (same id on both sides).
   type Block = { device: string; inserted?: { ro: boolean; 'node-name'?: string } }
-  const srcBlocks = ((await src.execute('query-block')) as Block[]).filter(b => b.inserted && !b.inserted.ro)
+  const key = (b: Block) => b.device || b.inserted?.['node-name'] || ''
+  const srcBlocks = ((await src.execute('query-block')) as Block[]).filter(b => b.inserted && !b.inserted.ro && key(b))
   const destBlocks = (await dest.execute('query-block')) as Block[]
   const drives =
     dest.copyDrives ??
     srcBlocks.map(b => {
-      const node = destBlocks.find(x => x.device === b.device)?.inserted?.['node-name']
-      if (!node) throw new Error(`storage copy: the destination has no drive ${b.device} to copy into`)
-      return { device: b.device, exportNode: node }
+      const node = destBlocks.find(x => key(x) === key(b))?.inserted?.['node-name']
+      if (!node) throw new Error(`storage copy: the destination has no drive ${key(b)} to copy into`)
+      return { device: key(b), exportNode: node }
     })
   if (drives.length === 0) throw new Error("storage: 'copy' but the VM has no writable disk to copy")
   // nbd-server-start takes the legacy (boxed) SocketAddress form.

@@ -2,8 +2,8 @@
 // range, written as a raw image into vt's cache dir (content-addressed, so concurrent builders agree).
 import { createHash } from 'node:crypto'
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { cacheDir } from '../../image/cache.ts'
 import { bootblock } from './bootblock.ts'
 
 export const PAGE_SIZE = 4096
@@ -58,22 +58,21 @@ export function memtestBootSector(range: MemtestRange): Buffer {
   return sector
 }
 
-/** vt's cache dir: $VT_CACHE_DIR, else $XDG_CACHE_HOME/vt, else ~/.cache/vt. */
+/** vt's cache dir (shared with the image cache, which the agents accept disk paths from). */
 export function vtCacheDir(): string {
-  if (process.env.VT_CACHE_DIR) return process.env.VT_CACHE_DIR
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'vt')
+  return cacheDir()
 }
 
 /**
  * Writes (once) the raw disk image of the memtest guest for this range and returns its path. The image is the
  * sector padded to 1 MiB so that every disk tool treats it as an ordinary raw disk.
  */
-export async function buildMemtestImage(range: MemtestRange, cacheDir = vtCacheDir()): Promise<string> {
+export async function buildMemtestImage(range: MemtestRange, root = vtCacheDir()): Promise<string> {
   const sector = memtestBootSector(range)
   const image = Buffer.alloc(MiB)
   sector.copy(image)
   const hash = createHash('sha256').update(image).digest('hex').slice(0, 16)
-  const dir = join(cacheDir, 'memtest')
+  const dir = join(root, 'memtest')
   const path = join(dir, `memtest-${hash}.raw`)
   try {
     if ((await stat(path)).size === image.length) return path

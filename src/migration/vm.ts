@@ -1,0 +1,316 @@
+// Migration of a VM managed by the agents (the `vm` service): the driver that runs the engine over two hosts'
+// agents, the memtest guest as a VM spec, verifyMemoryIntegrity for such a VM, and the helpers (ping-pong,
+// several at once). The Vm handle (src/vm/) implements MigratableVm and calls migrateVm from vm.migrate().
+import type { Host } from '../cluster/host.ts'
+import type { VmInfo, VmQmpEvent, VmSpec } from '../protocol/vm.ts'
+import { currentTestInfo } from '../runner/worker/globals.ts'
+import type { IntegrityReport } from './integrity.ts'
+import { describeReport } from './integrity.ts'
+import { buildMemtestImage, type MemtestRange, memtestRange } from './memtest/image.ts'
+import { runMigration } from './migrate.ts'
+import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationResult, MigrationSide } from './types.ts'
+import { type VerifyOptions, verifyMemoryIntegrityWith } from './verify.ts'
+
+const MiB = 1024 * 1024
+
+/** What migrateVm needs from a VM handle. */
+export interface MigratableVm {
+  readonly name: string
+  /** The host the VM runs on now. */
+  readonly host: Host
+  /** The spec it was created with (the destination is started from the same one). */
+  readonly spec: VmSpec
+  /** Its current VmInfo on `host` (dir, disks, memory, accelerator). */
+  readonly info: VmInfo
+  /** Called once a migration completed: from now on the VM is `info` on `host`. */
+  rebind(host: Host, info: VmInfo): void
+}
+
+export interface MigrateVmOptions<V extends MigratableVm = MigratableVm> extends MigrateOptions<Host, V> {
+  /** The cluster's hosts: a destination outside this list is refused as unknown. */
+  hosts?: readonly Host[]
+  /** Report the migration as a test step with the result attached (default true inside a test). */
+  report?: boolean
+}
+
+function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
+  const svc = host.service('vm')
+  const lost = new Promise<string>(resolve => {
+    subs.push(
+      host.on('vm', 'state', (e: { name: string; status: string; reason?: string }) => {
+        if (e.name === name && e.status === 'exited') resolve(`QEMU exited${e.reason ? `: ${e.reason}` : ''}`)
+      }),
+    )
+    const timer = setInterval(() => {
+      const state = host.client.state
+      if (state !== 'connected') resolve(`the link to host ${host.name}'s agent is ${state}`)
+    }, 200)
+    subs.push(() => clearInterval(timer))
+  })
+  return {
+    host: host.name,
+    address: host.address,
+    // Over the wire an `undefined` argument arrives as null, which the contract refuses: leave it out.
+    execute: (command, args) => (args === undefined ? svc.qmp(name, command) : svc.qmp(name, command, args)),
+    onEvent: listener =>
+      host.on('vm', 'qmp', (e: VmQmpEvent) => {
+        if (e.name === name)
+          listener({ event: e.event, data: e.data as Record<string, unknown>, timestamp: e.timestamp })
+      }),
+    lost,
+  }
+}
+
+function isHost(x: unknown): x is Host {
+  return !!x && typeof x === 'object' && typeof (x as Host).service === 'function' && 'client' in (x as object)
+}
+
+/** Disks of the VM that live in its own directory on its host, i.e. that the destination cannot see. */
+function hostLocalDisks(info: VmInfo): VmInfo['disks'] {
+  const dir = info.dir.endsWith('/') ? info.dir : `${info.dir}/`
+  return info.disks.filter(d => d.file.startsWith(dir))
+}
+
+export function vmDriver<V extends MigratableVm>(
+  vm: V,
+  options: MigrateVmOptions<V>,
+  subs: (() => void)[],
+): MigrationDriver<Host> {
+  const source = vmSide(vm.host, vm.name, subs)
+  let destHost: Host | undefined
+  return {
+    source,
+    hostName: h => (isHost(h) ? h.name : String(h)),
+    async precheck(to) {
+      if (!isHost(to))
+        throw new TypeError(`vm.migrate({ to }): \`to\` must be a Host from cluster.hosts, got ${String(to)}`)
+      if (to === vm.host || to.name === vm.host.name)
+        throw new Error(`the destination ${to.name} is the host ${vm.name} already runs on`)
+      if (options.hosts && !options.hosts.includes(to)) {
+        throw new Error(
+          `unknown host ${to.name}: not one of this cluster's hosts (${options.hosts.map(h => h.name).join(', ')})`,
+        )
+      }
+      if (to.client.state !== 'connected')
+        throw new Error(`host ${to.name} is not connected (its link is ${to.client.state})`)
+      const facts = await to.refreshFacts()
+      const need = vm.info.memoryMiB * MiB
+      if (facts.memory.availableBytes < need + 64 * MiB) {
+        throw new Error(
+          `host ${to.name} has ${Math.floor(facts.memory.availableBytes / MiB)} MiB available, ${vm.name} needs ${vm.info.memoryMiB} MiB`,
+        )
+      }
+      if (!facts.accelerators.includes(vm.info.accel)) {
+        throw new Error(
+          `host ${to.name} offers ${facts.accelerators.join(', ') || 'no accelerator'}, ${vm.name} runs under ${vm.info.accel}`,
+        )
+      }
+      if ((options.storage ?? 'shared') === 'shared') {
+        const local = hostLocalDisks(vm.info).filter(d => !isReadOnly(vm.spec, d.id))
+        if (local.length > 0) {
+          throw new Error(
+            `disk ${local.map(d => d.id).join(', ')} of ${vm.name} is host-local (${local[0].file}): migrate with storage: 'copy' or put it in the shared pool (pool: 'shared')`,
+          )
+        }
+        for (const d of vm.info.disks.filter(d => !isReadOnly(vm.spec, d.id))) {
+          const seen = await to.files
+            .stat(d.file)
+            .catch((e: { code?: string }) => (e.code === 'OUTSIDE_ROOTS' ? 'unknown' : null))
+          if (!seen) {
+            throw new Error(
+              `host ${to.name} cannot see disk ${d.id} of ${vm.name} at ${d.file} (is it in the shared pool?)`,
+            )
+          }
+        }
+      }
+    },
+    async startDestination(to, { storage }) {
+      const svc = to.service('vm')
+      const blocks = (await source.execute('query-block')) as {
+        device: string
+        inserted?: { 'node-name'?: string; image?: { 'virtual-size'?: number } }
+      }[]
+      const specDisks = vm.spec.disks ?? []
+      const disks = vm.info.disks.map((d, i) => {
+        const specDisk = specDisks[i] ?? {}
+        const common = {
+          id: d.id,
+          ...(specDisk.bus ? { bus: specDisk.bus } : {}),
+          ...(specDisk.readOnly ? { readOnly: true } : {}),
+        }
+        if (storage === 'copy' && !specDisk.readOnly) {
+          const size = blocks.find(b => b.device === d.id || b.inserted?.['node-name'] === d.id)?.inserted?.image?.[
+            'virtual-size'
+          ]
+          if (!size)
+            throw new Error(`cannot tell the size of disk ${d.id} of ${vm.name} to create its copy on ${to.name}`)
+          return { ...common, size: String(size), format: d.format as 'raw' | 'qcow2' }
+        }
+        return { ...common, path: d.file, format: d.format as 'raw' | 'qcow2' }
+      })
+      const spec: VmSpec = { ...vm.spec, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
+      if (disks.length === 0) delete spec.disks
+      await svc.create(spec)
+      destHost = to
+      const side = vmSide(to, vm.name, subs)
+      return {
+        ...side,
+        destroy: async () => {
+          await svc.destroy(vm.name).catch(() => {})
+        },
+      } satisfies DestinationSide
+    },
+    freePort: to => to.service('migration').freePort({ address: to.address }),
+    async commit(_dest, to) {
+      const from = vm.host
+      await from
+        .service('vm')
+        .destroy(vm.name)
+        .catch(() => {})
+      const info = await to.service('vm').info(vm.name)
+      vm.rebind(destHost ?? to, info)
+    },
+  }
+}
+
+function isReadOnly(spec: VmSpec, id: string): boolean {
+  return (spec.disks ?? []).some((d, i) => (d.id ?? `disk${i}`) === id && d.readOnly)
+}
+
+/** Where the caller is, outside vt's own migration and vm modules (for the report step). */
+function callerLocation(): { file: string; line: number; column: number } {
+  const stack = new Error().stack?.split('\n').slice(1) ?? []
+  for (const line of stack) {
+    const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(line.trim())
+    if (!m) continue
+    const file = m[1].replace(/^file:\/\//, '')
+    if (/\/src\/(migration|vm|runner)\//.test(file) || file.includes('/node_modules/') || file.startsWith('node:'))
+      continue
+    return { file, line: Number(m[2]), column: Number(m[3]) }
+  }
+  return { file: '<unknown>', line: 0, column: 0 }
+}
+
+type ReportingTestInfo = {
+  _runStep<T>(
+    title: string,
+    body: () => Promise<T>,
+    options: object,
+    location: { file: string; line: number; column: number },
+  ): Promise<T>
+  attach?(name: string, options: { body: string; contentType: string }): Promise<void>
+}
+
+/** Migrates `vm` to `options.to` (see MigrateOptions); reported as a test step with the result attached. */
+export async function migrateVm<V extends MigratableVm>(vm: V, options: MigrateVmOptions<V>): Promise<MigrationResult> {
+  const info = (options.report ?? true) ? (currentTestInfo() as unknown as ReportingTestInfo | undefined) : undefined
+  const run = async () => {
+    const subs: (() => void)[] = []
+    try {
+      return await runMigration(vmDriver(vm, options, subs), options, vm)
+    } finally {
+      for (const off of subs) off()
+    }
+  }
+  if (!info) return run()
+  const toName = isHost(options.to) ? options.to.name : String(options.to)
+  return info._runStep(
+    `migrate ${vm.name}: ${vm.host.name} → ${toName}`,
+    async () => {
+      const result = await run()
+      const { raw, ...summary } = result
+      await info.attach?.(`migration ${result.from} → ${result.to}`, {
+        body: JSON.stringify({ ...summary, queryMigrate: raw }, null, 2),
+        contentType: 'application/json',
+      })
+      return result
+    },
+    {},
+    callerLocation(),
+  )
+}
+
+/** Ping-pong: migrate through every host of `hosts` in order, ending where it started. */
+export async function pingPong<V extends MigratableVm>(
+  vm: V,
+  hosts: readonly Host[],
+  options: Omit<MigrateVmOptions<V>, 'to'> & { rounds?: number } = {},
+): Promise<MigrationResult[]> {
+  if (hosts.length < 2) throw new Error(`ping-pong needs at least two hosts, the cluster has ${hosts.length}`)
+  const start = hosts.indexOf(vm.host)
+  const order = [...hosts.slice(start + 1), ...hosts.slice(0, start + 1)]
+  const results: MigrationResult[] = []
+  for (let r = 0; r < (options.rounds ?? 1); r++) {
+    for (const to of order) results.push(await migrateVm(vm, { hosts, ...options, to }))
+  }
+  return results
+}
+
+/** Several VMs migrating at the same time; rejects with the first failure after all have settled. */
+export async function migrateAll<V extends MigratableVm>(
+  moves: { vm: V; options: MigrateVmOptions<V> }[],
+): Promise<MigrationResult[]> {
+  const settled = await Promise.allSettled(moves.map(m => migrateVm(m.vm, m.options)))
+  const failed = settled.find(s => s.status === 'rejected')
+  if (failed) throw (failed as PromiseRejectedResult).reason
+  return settled.map(s => (s as PromiseFulfilledResult<MigrationResult>).value)
+}
+
+// ---- the memtest guest as a VM ----------------------------------------------------------------------------
+
+/**
+ * A VmSpec that boots the memtest guest (firmware + boot sector from a read-only virtio disk in vt's cache).
+ * `memory` in MiB (default 256). Extra disks (e.g. a host-local data disk for storage copy) may be added.
+ */
+export async function memtestSpec(options: {
+  name: string
+  memoryMiB?: number
+  extraDisks?: VmSpec['disks']
+}): Promise<VmSpec> {
+  const memoryMiB = options.memoryMiB ?? 256
+  const image = await buildMemtestImage(memtestRange(memoryMiB * MiB))
+  return {
+    name: options.name,
+    memory: memoryMiB,
+    disks: [
+      { path: image, format: 'raw', bus: 'virtio', readOnly: true, id: 'memtest' },
+      ...(options.extraDisks ?? []),
+    ],
+    ready: { console: 'A' },
+  }
+}
+
+/** The memtest range of a VM, from its memory size. */
+export function vmMemtestRange(vm: { info: VmInfo }): MemtestRange {
+  return memtestRange(vm.info.memoryMiB * MiB)
+}
+
+/**
+ * Stops the memtest guest, dumps its RAM range with pmemsave into the VM's directory on its host, has that
+ * host's agent check it, then resumes it. Throws MemoryIntegrityError naming the first bad page.
+ */
+export async function verifyMemoryIntegrity(
+  vm: { name: string; host: Host; info: VmInfo },
+  options: VerifyOptions = {},
+): Promise<IntegrityReport> {
+  const svc = vm.host.service('vm')
+  const migration = vm.host.service('migration')
+  const range = memtestRange(vm.info.memoryMiB * MiB)
+  return verifyMemoryIntegrityWith(
+    {
+      label: `${vm.name} on ${vm.host.name}`,
+      qmp: {
+        execute: ((command: string, args?: Record<string, unknown>) =>
+          args === undefined ? svc.qmp(vm.name, command) : svc.qmp(vm.name, command, args)) as never,
+      },
+      dumpDir: vm.info.dir,
+      check: (path, r) =>
+        migration.checkMemoryDump({ path, start: r.start, size: r.end - r.start, keep: options.keepDumpOnFailure }),
+      remove: async () => {}, // the agent removes the dump after checking it (unless kept)
+    },
+    range,
+    options,
+  )
+}
+
+export { describeReport }
