@@ -1,6 +1,6 @@
 // Runs the real bin/vt.js on a temporary spec project and cleans up after it.
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -53,4 +53,45 @@ export function runVt(
     if (child.pid) opts.onSpawn?.(child.pid)
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
   })
+}
+
+/**
+ * A custom reporter (loaded by module path, like a user's) that writes every event as a JSON line to events.jsonl
+ * in the project dir: the tests below read exactly what reporters receive.
+ */
+export const eventsReporter = `
+import { appendFileSync } from 'node:fs'
+import { join } from 'node:path'
+export default class Events {
+  constructor(options) { this.file = join(options.configDir, 'events.jsonl'); this.options = options }
+  printsToStdio() { return false }
+  write(e) { appendFileSync(this.file, JSON.stringify(e) + '\\n') }
+  onBegin(config, suite) { this.write({ type: 'begin', workers: config.workers, tests: suite.allTests().map(t => t.id), options: Object.keys(this.options).sort() }) }
+  onTestBegin(test, result) { this.write({ type: 'testBegin', id: test.id, title: test.title, retry: result.retry, workerIndex: result.workerIndex, parallelIndex: result.parallelIndex }) }
+  onStepBegin(test, result, step) { this.write({ type: 'stepBegin', id: test.id, title: step.title, category: step.category, path: step.titlePath() }) }
+  onStepEnd(test, result, step) { this.write({ type: 'stepEnd', id: test.id, title: step.title, error: step.error?.message }) }
+  onStdOut(chunk, test) { this.write({ type: 'stdout', id: test?.id, text: String(chunk) }) }
+  onTestEnd(test, result) { this.write({ type: 'testEnd', id: test.id, title: test.title, project: test.parent.project()?.name, repeatEachIndex: test.repeatEachIndex, status: result.status, outcome: test.outcome(), retry: result.retry, workerIndex: result.workerIndex, start: result.startTime.getTime(), duration: result.duration, errors: result.errors.map(e => e.message), annotations: result.annotations }) }
+  onError(error) { this.write({ type: 'error', message: error.message }) }
+  onEnd(result) { this.write({ type: 'end', status: result.status }) }
+}
+`
+
+export interface Event {
+  type: string
+  [key: string]: any
+}
+
+export function readEvents(dir: string): Event[] {
+  const file = path.join(dir, 'events.jsonl')
+  let text = ''
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return []
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map(l => JSON.parse(l))
 }
