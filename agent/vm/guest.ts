@@ -122,6 +122,8 @@ export interface GuestChannelOptions {
   label: string
   cmdSocket: string
   ctlSocket: string
+  /** Why the channel dropped (e.g. QEMU's exit status); asked when the socket closes. */
+  disconnectReason?: () => Promise<string>
 }
 
 export class GuestChannel {
@@ -159,7 +161,11 @@ export class GuestChannel {
     this.ctl.on('error', () => {})
     this.cmd.on('data', chunk => this.parser.push(chunk))
     this.cmd.on('error', () => {})
-    this.cmd.on('close', () => this.close('the command channel closed (QEMU exited?)'))
+    this.cmd.on('close', () => {
+      const generic = 'the command channel closed'
+      const why = this.opts.disconnectReason?.() ?? Promise.resolve(generic)
+      void why.catch(() => generic).then(reason => this.close(reason))
+    })
     // The guest answers a ping once its loop runs; it also announces itself, but that may predate us.
     this.cmd.write('ping\n')
   }

@@ -75,7 +75,18 @@ export class Machine {
     this.argv = qemuArgv({ ...opts, channel })
     const p = paths(opts.dir)
     this.console = new ConsoleCapture(p.consoleLog)
-    this.guest = channel ? new GuestChannel({ label: this.label, cmdSocket: p.cmd, ctlSocket: p.ctl }) : undefined
+    this.guest = channel
+      ? new GuestChannel({
+          label: this.label,
+          cmdSocket: p.cmd,
+          ctlSocket: p.ctl,
+          // The socket usually closes a moment before the exit status is known: wait for it briefly.
+          disconnectReason: async () => {
+            const exited = await Promise.race([this.exited.then(() => true), delay(2000).then(() => false)])
+            return exited ? this.exitReason() : 'the command channel closed while QEMU still runs'
+          },
+        })
+      : undefined
     const bin = opts.qemuBinary ?? 'qemu-system-x86_64'
     const sp = setpriv()
     const [file, args] = sp ? [sp, ['--pdeathsig', 'KILL', '--', bin, ...this.argv]] : [bin, this.argv]
