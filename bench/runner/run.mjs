@@ -87,6 +87,17 @@ function treeRssKb(pid) {
   return total
 }
 
+/** Checks from a runner's output that every test ran and passed, so that a fast number is never a broken run. */
+function ranAll(name, out) {
+  const total = FILES * TESTS
+  const plain = out.replace(/\u001b\[[0-9;]*m/g, '')
+  const ok =
+    name === 'node --test'
+      ? (plain.match(/\./g) ?? []).length >= total && !/[X✖]/.test(plain)
+      : new RegExp(`\\b${total} passed\\b`).test(plain)
+  if (!ok) throw new Error(`${name} did not report ${total} passed tests:\n${plain.slice(-2000)}`)
+}
+
 function measure(name, cmd, args, cwd) {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint()
@@ -108,6 +119,11 @@ function measure(name, cmd, args, cwd) {
       const ms = Number(process.hrtime.bigint() - started) / 1e6
       if (opts.verbose) process.stderr.write(out)
       if (code !== 0) return reject(new Error(`${name} exited with ${code}:\n${out.slice(-3000)}`))
+      try {
+        ranAll(name, out)
+      } catch (e) {
+        return reject(e)
+      }
       resolve({ ms, peakMb: peak / 1024, out })
     })
   })
