@@ -33,6 +33,16 @@ test('fails', async () => {
 })
 test('not reached', async () => {})
 `,
+  'unhandled.vt.ts': `import { rootTest as test } from '$TEST'
+test('rejects in the background', async () => {
+  void Promise.reject(new Error('nobody awaited me'))
+  await new Promise(r => setTimeout(r, 100))
+})
+test('throws in a timer', async () => {
+  setTimeout(() => { throw new Error('thrown from a timer') }, 10)
+  await new Promise(r => setTimeout(r, 100))
+})
+`,
 })
 after(() => removeProject(dir))
 
@@ -115,6 +125,59 @@ test('the worker process runs a group over IPC, attributes output, ignores SIGIN
     assert.equal(teardown.errors.length, 1)
     assert.match(teardown.errors[0].message, /Fixture "conn" .*failed during teardown: worker teardown failed/)
     assert.equal(rawStderr, '')
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }
+})
+
+test('unhandled rejections and uncaught exceptions fail the running test, the worker survives', async () => {
+  const ids = await testIds(dir, 'unhandled.vt.ts')
+  const child = fork(path.join(repoRoot, 'src/runner/worker/process.js'), [], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'json',
+  })
+  const messages: WorkerToMain[] = []
+  child.on('message', (m: WorkerToMain) => {
+    messages.push(m)
+    if (m.type === 'ready')
+      child.send({
+        type: 'run',
+        file: path.join(dir, 'unhandled.vt.ts'),
+        entries: ids.map(t => ({ testId: t.id, retry: 0 })),
+      } satisfies MainToWorker)
+    // The dispatcher would hand the remaining test to a fresh worker; this one can still run it.
+    if (m.type === 'done' && m.remaining.length)
+      child.send({
+        type: 'run',
+        file: path.join(dir, 'unhandled.vt.ts'),
+        entries: m.remaining.map(testId => ({ testId, retry: 0 })),
+      } satisfies MainToWorker)
+    else if (m.type === 'done') child.send({ type: 'stop' } satisfies MainToWorker)
+  })
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  try {
+    child.send({
+      type: 'init',
+      workerIndex: 0,
+      parallelIndex: 0,
+      projectId: 'project-0',
+      workerHash: 'x',
+      repeatEachIndex: 0,
+      config: { configFile: path.join(dir, 'vt.config.ts'), overrides: { retries: 0 } },
+    } satisfies MainToWorker)
+    assert.equal(await exited, 0)
+    const ends = messages.filter(m => m.type === 'testEnd')
+    const dones = messages.filter(m => m.type === 'done')
+    assert.equal(dones.length, 2, 'the first failure stops the group (reuseWorkerAfterFailure is off)')
+    assert.equal(ends.length, 2)
+    const [rejected, thrown] = ends
+    assert.ok(rejected.type === 'testEnd' && thrown.type === 'testEnd')
+    assert.equal(rejected.status, 'failed')
+    assert.match(rejected.errors[0].message, /nobody awaited me/)
+    assert.equal(rejected.errors[0].location?.line, 3)
+    assert.equal(thrown.status, 'failed')
+    assert.match(thrown.errors[0].message, /thrown from a timer/)
+    assert.equal(thrown.errors[0].location?.line, 7)
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
   }

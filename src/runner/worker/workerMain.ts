@@ -68,6 +68,16 @@ export class WorkerMain {
     return this.currentTest?._test.id
   }
 
+  /** An error nobody awaited (unhandled rejection, uncaught exception): it fails the running test. */
+  unhandledError(error: unknown): void {
+    if (this.currentTest) {
+      this.currentTest._failWithError(error)
+      return
+    }
+    const e = serializeError(error)
+    this.send({ type: 'stderr', text: `vt worker: unhandled error outside of a test: ${e.stack ?? e.message}\n` })
+  }
+
   async handle(message: MainToWorker): Promise<void> {
     if (message.type === 'init') await this.onInit(message)
     else if (message.type === 'run') {
@@ -449,6 +459,8 @@ export function runWorkerProcess(): void {
   }
   const worker = new WorkerMain(send)
   captureOutput(worker, send)
+  process.on('unhandledRejection', reason => worker.unhandledError(reason))
+  process.on('uncaughtException', error => worker.unhandledError(error))
   let queue = Promise.resolve()
   process.on('message', (message: MainToWorker) => {
     queue = queue.then(() =>
