@@ -204,3 +204,15 @@ test('specs load in a CommonJS project (package.json without "type": "module") t
   assert.equal(r.exitCode, 0, r.output)
   assert.equal(testByPath(r.json, 'works').status, 'expected')
 })
+
+test('vt --version and vt help', async t => {
+  const p = project(t, {})
+  const { execFileSync } = await import('node:child_process')
+  const { vtBin, repoRoot } = await import('./helpers.ts')
+  const version = execFileSync(process.execPath, [vtBin, '--version'], { cwd: p.dir, encoding: 'utf8' }).trim()
+  const pkg = JSON.parse((await import('node:fs')).readFileSync(`${repoRoot}/package.json`, 'utf8'))
+  assert.equal(version, pkg.version)
+  const help = execFileSync(process.execPath, [vtBin, 'help', 'test'], { cwd: p.dir, encoding: 'utf8' })
+  assert.match(help, /--shard/)
+  assert.match(help, /--last-failed/)
+})

@@ -265,3 +265,38 @@ test('the list reporter prints a line per test and the summary', async t => {
   assert.match(r.stdout, /1 passed, 1 failed, 1 skipped \(\d/)
   assert.equal(allTests(r.json).length, 3)
 })
+
+test('the default reporter is list locally and dot under CI; the config can choose', async t => {
+  const p = project(t, {
+    'a.vt.ts': `import { test } from 'vt'\ntest('one', async () => {})\ntest('two', async () => {})\n`,
+  })
+  const local = await runVt(p, [], { noReporterFlag: true, env: { CI: '' } })
+  assert.equal(local.exitCode, 0, local.output)
+  assert.match(local.stdout, /✓ +1 a\.vt\.ts:2:1 › one/)
+  const ci = await runVt(p, [], { noReporterFlag: true, env: { CI: 'true' } })
+  assert.equal(ci.exitCode, 0, ci.output)
+  assert.match(ci.stdout, /^··$/m)
+  assert.doesNotMatch(ci.stdout, /✓/)
+  p.write({
+    'vt.config.ts': `import { defineConfig } from 'vt'\nexport default defineConfig({ reporter: [['junit', { outputFile: 'out/j.xml' }], ['line']] })\n`,
+  })
+  const configured = await runVt(p, [], { noReporterFlag: true, env: { CI: 'true' } })
+  assert.equal(configured.exitCode, 0, configured.output)
+  assert.match(configured.stdout, /\[2\/2\]/)
+  assert.match(p.read('out/j.xml'), /<testsuites name="vt" tests="2" failures="0" skipped="0" errors="0"/)
+})
+
+test('--timeout and --global-timeout', async t => {
+  const p = project(t, {
+    'a.vt.ts': `import { test } from 'vt'\ntest('slow', async () => { await new Promise(r => setTimeout(r, 3000)) })\n`,
+  })
+  const r = await runVt(p, ['--timeout', '300'])
+  assert.equal(r.exitCode, 1, r.output)
+  const slow = testByPath(r.json, 'slow')
+  assert.equal(slow.results[0].status, 'timedOut')
+  assert.match(slow.results[0].errors[0].message, /300ms/)
+  const global = await runVt(p, ['--global-timeout', '500'])
+  assert.equal(global.exitCode, 1, global.output)
+  assert.equal(global.json!.stats.status, 'timedout')
+  assert.ok(global.durationMs < 3000 + 2500, `global timeout stops the run early (${global.durationMs}ms)`)
+})

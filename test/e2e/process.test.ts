@@ -46,7 +46,7 @@ test('never starts', async () => { log('never starts ran') })
       child.kill('SIGINT')
     },
   })
-  assert.notEqual(r.exitCode, 0, r.output)
+  assert.equal(r.exitCode, 130, r.output)
   assert.deepEqual(p.log(), ['setup wf', 'setup tf', 'teardown tf', 'teardown wf'])
   const waiting = testByPath(r.json, 'waits forever')
   assert.deepEqual(
