@@ -1,8 +1,11 @@
 // Every `vt` subcommand, one module each. To add a command: write src/cli/commands/<name>.ts default-exporting a
 // CliCommand, and add one import and one entry below. `help` and `--version` are built into the program.
+import doctor from './doctor.ts'
+import image from './image.ts'
+import setup from './setup.ts'
 import test from './test.ts'
 import type { CliCommand } from './types.ts'
 
 export type { CliCommand } from './types.ts'
 
-export const commands: CliCommand[] = [test]
+export const commands: CliCommand[] = [doctor, image, setup, test]

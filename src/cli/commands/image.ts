@@ -1,0 +1,59 @@
+// `vt image build [name]`, `vt image list`, `vt image prune`: the guest images in the cache (VT_CACHE_DIR).
+import type { Command } from 'commander'
+import type { CliCommand } from './types.ts'
+
+const image: CliCommand = {
+  name: 'image',
+  register(program: Command) {
+    const cmd = program.command('image').description('build and list guest images (cached in VT_CACHE_DIR)')
+    cmd
+      .command('build')
+      .description('build an image (default: tiny)')
+      .argument('[name]', 'image name', 'tiny')
+      .option('--force', 'rebuild even when cached')
+      .action(async (name: string, opts: { force?: boolean }) => {
+        const { ensureImage } = await import('../../image/index.ts')
+        try {
+          const img = await ensureImage(name, { force: opts.force, progress: m => process.stdout.write(`${m}\n`) })
+          process.stdout.write(
+            `${img.name}: kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n  ${img.disk}\n`,
+          )
+        } catch (err) {
+          process.stderr.write(`vt image build: ${(err as Error).message}\n`)
+          process.exitCode = 1
+        }
+      })
+    cmd
+      .command('list')
+      .description('list cached images')
+      .action(async () => {
+        const { readdirSync, readFileSync, existsSync } = await import('node:fs')
+        const { join } = await import('node:path')
+        const { cacheDir } = await import('../../image/index.ts')
+        const dir = join(cacheDir(), 'images')
+        const entries = existsSync(dir) ? readdirSync(dir).filter(d => existsSync(join(dir, d, 'manifest.json'))) : []
+        if (entries.length === 0) process.stdout.write(`no images in ${dir} (vt image build tiny)\n`)
+        for (const e of entries) {
+          const m = JSON.parse(readFileSync(join(dir, e, 'manifest.json'), 'utf8'))
+          process.stdout.write(`${e}  kernel ${m.kernelVersion}  built ${m.builtAt}\n`)
+        }
+      })
+    cmd
+      .command('prune')
+      .description('remove every cached image except the current tiny one')
+      .action(async () => {
+        const { readdirSync, rmSync } = await import('node:fs')
+        const { join } = await import('node:path')
+        const { cacheDir, ensureImage } = await import('../../image/index.ts')
+        const keep = await ensureImage('tiny')
+        const dir = join(cacheDir(), 'images')
+        for (const e of readdirSync(dir)) {
+          if (join(dir, e) === keep.dir || e.endsWith('.lock')) continue
+          rmSync(join(dir, e), { recursive: true, force: true })
+          process.stdout.write(`removed ${e}\n`)
+        }
+      })
+  },
+}
+
+export default image
