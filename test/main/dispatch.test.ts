@@ -419,4 +419,45 @@ describe('planning with the real loader', () => {
     await runVt(['test'], { cwd: dir })
     assert.deepEqual(readEvents(dir)[0].options, ['configDir', 'mine', 'outputDir', 'rootDir'])
   })
+
+  test('globalSetup runs first (its env reaches workers), its returned teardown and globalTeardown run last', async () => {
+    const dir = makeProject({
+      'events.ts': eventsReporter,
+      'vt.config.ts': config("globalSetup: './setup.ts', globalTeardown: './teardown.ts'"),
+      'setup.ts': `import { appendFileSync } from 'node:fs'
+export default async function (config) {
+  appendFileSync(new URL('./log.txt', import.meta.url), 'setup ' + config.workers + '\\n')
+  process.env.FROM_SETUP = 'hello'
+  return () => appendFileSync(new URL('./log.txt', import.meta.url), 'returned teardown\\n')
+}
+`,
+      'teardown.ts': `import { appendFileSync } from 'node:fs'
+export default () => appendFileSync(new URL('./log.txt', import.meta.url), 'global teardown\\n')
+`,
+      'a.vt.ts': spec(`test('sees setup', () => { log('test ' + process.env.FROM_SETUP) })`),
+    })
+    const r = await runVt(['test', '--output', 'out'], { cwd: dir })
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.deepEqual(readFileSync(path.join(dir, 'log.txt'), 'utf8').split('\n').filter(Boolean), [
+      'setup 1',
+      'test hello',
+      'returned teardown',
+      'global teardown',
+    ])
+    assert.ok(existsSync(path.join(dir, 'out', '.last-run.json')), '--output moves .last-run.json')
+  })
+
+  test('a failing globalSetup is reported and no test runs', async () => {
+    const dir = makeProject({
+      'events.ts': eventsReporter,
+      'vt.config.ts': config("globalSetup: './setup.ts'"),
+      'setup.ts': "export default () => { throw new Error('no database') }\n",
+      'a.vt.ts': spec(`test('never', () => {})`),
+    })
+    const r = await runVt(['test'], { cwd: dir })
+    assert.equal(r.code, 1)
+    const ev = readEvents(dir)
+    assert.match(ev.find(e => e.type === 'error')!.message, /globalSetup.*no database/)
+    assert.equal(ends(ev).length, 0)
+  })
 })

@@ -169,25 +169,44 @@ export class Dispatcher {
     else this.queue.push(job)
   }
 
+  private usableWorker(slot: Slot): WorkerHost | undefined {
+    const w = slot.worker
+    return w && !w.retiring && !w.hasExited ? w : undefined
+  }
+
+  /**
+   * Hands queued jobs to free slots: first to idle workers with the same hash (reuse), then to empty slots, and
+   * only then replaces an idle worker of another hash. A job that some idle worker could take is left to it.
+   */
   private schedule(): void {
     if (this.interrupted) return
-    for (const slot of this.slots) {
-      if (slot.busy || this.queue.length === 0) continue
-      const worker = slot.worker && !slot.worker.retiring && !slot.worker.hasExited ? slot.worker : undefined
-      let index = worker ? this.queue.findIndex(j => j.group.workerHash === worker.workerHash) : -1
-      if (index === -1) {
-        // Leave jobs that another idle worker could take without a fork to that worker.
-        const idleHashes = new Set(
-          this.slots
-            .filter(s => s !== slot && !s.busy && s.worker && !s.worker.retiring && !s.worker.hasExited)
-            .map(s => s.worker!.workerHash),
-        )
-        index = this.queue.findIndex(j => !idleHashes.has(j.group.workerHash))
-        if (index === -1) continue
-      }
+    const take = (slot: Slot, index: number) => {
       const [job] = this.queue.splice(index, 1)
       slot.busy = true
       void this.runOnSlot(slot, job)
+    }
+    for (const slot of this.slots) {
+      const worker = this.usableWorker(slot)
+      if (slot.busy || !worker || this.queue.length === 0) continue
+      const index = this.queue.findIndex(j => j.group.workerHash === worker.workerHash)
+      if (index !== -1) take(slot, index)
+    }
+    const idleHashes = () =>
+      new Set(
+        this.slots
+          .filter(s => !s.busy)
+          .map(s => this.usableWorker(s)?.workerHash)
+          .filter(h => h !== undefined),
+      )
+    for (const pass of ['empty', 'replace'] as const) {
+      for (const slot of this.slots) {
+        if (slot.busy || this.queue.length === 0) continue
+        const hasWorker = this.usableWorker(slot) !== undefined
+        if ((pass === 'empty') === hasWorker) continue
+        const hashes = idleHashes()
+        const index = this.queue.findIndex(j => !hashes.has(j.group.workerHash))
+        if (index !== -1) take(slot, index)
+      }
     }
   }
 

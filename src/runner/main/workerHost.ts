@@ -70,7 +70,8 @@ export class WorkerHost extends EventEmitter<{
     const entry = workerEntry()
     const child = fork(entry.file, [], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      execArgv: [...entry.execArgv, ...process.execArgv.filter(a => !a.startsWith('--input-type'))],
+      // Debugger flags would make every worker fight for the main process's inspector port.
+      execArgv: [...entry.execArgv, ...process.execArgv.filter(a => !/^--(input-type|inspect)/.test(a))],
       env: {
         ...env,
         VT_WORKER_INDEX: String(this.params.workerIndex),
