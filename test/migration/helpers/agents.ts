@@ -85,3 +85,62 @@ export class TestVm implements MigratableVm {
       .catch(() => {})
   }
 }
+
+export interface AgentProcess {
+  url: string
+  name: string
+  stateDir: string
+  proc: import('node:child_process').ChildProcess
+  exited: Promise<void>
+}
+
+/** A `vt agent` in its own process (so a test can SIGKILL it), on loopback with a given state dir. */
+export async function spawnAgent(name: string, token: string, stateDir: string): Promise<AgentProcess> {
+  const { spawn } = await import('node:child_process')
+  const main = new URL('../../../agent/main.ts', import.meta.url).pathname
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      main,
+      '--listen',
+      '127.0.0.1:0',
+      '--token-env',
+      'VT_TEST_TOKEN',
+      '--state-dir',
+      stateDir,
+      '--name',
+      name,
+      '--quiet',
+    ],
+    { env: { ...process.env, VT_TEST_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const exited = new Promise<void>(resolve => proc.on('exit', () => resolve()))
+  let out = ''
+  let err = ''
+  proc.stderr?.on('data', d => {
+    err += d
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start: ${err}`)), 30_000)
+    proc.stdout?.on('data', d => {
+      out += d
+      const line = out.split('\n').find(l => l.includes('vtAgentReady'))
+      if (line) {
+        clearTimeout(timer)
+        resolve((JSON.parse(line) as { vtAgentReady: { url: string } }).vtAgentReady.url)
+      }
+    })
+    void exited.then(() => {
+      clearTimeout(timer)
+      reject(new Error(`agent ${name} exited: ${err}`))
+    })
+  })
+  return { url, name, stateDir, proc, exited }
+}
+
+export async function connectHost(url: string, name: string, token: string): Promise<Host> {
+  const client = await AgentClient.connect({ url, token, name, leaseSeconds: 30, reconnect: false })
+  return new Host(client, url)
+}
