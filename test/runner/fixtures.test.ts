@@ -66,6 +66,15 @@ const test = rootTest.extend<{ a: string; b: string; c: string; t: string; bad: 
   bad: async (args: any, use: any) => use(args),
 })
 test('uses unknown', async ({ nope }: any) => {})
+test.beforeAll(async ({ t }) => {})
+`,
+  'worker-fails.vt.ts': `${header}
+const test = rootTest.extend<{}, { broken: string }>({
+  broken: [async ({}, use) => { log.push('broken setup'); throw new Error('cannot connect') }, { scope: 'worker' }],
+})
+test('first', async ({ broken }) => {})
+test('second', async ({ broken }) => {})
+test('describe inside a test', () => { test.describe('nope', () => {}) })
 `,
   'errors.vt.ts': `${header}
 const test = rootTest.extend<{ noUse: string; throws: string; slowSetup: string; badTeardown: string; later: string }>({
@@ -198,6 +207,8 @@ test('validation: cycle, worker depending on test, non-destructured parameter, u
   assert.equal(worker.location?.file, file)
   assert.equal(worker.location?.line, 4)
   find(/Fixture "bad": First argument must use the object destructuring pattern/)
+  const hook = find(/beforeAll hook "beforeAll hook" cannot use test-scoped fixture "t"/)
+  assert.equal(hook.location?.line, 13)
   const unknown = find(/Test "uses unknown" has unknown parameter "nope"/)
   assert.equal(unknown.location?.line, 12)
   assert.match(unknown.snippet ?? '', /> 12 \| test\('uses unknown'/)
@@ -221,4 +232,25 @@ test('fixture failures name the fixture and its registration; teardown continues
   assert.equal(teardown.status, 'failed')
   assert.match(teardown.errors[0].message, /failed during teardown: teardown exploded/)
   assert.deepEqual(log, ['teardown later'])
+})
+
+test('a worker fixture that fails to set up fails its tests fast and makes the worker unusable', async () => {
+  const r = await runInProcess(dir, 'worker-fails.vt.ts', { titles: ['first', 'second'] })
+  assert.match(
+    r.ends.get('first')?.errors[0].message ?? '',
+    /Fixture "broken" \(worker scope, .*\) failed during setup: cannot connect/,
+  )
+  assert.equal(r.ends.has('second'), false)
+  const done = r.messages.find(m => m.type === 'done')
+  assert.ok(done?.type === 'done' && done.unusable)
+  assert.deepEqual(log, ['broken setup'])
+})
+
+test('test.describe() inside a running test is an error naming the line', async () => {
+  const r = await runInProcess(dir, 'worker-fails.vt.ts', { titles: ['describe inside a test'] })
+  const error = r.ends.get('describe inside a test')!.errors[0]
+  assert.match(
+    error.message,
+    /test\.describe\(\) cannot be called inside a test, hook or fixture \(at .*worker-fails\.vt\.ts:9:\d+\)/,
+  )
 })
