@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { JsonReport, JsonResult, JsonSpec, JsonSuite, JsonTest } from '../../reporters/json.ts'
-import { parseXml, type XmlElement } from '../reporters/xml.ts'
+import { parseXml, validateJUnitSchema, type XmlElement } from '../reporters/xml.ts'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const vtBin = path.join(repoRoot, 'bin/vt.js')
@@ -150,6 +150,7 @@ export async function runVt(p: Project, args: string[], options: RunOptions = {}
   if (fs.existsSync(junitFile)) {
     result.junitXml = fs.readFileSync(junitFile, 'utf8')
     result.junit = parseXml(result.junitXml)
+    validateJUnitSchema(result.junitXml)
   }
   return result
 }

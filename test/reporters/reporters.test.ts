@@ -10,7 +10,7 @@ import JUnitReporter, { xmlEscape } from '../../reporters/junit.ts'
 import LineReporter from '../../reporters/line.ts'
 import ListReporter from '../../reporters/list.ts'
 import { memoryStream, playRun } from './fakeRun.ts'
-import { findAll, parseXml } from './xml.ts'
+import { findAll, parseXml, validateJUnitSchema } from './xml.ts'
 
 const hasAnsi = (s: string) => s.includes('\u001b[')
 
@@ -192,6 +192,7 @@ test('junit writes well-formed JUnit XML with suites, cases, failures, skips, ou
     const xml = fs.readFileSync(path.join(dir, 'reports/junit.xml'), 'utf8')
     assert.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites'))
     const root = parseXml(xml)
+    validateJUnitSchema(xml)
     assert.equal(root.name, 'testsuites')
     assert.deepEqual(
       [root.attributes.tests, root.attributes.failures, root.attributes.skipped, root.attributes.errors],
@@ -264,4 +265,17 @@ test('the XML checker used above rejects malformed documents', () => {
     assert.throws(() => parseXml(bad), Error, bad)
   }
   assert.equal(parseXml('<a x="&lt;&#10;">t&amp;<b/></a>').attributes.x, '<\n')
+})
+
+test('the JUnit schema check rejects a report that Jenkins would misread', t => {
+  const bad = '<testsuites tests="1" failures="0" skipped="0" errors="0" time="1,5"><testsuite name="x"/></testsuites>'
+  let checked = false
+  try {
+    checked = validateJUnitSchema(bad)
+  } catch (e) {
+    assert.match(String(e), /does not match junit.xsd/)
+    return
+  }
+  if (!checked) return t.skip('xmllint is not installed')
+  assert.fail('an invalid report passed the schema check')
 })

@@ -1,5 +1,7 @@
 // A strict XML 1.0 well-formedness checker and tiny DOM for the tests: the JUnit reporter's output must parse
 // here (balanced tags, quoted unique attributes, only defined entities, only legal characters, one root).
+import { execFileSync, spawnSync } from 'node:child_process'
+
 export interface XmlElement {
   name: string
   attributes: Record<string, string>
@@ -135,4 +137,21 @@ export function findAll(el: XmlElement, name: string): XmlElement[] {
   }
   visit(el)
   return out
+}
+
+/**
+ * Validates a JUnit report against test/reporters/junit.xsd with xmllint (package libxml2-utils). Returns false
+ * when xmllint is missing locally; under CI a missing xmllint is an error, because .ci/run installs it.
+ */
+export function validateJUnitSchema(xml: string): boolean {
+  try {
+    execFileSync('xmllint', ['--version'], { stdio: 'ignore' })
+  } catch {
+    if (process.env.CI) throw new Error('xmllint is missing: CI must install libxml2-utils (see .ci/run)')
+    return false
+  }
+  const schema = new URL('./junit.xsd', import.meta.url).pathname
+  const r = spawnSync('xmllint', ['--noout', '--schema', schema, '-'], { input: xml, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`JUnit XML does not match junit.xsd:\n${r.stderr}\n${xml.slice(0, 4000)}`)
+  return true
 }
