@@ -1,6 +1,8 @@
 // The controller's handle on one VM running on some host: exec in the guest, the serial console, QMP and
 // lifecycle, all through the host agent's `vm` service. `host` changes when the VM migrates (attachTo).
 import type { Host } from '../cluster/host.ts'
+import type { MigrationResult } from '../migration/types.ts'
+import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
 import type { QmpArgs, QmpReturn } from '../qmp/types.ts'
@@ -127,6 +129,8 @@ export class Vm {
   private constructor(
     public host: Host,
     public info: VmInfo,
+    /** The spec it was created with (a migration starts the destination from it). */
+    readonly spec: VmSpec,
   ) {
     this.console = new VmConsole(this)
     this.lastStatus = info.status
@@ -153,7 +157,7 @@ export class Vm {
     } finally {
       offConsole()
     }
-    const vm = new Vm(host, info)
+    const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
     vm.subscribe()
     return vm
@@ -298,6 +302,19 @@ export class Vm {
     this.destroyed = true
     for (const off of this.offs.splice(0)) off()
     await this.svc.destroy(this.name)
+  }
+
+  /**
+   * Live-migrates the VM to `options.to` (src/migration): afterwards this handle points at the destination.
+   * Reported as a test step with the result attached; throws MigrationError with the source still running.
+   */
+  migrate(options: MigrateVmOptions<Vm>): Promise<MigrationResult> {
+    return migrateVm(this, options)
+  }
+
+  /** @internal MigratableVm: the migration completed, the VM is now `info` on `host`. */
+  rebind(host: Host, info: VmInfo): void {
+    this.attachTo(host, info)
   }
 
   toString(): string {
