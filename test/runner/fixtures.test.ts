@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { after, beforeEach, test } from 'node:test'
 import { loadConfig } from '../../src/config/load.ts'
@@ -69,9 +70,11 @@ test('uses unknown', async ({ nope }: any) => {})
 test.beforeAll(async ({ t }) => {})
 `,
   'worker-fails.vt.ts': `${header}
-const test = rootTest.extend<{}, { broken: string }>({
+const test = rootTest.extend<{}, { broken: string; hangs: string }>({
   broken: [async ({}, use) => { log.push('broken setup'); throw new Error('cannot connect') }, { scope: 'worker' }],
+  hangs: [async ({}, use) => { log.push('hangs setup'); await new Promise(() => {}) }, { scope: 'worker' }],
 })
+test('hangs in worker setup', async ({ hangs }) => {})
 test('first', async ({ broken }) => {})
 test('second', async ({ broken }) => {})
 test('describe inside a test', () => { test.describe('nope', () => {}) })
@@ -251,6 +254,28 @@ test('test.describe() inside a running test is an error naming the line', async 
   const error = r.ends.get('describe inside a test')!.errors[0]
   assert.match(
     error.message,
-    /test\.describe\(\) cannot be called inside a test, hook or fixture \(at .*worker-fails\.vt\.ts:9:\d+\)/,
+    /test\.describe\(\) cannot be called inside a test, hook or fixture \(at .*worker-fails\.vt\.ts:11:\d+\)/,
   )
+})
+
+test('a worker fixture whose setup hangs times the test out; the worker is unusable and still stops', async () => {
+  const dir2 = writeProject({
+    'vt.config.ts': `export default { timeout: 150 }\n`,
+    'w.vt.ts': fs.readFileSync(path.join(dir, 'worker-fails.vt.ts'), 'utf8'),
+  })
+  try {
+    const r = await runInProcess(dir2, 'w.vt.ts', { titles: ['hangs in worker setup', 'first'] })
+    const end = r.ends.get('hangs in worker setup')!
+    assert.equal(end.status, 'timedOut')
+    assert.match(end.errors[0].message, /Test timeout of 150ms exceeded while setting up "hangs"/)
+    const done = r.messages.find(m => m.type === 'done')
+    assert.ok(done?.type === 'done' && done.unusable)
+    assert.deepEqual(
+      done.remaining.map(id => r.titleOf.get(id)),
+      ['first'],
+    )
+    assert.deepEqual(r.messages.at(-1), { type: 'teardownErrors', errors: [] })
+  } finally {
+    removeProject(dir2)
+  }
 })
