@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { cleanupProjects, type Event, eventsReporter, makeProject, readEvents, runVt } from './helpers.ts'
+import { cleanupProjects, type Event, eventsReporter, makeProject, readEvents, repoRoot, runVt } from './helpers.ts'
 
 after(cleanupProjects)
 
@@ -459,5 +459,42 @@ export default () => appendFileSync(new URL('./log.txt', import.meta.url), 'glob
     const ev = readEvents(dir)
     assert.match(ev.find(e => e.type === 'error')!.message, /globalSetup.*no database/)
     assert.equal(ends(ev).length, 0)
+  })
+
+  test('a project cluster starts before its first test and stops after its last one', async () => {
+    const dir = makeProject({
+      'events.ts': eventsReporter,
+      'vt.config.ts': config(`projects: [
+  { name: 'clustered', cluster: { hosts: 1, isolation: 'none' }, testMatch: 'c.vt.ts' },
+  { name: 'after', dependencies: ['clustered'], testMatch: 'd.vt.ts' },
+]`),
+      'c.vt.ts': `import { test } from VT_IMPORT
+import { writeFileSync } from 'node:fs'
+import { workerContext } from ${JSON.stringify(path.join(repoRoot, 'src/runner/workerContext.ts'))}
+test('sees the cluster', () => {
+  const url = workerContext().cluster!.hosts[0].url
+  writeFileSync(new URL('./url.txt', import.meta.url), url)
+})
+`,
+      'd.vt.ts': `import { test, expect } from VT_IMPORT
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
+test('cluster of the previous project is gone', async () => {
+  const url = new URL(readFileSync(new URL('./url.txt', import.meta.url), 'utf8'))
+  const refused = await new Promise(resolve => {
+    const s = net.connect(Number(url.port), url.hostname)
+    s.on('connect', () => { s.destroy(); resolve(false) })
+    s.on('error', () => resolve(true))
+  })
+  expect(refused).toBe(true)
+})
+`,
+    })
+    const r = await runVt(['test'], { cwd: dir })
+    assert.equal(r.code, 0, r.stdout + r.stderr)
+    assert.deepEqual(
+      ends(readEvents(dir)).map(e => `${e.title}:${e.status}`),
+      ['sees the cluster:passed', 'cluster of the previous project is gone:passed'],
+    )
   })
 })

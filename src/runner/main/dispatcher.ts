@@ -111,6 +111,7 @@ export class Dispatcher {
   private interrupted = false
   private killed = false
   private wake?: () => void
+  private woken = false
 
   constructor(private readonly o: DispatcherOptions) {
     this.slots = Array.from({ length: Math.max(1, o.config.workers) }, (_, index) => ({ index, busy: false }))
@@ -127,9 +128,12 @@ export class Dispatcher {
     while (true) {
       this.schedule()
       if (this.slots.every(s => !s.busy) && (this.queue.length === 0 || this.interrupted)) break
-      await new Promise<void>(resolve => (this.wake = resolve))
+      if (this.woken) this.woken = false
+      else await new Promise<void>(resolve => (this.wake = resolve))
     }
     this.queue.length = 0
+    // Finished projects stop their workers and clusters in the background; the next phase starts after that.
+    while (this.background.size > 0) await Promise.all([...this.background])
   }
 
   /** Graceful interruption: start nothing new; running tests end as 'interrupted', fixtures are torn down. */
@@ -159,7 +163,9 @@ export class Dispatcher {
   private notify(): void {
     const wake = this.wake
     this.wake = undefined
-    wake?.()
+    // A notification while the run loop is not waiting must not be lost.
+    if (wake) wake()
+    else this.woken = true
   }
 
   private enqueue(job: Job, front: boolean): void {
