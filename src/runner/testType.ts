@@ -19,6 +19,7 @@ import {
   type RuntimeTestInfo,
   setCurrentDescribeSuite,
 } from './worker/globals.ts'
+import { maybeWorkerContext } from './workerContext.ts'
 
 // ---------------------------------------------------------------- public types
 
@@ -420,12 +421,16 @@ export class TestTypeImpl {
 
   private async _step(location: Location, title: unknown, body: unknown, options: unknown): Promise<unknown> {
     const info: RuntimeTestInfo | undefined = currentTestInfo()
-    if (!info)
-      throw new Error(`test.step() can only be called while a test is running (at ${formatLocation(location)})`)
     if (typeof title !== 'string')
       throw new Error(`test.step() expects a title string (at ${formatLocation(location)})`)
     if (typeof body !== 'function')
       throw new Error(`test.step("${title}") expects a body function (at ${formatLocation(location)})`)
+    if (!info) {
+      // Worker fixtures (a cluster) may use steps while no test runs, e.g. in teardown when the worker stops:
+      // there is no test to report them on, so the body just runs.
+      if (maybeWorkerContext()) return await (body as () => unknown)()
+      throw new Error(`test.step() can only be called while a test is running (at ${formatLocation(location)})`)
+    }
     const opts = (options ?? {}) as StepOptions
     return info._runStep(title, body as () => unknown, { timeout: opts.timeout, box: opts.box }, location)
   }

@@ -15,6 +15,7 @@ const test = rootTest.extend<{}, { conn: string }>({
   conn: [async ({}, use) => {
     console.log('worker fixture up')
     await use('connected')
+    await test.step('disconnect', async () => console.log('disconnecting'))
     throw new Error('worker teardown failed')
   }, { scope: 'worker' }],
 })
@@ -114,12 +115,13 @@ test('the worker process runs a group over IPC, attributes output, ignores SIGIN
         ['stderr', 'prints', 'to stderr\n'],
         ['stdout', 'waits for a signal', 'waiting\n'],
         ['stdout', 'waits for a signal', 'done waiting\n'],
+        ['stdout', undefined, 'disconnecting\n'],
       ],
     )
     const failed = ends[2]
     assert.ok(failed.type === 'testEnd')
-    assert.equal(failed.errors[0].location?.line, 21)
-    assert.match(failed.errors[0].snippet ?? '', />\s*21 \|\s+expect\(1\)\.toBe\(2\)/)
+    assert.equal(failed.errors[0].location?.line, 22)
+    assert.match(failed.errors[0].snippet ?? '', />\s*22 \|\s+expect\(1\)\.toBe\(2\)/)
     assert.doesNotMatch(failed.errors[0].stack ?? '', /node_modules|src\/runner|node:internal/)
     assert.ok(teardown.type === 'teardownErrors')
     assert.equal(teardown.errors.length, 1)
