@@ -126,7 +126,7 @@ type Frame = { kind: 'text'; text: string; id?: string } | { kind: 'binary'; dat
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.string({ maxLength: 200 }).map(text => ({ kind: 'text' as const, text })),
   fc.jsonValue({ maxDepth: 3 }).map(v => ({ kind: 'text' as const, text: JSON.stringify(v) ?? 'null' })),
-  validFrame.map(f => ({ kind: 'text' as const, text: '', obj: f })).map(x => toText(x.obj)),
+  validFrame.map(f => toText({ ...f })),
   mutated.map(toText),
   mutated.map(f => {
     const t = toText(f)
@@ -136,7 +136,8 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
 )
 
 let seq = 0
-function toText(obj: Record<string, unknown>): Frame {
+function toText(input: Record<string, unknown>): Extract<Frame, { kind: 'text' }> {
+  const obj = { ...input }
   // A string id becomes unique so that every answer can be matched to its frame.
   if (typeof obj.i === 'string') obj.i = `f${++seq}`
   const expectsAnswer = obj.t === 'q' && typeof obj.i === 'string'
