@@ -90,7 +90,9 @@ export function formatDuration(ms: number): string {
 /** Titles of the describes and the test, below the file. */
 export function titlePathInFile(test: TestCase): string[] {
   const titles: string[] = [test.title]
-  for (let s: Suite | undefined = test.parent; s && s.type === 'describe'; s = s.parent) titles.unshift(s.title)
+  // Anonymous describes (`test.describe(() => ...)`) add no title.
+  for (let s: Suite | undefined = test.parent; s && s.type === 'describe'; s = s.parent)
+    if (s.title) titles.unshift(s.title)
   return titles
 }
 

@@ -216,3 +216,37 @@ test('vt --version and vt help', async t => {
   assert.match(help, /--shard/)
   assert.match(help, /--last-failed/)
 })
+
+test('blob reports of the shards merge into the report of the whole run', async t => {
+  const { mergeBlobReports } = await import('../../reporters/blob.ts')
+  const { default: JsonReporter } = await import('../../reporters/json.ts')
+  const files: Record<string, string> = {}
+  for (let i = 0; i < 4; i++)
+    files[`f${i}.vt.ts`] =
+      `import { test } from 'vt'\n${ok(`f${i} passes`)}test('f${i} fails', async () => { throw new Error('f${i}') })\n`
+  const p = project(t, files)
+  const full = await runVt(p, ['--reporter', 'blob'], { noReporterFlag: true })
+  assert.equal(full.exitCode, 1, full.output)
+  for (const shard of ['1/2', '2/2']) {
+    const r = await runVt(p, ['--shard', shard, '--reporter', 'blob'], { noReporterFlag: true })
+    assert.equal(r.exitCode, 1, r.output)
+  }
+  const dir = `${p.dir}/blob-report`
+  const merge = async (names: string[]) => {
+    const out: string[] = []
+    await mergeBlobReports(
+      names.map(n => `${dir}/${n}`),
+      [new JsonReporter({ stream: { write: (s: string) => out.push(s) } })],
+    )
+    return JSON.parse(out.join(''))
+  }
+  const whole = await merge(['report.jsonl'])
+  const merged = await merge(['report-1-of-2.jsonl', 'report-2-of-2.jsonl'])
+  const summary = (report: any) =>
+    allTests(report)
+      .map(x => `${x.path} ${x.status} ${x.results.map((r: any) => r.errors.map((e: any) => e.message)).join()}`)
+      .sort()
+  assert.equal(summary(whole).length, 8)
+  assert.deepEqual(summary(merged), summary(whole))
+  assert.deepEqual({ ...merged.stats, startTime: 0, duration: 0 }, { ...whole.stats, startTime: 0, duration: 0 })
+})

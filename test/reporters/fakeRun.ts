@@ -159,9 +159,14 @@ export async function playRun(reporter: Reporter, tree = buildTree()): Promise<F
     run(tests.divides, retry, 'failed', r => {
       r.errors.push(divideError)
       r.error = divideError
-      const step = makeStep('check quotient', 'test.step', undefined, divideError)
+      const step = makeStep('check quotient', 'test.step')
       r.steps.push(step)
-      r.stderr.push(Buffer.from('division trouble\n'))
+      reporter.onStepBegin?.(tests.divides, r, step)
+      step.error = divideError
+      reporter.onStepEnd?.(tests.divides, r, step)
+      const chunk = Buffer.from('division trouble\n')
+      r.stderr.push(chunk)
+      reporter.onStdErr?.(chunk, tests.divides, r)
       r.attachments.push({ name: 'trace.txt', contentType: 'text/plain', body: Buffer.from('trace body') })
       r.attachments.push({ name: 'disk', contentType: 'application/octet-stream', path: '/proj/test-results/disk.img' })
     })

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { colorsEnabled, fitToWidth, formatDuration, stripAnsi, visibleLength } from '../../reporters/base.ts'
+import BlobReporter, { mergeBlobReports, parseBlob } from '../../reporters/blob.ts'
 import DotReporter from '../../reporters/dot.ts'
 import JsonReporter, { type JsonReport } from '../../reporters/json.ts'
 import JUnitReporter, { xmlEscape } from '../../reporters/junit.ts'
@@ -278,4 +279,40 @@ test('the JUnit schema check rejects a report that Jenkins would misread', t => 
   }
   if (!checked) return t.skip('xmllint is not installed')
   assert.fail('an invalid report passed the schema check')
+})
+
+test('blob records the event stream and replays it into other reporters as the same run', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-blob-'))
+  try {
+    const direct = memoryStream()
+    await playRun(new JsonReporter({ stream: direct }))
+    await playRun(new BlobReporter({ outputFile: 'blob/report.jsonl', configDir: dir }))
+    const replayed = memoryStream()
+    const list = memoryStream()
+    const result = await mergeBlobReports(
+      [path.join(dir, 'blob/report.jsonl')],
+      [new JsonReporter({ stream: replayed }), new ListReporter({ stream: list, colors: false })],
+    )
+    assert.equal(result.status, 'failed')
+    const normalize = (text: string) => {
+      const report = JSON.parse(text)
+      delete report.config
+      return report
+    }
+    assert.deepEqual(normalize(replayed.text()), normalize(direct.text()))
+    assert.match(list.text(), /2 passed, 2 failed, 1 flaky, 1 skipped, 1 error/)
+    assert.match(list.text(), /> 5 \| {3}expect\(6 \/ 3\)\.toBe\(3\)/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('blob replay rejects a file that is not a blob', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-blob-'))
+  try {
+    fs.writeFileSync(path.join(dir, 'x.jsonl'), '{"type":"begin"\n')
+    assert.throws(() => parseBlob(path.join(dir, 'x.jsonl')), /x\.jsonl:1: not a blob event/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })
