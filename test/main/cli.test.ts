@@ -1,6 +1,6 @@
 // The CLI through the real bin/vt.js: version, help, flag errors that list what exists, config errors.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import { cleanupProjects, makeProject, repoRoot, runVt } from './helpers.ts'
@@ -121,4 +121,18 @@ test('-c accepts a config file or its directory', async () => {
   const missing = await runVt(['test', '-c', 'nope.ts'], { cwd: dir })
   assert.equal(missing.code, 1)
   assert.match(missing.stderr, /config file not found: .*nope\.ts/)
+})
+
+test('specs that would load as CommonJS stop the run with what to change', async () => {
+  const dir = makeProject({ 'a.vt.ts': "import { test } from VT_IMPORT\ntest('x', () => {})\n" })
+  writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type"}\n')
+  const r = await runVt(['test'], { cwd: dir })
+  assert.equal(r.code, 1)
+  assert.match(
+    r.stderr,
+    /spec files must load as ES modules[\s\S]*a\.vt\.ts: .*package\.json has no "type": "module"; add it/,
+  )
+  writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type","type":"module"}\n')
+  const ok = await runVt(['test'], { cwd: dir })
+  assert.equal(ok.code, 0, ok.stderr)
 })

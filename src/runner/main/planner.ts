@@ -17,6 +17,7 @@ import {
   matchesGrep,
   onlyItems,
 } from './filters.ts'
+import { commonJsSpecsError } from './moduleScope.ts'
 import { filterProjects, projectPhases, withDependencies } from './projects.ts'
 import { filterForShard } from './shard.ts'
 import { createFileGroups, type TestGroup } from './testGroups.ts'
@@ -81,6 +82,8 @@ export async function createPlan(config: FullConfig, options: PlanOptions): Prom
   // Load each file once, in a stable order.
   const loaded = new Map<string, Suite>()
   const allFiles = [...new Set([...filesByProject.values()].flat())].sort()
+  const cjs = commonJsSpecsError(allFiles)
+  if (cjs) throw Object.assign(new Error(cjs), { vtUserError: true })
   for (const file of allFiles) loaded.set(file, await loadTestFile(file, config.rootDir))
 
   const errors: TestError[] = []
