@@ -1,5 +1,6 @@
 // Every `vt` subcommand, one module each. To add a command: write src/cli/commands/<name>.ts default-exporting a
 // CliCommand, and add one import and one entry below. `help` and `--version` are built into the program.
+import agent from './agent.ts'
 import doctor from './doctor.ts'
 import image from './image.ts'
 import setup from './setup.ts'
@@ -8,4 +9,4 @@ import type { CliCommand } from './types.ts'
 
 export type { CliCommand } from './types.ts'
 
-export const commands: CliCommand[] = [doctor, image, setup, test]
+export const commands: CliCommand[] = [agent, doctor, image, setup, test]
