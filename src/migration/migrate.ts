@@ -193,10 +193,15 @@ export async function runMigration<Host, V>(
     }
 
     phase = 'migrate'
+    // A MIGRATION event ends the wait between two polls at once; `seen` keeps one that arrives while a
+    // query is in flight from being missed.
     let wake: (() => void) | undefined
+    let seen = false
     offs.push(
       src.onEvent((ev: QmpEvent) => {
-        if (ev.event === 'MIGRATION') wake?.()
+        if (ev.event !== 'MIGRATION') return
+        seen = true
+        wake?.()
       }),
     )
     if (options.during) {
@@ -208,6 +213,7 @@ export async function runMigration<Host, V>(
     migrateIssued = true
     let info: MigrationInfo
     for (;;) {
+      seen = false
       info = (await guard(src.execute('query-migrate'))) as MigrationInfo
       last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
       options.onProgress?.(last)
@@ -234,14 +240,15 @@ export async function runMigration<Host, V>(
           await guard(resumeWhenLoaded(d, 'postcopy'))
         }
       }
-      await guard(
-        Promise.race([
-          sleep(interval),
+      if (!seen) {
+        let timer: NodeJS.Timeout | undefined
+        await guard(
           new Promise<void>(r => {
             wake = r
+            timer = setTimeout(r, interval)
           }),
-        ]),
-      )
+        ).finally(() => clearTimeout(timer))
+      }
       wake = undefined
     }
 

@@ -266,9 +266,11 @@ export async function memtestSpec(options: {
   name: string
   memoryMiB?: number
   extraDisks?: VmSpec['disks']
+  /** Dirty only this range (benchmarks); verifyMemoryIntegrity assumes the default range. */
+  range?: MemtestRange
 }): Promise<VmSpec> {
   const memoryMiB = options.memoryMiB ?? 256
-  const image = await buildMemtestImage(memtestRange(memoryMiB * MiB))
+  const image = await buildMemtestImage(options.range ?? memtestRange(memoryMiB * MiB))
   return {
     name: options.name,
     memory: memoryMiB,

@@ -126,6 +126,9 @@ for (const mode of modes) {
         JSON.stringify(result.raw),
       )
       assert.ok(result.downtimeMs >= 0 && result.wallMs >= result.totalTimeMs)
+      // The numbers are QEMU's own, not re-measured.
+      assert.equal(result.downtimeMs, result.raw.downtime)
+      assert.equal(result.totalTimeMs, result.raw['total-time'])
       assert.ok(progress.length > 0)
       mode.check?.(result)
       if (mode.options.storage === 'copy') {
