@@ -90,7 +90,8 @@ export default class ListReporter extends TerminalReporter {
   private updateRow(result: TestResult, text: string): void {
     const row = this.rowOf.get(result)
     const up = row === undefined ? 0 : this.lastRow - row
-    const screen = this.stream.rows ?? (process.stdout.isTTY ? process.stdout.rows : 24)
+    // A pseudo-terminal without a size (e.g. under script(1)) reports 0 rows: assume a classic 24.
+    const screen = this.stream.rows || Number(process.env.LINES) || 24
     if (row === undefined || up <= 0 || up >= screen) {
       this.write(this.fit(text) + '\n')
       this.rowOf.set(result, this.lastRow - 1)
