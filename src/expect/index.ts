@@ -2,6 +2,8 @@
 // the failure on the running test and go on), `expect.poll` (retry a value until the matcher passes) and
 // `toPass` (retry a block until it stops throwing). Retrying APIs default to the config's expect timeout.
 import { type Expect, expect as jestExpect, type Matchers } from 'expect'
+import { userFrames } from '../runner/errors.ts'
+import type { Location } from '../runner/reporterApi.ts'
 import { currentTestInfo } from '../runner/worker/globals.ts'
 
 declare module 'expect' {
@@ -37,25 +39,43 @@ function isPromiseLike(value: unknown): value is Promise<unknown> {
 }
 
 /**
- * Wraps the matchers object of `jestExpect(actual)` so every matcher call goes through `call`, including
- * `.not`, `.resolves`, `.rejects` chains.
+ * Wraps the matchers object of `jestExpect(actual)` so every matcher call goes through `call` with its name
+ * ("toBe", "not.toBe", "resolves.toBe"), including the `.not`, `.resolves` and `.rejects` chains.
  */
-function wrapMatchers(target: any, call: (invoke: () => unknown, callSite: Error) => unknown): any {
+function wrapMatchers(
+  target: any,
+  call: (name: string, invoke: () => unknown, callSite: Error) => unknown,
+  prefix = '',
+): any {
   return new Proxy(target, {
     get(obj, prop, receiver) {
       const value = Reflect.get(obj, prop, receiver)
-      if (prop === 'not' || prop === 'resolves' || prop === 'rejects') return wrapMatchers(value, call)
-      if (typeof value !== 'function') return value
+      if (prop === 'not' || prop === 'resolves' || prop === 'rejects')
+        return wrapMatchers(value, call, `${prefix}${prop}.`)
+      if (typeof value !== 'function' || typeof prop !== 'string') return value
       return (...args: unknown[]) => {
         const callSite = new Error()
-        return call(() => value.apply(obj, args), callSite)
+        return call(`${prefix}${prop}`, () => value.apply(obj, args), callSite)
       }
     },
   })
 }
 
+/** The spec location of a matcher call: the first user frame of the stack captured at the call. */
+function callLocation(callSite: Error): Location | undefined {
+  const frame = userFrames(callSite.stack)[0]
+  return frame ? { file: frame.file, line: frame.line, column: frame.column } : undefined
+}
+
+/** Runs a matcher as an 'expect' step of the running test (outside a test it just runs). */
+function asStep(title: string, invoke: () => unknown, callSite: Error): unknown {
+  const info = currentTestInfo()
+  if (!info) return invoke()
+  return info._stepSync(title, 'expect', callLocation(callSite), invoke)
+}
+
 function soft<T>(actual: T, message?: string): ReturnType<Expect> {
-  return wrapMatchers(jestExpect(actual), (invoke, callSite) => {
+  return wrapMatchers(jestExpect(actual), (name, invoke, callSite) => {
     const fail = (error: unknown) => {
       const info = currentTestInfo()
       const e = message ? withCallSite(error, callSite, message) : error
@@ -63,7 +83,7 @@ function soft<T>(actual: T, message?: string): ReturnType<Expect> {
       info._failWithError(e)
     }
     try {
-      const result = invoke()
+      const result = asStep(`expect.soft.${name}`, invoke, callSite)
       if (isPromiseLike(result)) return result.then(undefined, fail)
       return result
     } catch (error) {
@@ -121,17 +141,24 @@ function poll<T>(fn: () => T | Promise<T>, options: PollOptions = {}): PollMatch
           if (typeof prop !== 'string') return undefined
           return (...args: unknown[]) => {
             const callSite = new Error()
-            return retry(
-              async () => {
-                const value = await fn()
-                const matchers: any = negate ? jestExpect(value).not : jestExpect(value)
-                if (typeof matchers[prop] !== 'function') throw new Error(`expect.poll(): unknown matcher "${prop}"`)
-                await matchers[prop](...args)
-              },
-              options,
-              'expect.poll',
+            const title = `expect.poll.${negate ? 'not.' : ''}${prop}`
+            return asStep(
+              title,
+              () =>
+                retry(
+                  async () => {
+                    const value = await fn()
+                    const matchers: any = negate ? jestExpect(value).not : jestExpect(value)
+                    if (typeof matchers[prop] !== 'function')
+                      throw new Error(`expect.poll(): unknown matcher "${prop}"`)
+                    await matchers[prop](...args)
+                  },
+                  options,
+                  'expect.poll',
+                  callSite,
+                  options.message,
+                ),
               callSite,
-              options.message,
             )
           }
         },
@@ -157,10 +184,10 @@ jestExpect.extend({
 })
 
 function vtExpectFn<T>(actual: T, message?: string): ReturnType<Expect> {
-  if (message === undefined) return jestExpect(actual)
-  return wrapMatchers(jestExpect(actual), (invoke, callSite) => {
+  return wrapMatchers(jestExpect(actual), (name, invoke, callSite) => {
+    if (message === undefined) return asStep(`expect.${name}`, invoke, callSite)
     try {
-      const result = invoke()
+      const result = asStep(`expect.${name}`, invoke, callSite)
       if (isPromiseLike(result))
         return result.then(undefined, error => {
           throw withCallSite(error, callSite, message)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, beforeEach, test } from 'node:test'
 import { expect } from '../../src/expect/index.ts'
-import { runInProcess } from './harness.ts'
+import { runInProcess, stepLines } from './harness.ts'
 import { removeProject, writeProject } from './helpers.ts'
 
 const log: string[] = []
@@ -63,12 +63,21 @@ test('expect.soft records failures and lets the test continue', async () => {
     [6, 7, 8],
   )
   assert.match(end.errors[0].message, /Expected: 2/)
+  assert.deepEqual(stepLines(r, 'soft'), [
+    'expect: expect.soft.toBe ✘',
+    'expect: expect.soft.not.toBe ✘',
+    'expect: expect.soft.resolves.toBe ✘',
+  ])
+  const step = r.messages.find(m => m.type === 'stepBegin')
+  assert.ok(step?.type === 'stepBegin')
+  assert.equal(step.location?.line, 6)
 })
 
 test('expect.poll retries until the matcher passes, fails with the last error after the expect timeout', async () => {
   const r = await runInProcess(dir, 'e.vt.ts', { titles: ['poll passes', 'poll fails'] })
   assert.equal(r.ends.get('poll passes')?.status, 'passed', JSON.stringify(r.ends.get('poll passes')?.errors))
   assert.deepEqual(log, ['polled'])
+  assert.deepEqual(stepLines(r, 'poll passes'), ['expect: expect.poll.toBe', 'expect: expect.poll.not.toBe'])
   const failed = r.ends.get('poll fails')!
   assert.equal(failed.status, 'failed')
   const error = failed.errors[0]

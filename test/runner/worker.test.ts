@@ -219,7 +219,7 @@ test('steps nest, return values, carry errors; box points at the step call; step
   assert.equal(r.ends.get('nested steps')?.status, 'passed')
   assert.deepEqual(log, ['value 42'])
   assert.deepEqual(stepLines(r, 'nested steps'), ['test.step: outer', '  test.step: inner'])
-  assert.deepEqual(stepLines(r, 'failing step'), ['test.step: will fail ✘'])
+  assert.deepEqual(stepLines(r, 'failing step'), ['test.step: will fail ✘', '  expect: expect.toBe ✘'])
   const failing = r.ends.get('failing step')!
   assert.equal(failing.status, 'failed')
   assert.equal(failing.errors[0].location?.line, 17)
@@ -263,5 +263,9 @@ test('attachments are copied into the test output dir or sent inline', async () 
   assert.ok(file.path?.startsWith(path.join(outputDir, 'attachments')))
   assert.equal(fs.readFileSync(file.path!, 'utf8'), 'hello file')
   assert.equal(Buffer.from(inline.body!, 'base64').toString(), 'hello body')
-  assert.deepEqual(stepLines(r, 'attaches'), ['attach: attach "file"', 'attach: attach "inline"'])
+  assert.deepEqual(stepLines(r, 'attaches'), [
+    'attach: attach "file"',
+    'attach: attach "inline"',
+    'expect: expect.toThrow',
+  ])
 })

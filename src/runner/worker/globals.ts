@@ -13,6 +13,11 @@ export interface RuntimeTestInfo {
     options: { timeout?: number; box?: boolean },
     location: Location,
   ): Promise<T>
+  /**
+   * Runs `body` as a reported step without making it async: a sync body ends the step before returning, a
+   * promise ends it when it settles. Used for expect matchers.
+   */
+  _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T
   setTimeout(ms: number): void
   /** Soft expect failures land here. */
   _failWithError(error: unknown): void

@@ -247,6 +247,51 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     )
   }
 
+  _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T {
+    const parent = stepStorage.getStore()
+    const stepId = `${this._test.id}.${this.retry}.${++this._stepCount}`
+    this._send({
+      type: 'stepBegin',
+      testId: this._test.id,
+      stepId,
+      parentStepId: parent?.id,
+      title,
+      category,
+      location,
+      wallTime: Date.now(),
+    })
+    const end = (error?: unknown) =>
+      this._send({
+        type: 'stepEnd',
+        testId: this._test.id,
+        stepId,
+        wallTime: Date.now(),
+        ...(error === undefined ? {} : { error: serializeErrorWithBox(error) }),
+      })
+    let result: T
+    try {
+      result = stepStorage.run({ id: stepId }, body)
+    } catch (error) {
+      end(error)
+      throw error
+    }
+    const maybePromise = result as unknown as Promise<unknown> | undefined
+    if (maybePromise && typeof maybePromise.then === 'function') {
+      return maybePromise.then(
+        value => {
+          end()
+          return value
+        },
+        error => {
+          end(error)
+          throw error
+        },
+      ) as T
+    }
+    end()
+    return result
+  }
+
   /** Runs `body` as a step reported to the main process; nested steps find their parent through async context. */
   async _runStep<T>(
     title: string,
