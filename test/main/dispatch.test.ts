@@ -2,10 +2,20 @@
 // custom reporter (loaded by module path) that records every event it receives.
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { cleanupProjects, type Event, eventsReporter, makeProject, readEvents, repoRoot, runVt } from './helpers.ts'
+import {
+  cleanupProjects,
+  type Event,
+  eventsReporter,
+  makeProject,
+  readEvents,
+  repoRoot,
+  runVt,
+  type VtResult,
+} from './helpers.ts'
 
 after(cleanupProjects)
 
@@ -497,4 +507,49 @@ test('cluster of the previous project is gone', async () => {
       ['sees the cluster:passed', 'cluster of the previous project is gone:passed'],
     )
   })
+
+  test('Ctrl-C stops the project cluster too', async () => {
+    const dir = makeProject({
+      'events.ts': eventsReporter,
+      'vt.config.ts': config(
+        `timeout: 60000, projects: [{ name: 'clustered', cluster: { hosts: 1, isolation: 'none' } }]`,
+      ),
+      'c.vt.ts': `import { test } from VT_IMPORT
+import { writeFileSync } from 'node:fs'
+import { workerContext } from ${JSON.stringify(path.join(repoRoot, 'src/runner/workerContext.ts'))}
+test('waits', async () => {
+  writeFileSync(new URL('./url.txt', import.meta.url), workerContext().cluster!.hosts[0].url)
+  await new Promise(r => setTimeout(r, 60000))
 })
+`,
+    })
+    let pid = 0
+    let exited: VtResult | undefined
+    const run = runVt(['test'], { cwd: dir, onSpawn: p => (pid = p) }).then(r => (exited = r))
+    try {
+      await waitFor('the test to start', () => {
+        if (exited) throw new Error(`vt exited before the test started:\n${exited.stdout}${exited.stderr}`)
+        return existsSync(path.join(dir, 'url.txt'))
+      })
+    } finally {
+      if (!exited && !existsSync(path.join(dir, 'url.txt'))) process.kill(pid, 'SIGKILL')
+    }
+    const url = new URL(readFileSync(path.join(dir, 'url.txt'), 'utf8'))
+    assert.equal(await portOpen(url), true)
+    process.kill(pid, 'SIGINT')
+    const r = await run
+    assert.equal(r.code, 130, r.stdout + r.stderr)
+    assert.equal(await portOpen(url), false, 'the agent is gone after Ctrl-C')
+  })
+})
+
+function portOpen(url: URL): Promise<boolean> {
+  return new Promise(resolve => {
+    const s = net.connect(Number(url.port), url.hostname)
+    s.on('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.on('error', () => resolve(false))
+  })
+}
