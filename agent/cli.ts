@@ -96,7 +96,7 @@ export function toAgentOptions(opts: AgentCliOptions): AgentOptions {
 }
 
 /** Adds the `agent` command to a commander program (used by `vt` and by this file when run directly). */
-export function addAgentCommand(program: Command): Command {
+export function addAgentCommand(program: Command, run?: (opts: AgentCliOptions) => Promise<unknown>): Command {
   return program
     .command('agent')
     .description('serve this host to vt controllers (exec, files, spawn, VMs) over an authenticated WebSocket')
@@ -118,6 +118,7 @@ export function addAgentCommand(program: Command): Command {
     .option('--quiet', 'log only to <state-dir>/agent.log')
     .addOption(new Option('--exit-with-stdin', 'stop when stdin closes (embedded agents)').hideHelp())
     .action(async (opts: AgentCliOptions) => {
+      if (run) return void (await run(opts))
       const { runAgent } = await import('./main.ts')
       await runAgent(opts)
     })

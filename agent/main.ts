@@ -45,6 +45,6 @@ export async function runAgent(opts: AgentCliOptions): Promise<RunningAgent> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const program = new Command('vt').exitOverride(err => process.exit(err.exitCode))
-  addAgentCommand(program)
+  addAgentCommand(program, runAgent) // not the lazy import: this module is still evaluating
   await program.parseAsync(['node', 'vt', 'agent', ...process.argv.slice(2)])
 }

@@ -1,0 +1,8 @@
+// vt's own example projects: `npx vt test` runs examples/ on embedded clusters.
+import { defineConfig } from 'vt'
+
+export default defineConfig({
+  testDir: 'examples',
+  timeout: 120_000,
+  projects: [{ name: 'two-host', testMatch: 'hosts.vt.ts', cluster: { hosts: 2 } }],
+})
