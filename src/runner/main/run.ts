@@ -1,6 +1,7 @@
 // `vt test`: load the config, plan, then run phase by phase (projects after their dependencies) through the
 // dispatcher, feeding reporters; global setup/teardown, clusters, Ctrl-C, global timeout, exit code and
 // `.last-run.json` live here.
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { loadConfig, resolveConfigFile, resolveWorkers } from '../../config/load.ts'
@@ -83,7 +84,7 @@ function noTestsMessage(config: FullConfig, plan: Plan, options: RunOptions): st
     const files = plan.allFilesByProject.get(project) ?? []
     const name = project.name ? `project "${project.name}": ` : ''
     lines.push(
-      `  ${name}looked in ${project.testDir} for ${describePatterns(project.testMatch)}` +
+      `  ${name}looked in ${project.testDir}${existsSync(project.testDir) ? '' : ' (which does not exist)'} for ${describePatterns(project.testMatch)}` +
         `${[project.testIgnore].flat().length ? ` (ignoring ${describePatterns(project.testIgnore)})` : ''}: ${files.length} ${files.length === 1 ? 'file' : 'files'}`,
     )
   }
@@ -195,9 +196,11 @@ export async function runTests(options: RunOptions): Promise<number> {
         '\nvt: interrupting: finishing running tests and tearing down fixtures (Ctrl-C again to kill)\n',
       )
       dispatcher.interrupt()
-    } else {
-      process.stderr.write('\nvt: killing workers\n')
+    } else if (sigints === 2) {
+      process.stderr.write('\nvt: killing workers (Ctrl-C again to exit now)\n')
       dispatcher.kill()
+    } else {
+      process.exit(130)
     }
   }
   process.on('SIGINT', onSignal)
