@@ -97,6 +97,7 @@ export interface AgentProcess {
 /** A `vt agent` in its own process (so a test can SIGKILL it), on loopback with a given state dir. */
 export async function spawnAgent(name: string, token: string, stateDir: string): Promise<AgentProcess> {
   const { spawn } = await import('node:child_process')
+  // The agent's own entry point, as the embedded cluster starts it.
   const main = new URL('../../../agent/main.ts', import.meta.url).pathname
   const proc = spawn(
     process.execPath,
@@ -112,11 +113,17 @@ export async function spawnAgent(name: string, token: string, stateDir: string):
       stateDir,
       '--name',
       name,
-      '--quiet',
+      ...(process.env.VT_DEBUG_AGENTS ? [] : ['--quiet']),
     ],
     { env: { ...process.env, VT_TEST_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
-  const exited = new Promise<void>(resolve => proc.on('exit', () => resolve()))
+  const exited = new Promise<void>(resolve =>
+    proc.on('exit', (code, signal) => {
+      if (process.env.VT_DEBUG_AGENTS)
+        process.stderr.write(`agent ${name} exited: code ${code} signal ${signal}\n${err}\n`)
+      resolve()
+    }),
+  )
   let out = ''
   let err = ''
   proc.stderr?.on('data', d => {
