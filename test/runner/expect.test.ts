@@ -11,7 +11,7 @@ beforeEach(() => {
 })
 
 const dir = writeProject({
-  'vt.config.ts': `export default { timeout: 5000, reuseWorkerAfterFailure: true, expect: { timeout: 300 } }\n`,
+  'vt.config.ts': `export default { timeout: 5000, reuseWorkerAfterFailure: true, expect: { timeout: 1000 } }\n`,
   'e.vt.ts': `import { rootTest as test } from '$TEST'
 import { expect } from '$EXPECT'
 const log = (globalThis as any).__vtLog as string[]
@@ -81,7 +81,7 @@ test('expect.poll retries until the matcher passes, fails with the last error af
   const failed = r.ends.get('poll fails')!
   assert.equal(failed.status, 'failed')
   const error = failed.errors[0]
-  assert.match(error.message, /^counter never reaches 1000\n\nexpect\.poll: timeout 300ms exceeded\./)
+  assert.match(error.message, /^counter never reaches 1000\n\nexpect\.poll: timeout 1000ms exceeded\./)
   assert.match(error.message, /Expected: 1000/)
   assert.equal(error.location?.line, 19)
   assert.match(error.snippet ?? '', /> 19 \|/)

@@ -11,8 +11,8 @@ export interface RunOptions {
   retry?: number
   projectId?: string
   repeatEachIndex?: number
-  /** Send 'stop' this many ms after 'run' (interrupting a running test). */
-  stopAfterMs?: number
+  /** Send 'stop' (interrupting a running test) as soon as this returns true; checked every 10 ms. */
+  stopWhen?: () => boolean
 }
 
 export interface RunResult {
@@ -49,8 +49,8 @@ export async function runInProcess(dir: string, file: string, options: RunOption
     file: path.join(dir, file),
     entries: selected.map(t => ({ testId: t.id, retry: options.retry ?? 0 })),
   })
-  if (options.stopAfterMs !== undefined) {
-    await new Promise(r => setTimeout(r, options.stopAfterMs))
+  if (options.stopWhen) {
+    while (!options.stopWhen()) await new Promise(r => setTimeout(r, 10))
     await Promise.all([worker.handle({ type: 'stop' }), run])
   } else {
     await run

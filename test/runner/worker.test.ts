@@ -244,7 +244,10 @@ test('a test that never settles times out and its fixtures are torn down; teardo
 })
 
 test('stop during a test: the test ends interrupted, fixtures are torn down, the worker reports teardown', async () => {
-  const r = await runInProcess(dir, 'timeouts.vt.ts', { titles: ['interrupt me'], stopAfterMs: 200 })
+  const r = await runInProcess(dir, 'timeouts.vt.ts', {
+    titles: ['interrupt me'],
+    stopWhen: () => log.includes('interruptible'),
+  })
   assert.equal(r.ends.get('interrupt me')?.status, 'interrupted')
   assert.deepEqual(log, ['res up', 'interruptible', 'res down'])
   const types = r.messages.map(m => m.type)
