@@ -88,7 +88,8 @@ export function captureLocation(): Location {
     const frame = parseStackLine(line)
     if (!frame || isNodeInternal(frame.file)) continue
     if (frame.file.startsWith(runnerDir) || frame.file.startsWith(expectDir)) continue
-    if (frame.file.includes(`${path.sep}node_modules${path.sep}`)) continue
+    // Other packages' wrappers are skipped; vt's own built-in fixtures count even when vt is in node_modules.
+    if (frame.file.includes(`${path.sep}node_modules${path.sep}`) && !frame.file.startsWith(vtRoot + path.sep)) continue
     return { file: frame.file, line: frame.line, column: frame.column }
   }
   return { file: '<unknown>', line: 0, column: 0 }
