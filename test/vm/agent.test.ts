@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { after, test } from 'node:test'
@@ -24,7 +24,7 @@ function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
     [
       '--import',
       'tsx',
-      'agent/main.ts',
+      'test/vm/agentMain.ts',
       '--listen',
       '127.0.0.1:0',
       '--token-env',
@@ -42,7 +42,10 @@ function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
     },
   )
   agents.add(proc)
-  proc.once('exit', () => agents.delete(proc))
+  proc.once('exit', (code, sig) => {
+    agents.delete(proc)
+    if (process.env.VT_DEBUG) console.error('agent exit', code, sig, readFileSync(join(stateDir, 'agent.log'), 'utf8'))
+  })
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
     rl.on('line', line => {

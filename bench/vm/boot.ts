@@ -1,0 +1,201 @@
+// bench/vm: boot to exec-ready (median of N), exec('true') round trip p50/p99, and 8 VMs booted at once on one
+// host, each next to its peer measured in the same run: a raw qemu-system-x86_64 boot of the same kernel and
+// initramfs with the same devices, timed from spawn to the guest's "vt-tiny: ready" line on the serial port.
+//   node --import tsx bench/vm/boot.ts [--runs 10] [--execs 300] [--concurrent 8]
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { AgentClient } from '../../src/cluster/client.ts'
+import { Host } from '../../src/cluster/host.ts'
+import { ensureImage } from '../../src/image/index.ts'
+import { Vm } from '../../src/vm/index.ts'
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '10' },
+    execs: { type: 'string', default: '300' },
+    concurrent: { type: 'string', default: '8' },
+  },
+})
+const RUNS = Number(values.runs)
+const EXECS = Number(values.execs)
+const CONCURRENT = Number(values.concurrent)
+
+const root = mkdtempSync(join(tmpdir(), 'vt-bench-vm-'))
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+  rmSync(root, { recursive: true, force: true })
+})
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]
+}
+const median = (xs: number[]) => quantile(xs, 0.5)
+const ms = (x: number) => `${x.toFixed(x < 10 ? 2 : 0)} ms`
+
+const image = await ensureImage('tiny', { progress: m => console.log(`image: ${m}`) })
+const APPEND = `${image.append} panic=-1`
+
+/** The peer: QEMU with the same kernel, initramfs, machine and channel devices, no vt in the loop. */
+let rawN = 0
+function rawBoot(): Promise<number> {
+  const dir = join(root, `raw${rawN++}`)
+  const sock = (n: string) => join(dir, `${n}.sock`)
+  const args = [
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-machine',
+    'q35,accel=tcg',
+    '-smp',
+    '1',
+    '-m',
+    '256M',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    APPEND,
+    '-device',
+    'virtio-serial-pci,id=vtser',
+    '-chardev',
+    `socket,id=p0,path=${sock('cmd')},server=on,wait=off`,
+    '-device',
+    'virtserialport,bus=vtser.0,chardev=p0,name=vt.cmd',
+    '-chardev',
+    `socket,id=p1,path=${sock('ctl')},server=on,wait=off`,
+    '-device',
+    'virtserialport,bus=vtser.0,chardev=p1,name=vt.ctl',
+  ]
+  return new Promise((resolve, reject) => {
+    mkdirSync(dir, { recursive: true })
+    const t0 = performance.now()
+    const p = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] })
+    children.add(p)
+    let out = ''
+    p.stdout?.on('data', d => {
+      out += d
+      if (out.includes('vt-tiny: ready')) {
+        const t = performance.now() - t0
+        p.kill('SIGKILL')
+        resolve(t)
+      }
+    })
+    p.once('exit', () => {
+      children.delete(p)
+      if (!out.includes('vt-tiny: ready')) reject(new Error(`raw boot did not get ready: ${out.slice(-500)}`))
+    })
+  })
+}
+
+async function startAgent(): Promise<{ url: string; token: string }> {
+  const token = 'bench-token-0123456789abcdef'
+  const p = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'test/vm/agentMain.ts',
+      '--listen',
+      '127.0.0.1:0',
+      '--token-env',
+      'VT_BENCH_TOKEN',
+      '--state-dir',
+      join(root, 'state'),
+      '--name',
+      'bench',
+      '--quiet',
+    ],
+    {
+      env: { ...process.env, VT_BENCH_TOKEN: token },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: join(import.meta.dirname, '../..'),
+    },
+  )
+  children.add(p)
+  return new Promise((resolve, reject) => {
+    createInterface({ input: p.stdout as NodeJS.ReadableStream }).on('line', line => {
+      try {
+        const r = JSON.parse(line).vtAgentReady
+        if (r) resolve({ url: r.url, token })
+      } catch {}
+    })
+    p.once('exit', code => reject(new Error(`agent exited with ${code}`)))
+  })
+}
+
+const agent = await startAgent()
+const client = await AgentClient.connect({ url: agent.url, token: agent.token, name: 'bench', leaseSeconds: 30 })
+const host = new Host(client, agent.url)
+let vmN = 0
+const spec = () => ({ name: `b${vmN++}`, accel: 'tcg' as const, memory: '256M' })
+
+// Warm-up (page cache, image check).
+await rawBoot()
+await (await Vm.create(host, spec())).destroy()
+
+console.log(`\nboot to exec-ready, ${RUNS} runs each, interleaved (TCG, 1 vCPU, 256 MiB)`)
+const raw: number[] = []
+const vtCreate: number[] = []
+const vtReady: number[] = []
+for (let i = 0; i < RUNS; i++) {
+  raw.push(await rawBoot())
+  const t0 = performance.now()
+  const vm = await Vm.create(host, spec())
+  vtCreate.push(performance.now() - t0)
+  vtReady.push(vm.info.readyMs ?? Number.NaN)
+  await vm.destroy()
+}
+console.log(`  raw qemu (spawn → "vt-tiny: ready" on serial)   median ${ms(median(raw))}  min ${ms(Math.min(...raw))}`)
+console.log(
+  `  vt Vm.create() through the agent (to channel)   median ${ms(median(vtCreate))}  min ${ms(Math.min(...vtCreate))}`,
+)
+console.log(`    of which agent spawn → ready                  median ${ms(median(vtReady))}`)
+console.log(`  difference of medians: ${ms(median(vtCreate) - median(raw))} (goal ≤ 500 ms)`)
+
+console.log(`\nexec('true') round trip, ${EXECS} calls`)
+const vm = await Vm.create(host, spec())
+const rt: number[] = []
+const guest: number[] = []
+for (let i = 0; i < EXECS; i++) {
+  const t0 = performance.now()
+  const r = await vm.exec('true')
+  rt.push(performance.now() - t0)
+  guest.push(r.durationMs)
+}
+const ping: number[] = []
+for (let i = 0; i < 100; i++) {
+  const t0 = performance.now()
+  await host.service('facts').ping()
+  ping.push(performance.now() - t0)
+}
+console.log(`  vm.exec('true') via agent      p50 ${ms(median(rt))}  p99 ${ms(quantile(rt, 0.99))} (goal p50 ≤ 5 ms)`)
+console.log(`    agent ↔ guest part           p50 ${ms(median(guest))}  p99 ${ms(quantile(guest, 0.99))}`)
+console.log(`  peer: agent facts.ping         p50 ${ms(median(ping))}  p99 ${ms(quantile(ping, 0.99))}`)
+await vm.destroy()
+
+console.log(`\n${CONCURRENT} VMs booted at once on one host`)
+let t0 = performance.now()
+await Promise.all(Array.from({ length: CONCURRENT }, () => rawBoot()))
+const rawAll = performance.now() - t0
+t0 = performance.now()
+const vms = await Promise.all(Array.from({ length: CONCURRENT }, () => Vm.create(host, spec())))
+const vtAll = performance.now() - t0
+const outs = await Promise.all(vms.map(v => v.succeed('cat /proc/sys/kernel/hostname')))
+if (outs.some((o, i) => o.trim() !== vms[i].name)) throw new Error(`wrong hostnames: ${outs}`)
+await Promise.all(vms.map(v => v.destroy()))
+console.log(`  raw qemu, all ready            ${ms(rawAll)}`)
+console.log(`  vt, all ready for exec         ${ms(vtAll)}`)
+
+await client.close()
+process.exit(0)
