@@ -4,5 +4,11 @@ import { defineConfig } from 'vt'
 export default defineConfig({
   testDir: 'examples',
   timeout: 120_000,
-  projects: [{ name: 'two-host', testMatch: 'hosts.vt.ts', cluster: { hosts: 2 } }],
+  projects: [
+    {
+      name: 'two-host',
+      testMatch: ['hosts.vt.ts', 'migration.vt.ts', 'ping-pong.vt.ts', 'storage-migration.vt.ts'],
+      cluster: { hosts: 2 },
+    },
+  ],
 })
