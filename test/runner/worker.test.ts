@@ -116,6 +116,16 @@ test('body never settles', async ({ res }) => {
 test('teardown never settles', async ({ after, hangTeardown }) => {
   test.setTimeout(200)
 })
+test('zombie', async () => {
+  test.setTimeout(50)
+  await new Promise(r => setTimeout(r, 150))
+  await test.step('zombie step', async () => { log.push('zombie step ran') })
+  expect.soft(1).toBe(2)
+})
+test('next test', async () => {
+  await new Promise(r => setTimeout(r, 300))
+  await test.step('own step', () => {})
+})
 test('interrupt me', async ({ res }) => {
   log.push('interruptible')
   await new Promise(() => {})
@@ -182,6 +192,7 @@ test('skip, fixme, fail and slow in every form', async () => {
   assert.deepEqual(r.ends.get('runtime skip with reason')?.annotations, [{ type: 'skip', description: 'because' }])
   assert.deepEqual(status('expected failure'), ['failed', 'failed'])
   assert.deepEqual(status('fail passes'), ['passed', 'failed'])
+  assert.equal(r.ends.get('fail passes')?.errors[0].message, 'Expected to fail, but passed.')
   assert.deepEqual(status('slow'), ['passed', 'passed'])
   assert.equal(r.ends.get('slow')?.timeout, 9000)
   assert.deepEqual(status('in skipped describe'), ['skipped', 'skipped'])
@@ -271,4 +282,13 @@ test('attachments are copied into the test output dir or sent inline', async () 
     'attach: attach "inline"',
     'expect: expect.toThrow',
   ])
+})
+
+test('code left running by a timed-out test does not report into the next test', async () => {
+  const r = await runInProcess(dir, 'timeouts.vt.ts', { titles: ['zombie', 'next test'] })
+  assert.equal(r.ends.get('zombie')?.status, 'timedOut')
+  assert.equal(r.ends.get('next test')?.status, 'passed', JSON.stringify(r.ends.get('next test')?.errors))
+  assert.deepEqual(log, ['zombie step ran'])
+  assert.deepEqual(stepLines(r, 'zombie'), [])
+  assert.deepEqual(stepLines(r, 'next test'), ['test.step: own step'])
 })

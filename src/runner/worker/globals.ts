@@ -1,6 +1,7 @@
 // Process-wide "what is happening right now" state shared by the spec API (testType.ts), the loader and the
 // worker. Kept in one tiny module so that the main process can import the spec API without the worker.
 
+import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Suite } from '../model.ts'
 import type { Location } from '../reporterApi.ts'
 
@@ -23,6 +24,8 @@ export interface RuntimeTestInfo {
   _failWithError(error: unknown): void
   /** The expect timeout of the running config. */
   _expectTimeout(): number
+  /** Set once the test reported its end: code still running for it (after a timeout) is ignored. */
+  _ended?: boolean
 }
 
 let loadingFileSuite: Suite | undefined
@@ -51,6 +54,17 @@ export function setCurrentTestInfo(info: RuntimeTestInfo | undefined): void {
   testInfo = info
 }
 
+/** The test whose code is running, by async context: code left running by a timed-out test keeps its own. */
+const testInfoStorage = new AsyncLocalStorage<RuntimeTestInfo>()
+
+export function runWithTestInfo<T>(info: RuntimeTestInfo, body: () => T): T {
+  return testInfoStorage.run(info, body)
+}
+
 export function currentTestInfo(): RuntimeTestInfo | undefined {
+  const own = testInfoStorage.getStore()
+  // A test's leftover code (its body after a timeout, a worker fixture it set up, tearing down at stop) must
+  // not report into whichever test runs now.
+  if (own) return own._ended ? undefined : own
   return testInfo
 }

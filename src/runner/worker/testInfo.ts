@@ -144,8 +144,11 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     return (this._endTime ?? Date.now()) - this._startTime
   }
 
+  _ended = false
+
   _end(): void {
     this._endTime ??= Date.now()
+    this._ended = true
   }
 
   setTimeout(ms: number): void {

@@ -12,7 +12,7 @@ import type { Hook, Suite, TestCase } from '../model.ts'
 import type { TestError } from '../reporterApi.ts'
 import type { WorkerInfo } from '../testType.ts'
 import { setWorkerContext } from '../workerContext.ts'
-import { setCurrentTestInfo } from './globals.ts'
+import { runWithTestInfo, setCurrentTestInfo } from './globals.ts'
 import { SkipError, serializeErrorWithBox, TestInfoImpl } from './testInfo.ts'
 import { InterruptedError, Slot, TimeoutError, TimeoutManager } from './timeoutManager.ts'
 
@@ -269,9 +269,11 @@ export class WorkerMain {
       if (chain.some(s => s.annotations.some(a => a.type === 'fail'))) info.expectedStatus = 'failed'
       const slow = chain.some(s => s.annotations.some(a => a.type === 'slow'))
       if (slow) info._slot.timeout *= 3
-      await this.runTestPhases(test, info, chain, pool, pools, ctx)
+      await runWithTestInfo(info, () => this.runTestPhases(test, info, chain, pool, pools, ctx))
     }
-    await this.closeSuites(test, info, later, pools)
+    await runWithTestInfo(info, () => this.closeSuites(test, info, later, pools))
+    if (info.status === 'passed' && info.expectedStatus === 'failed')
+      info.errors.push({ message: 'Expected to fail, but passed.', location: test.location })
 
     info._end()
     setCurrentTestInfo(undefined)
