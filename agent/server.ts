@@ -104,7 +104,7 @@ type Rpc = BirpcReturn<ControllerFunctions, Record<string, never>>
 interface SessionState {
   session: Session
   functions: Map<string, (...args: unknown[]) => Promise<unknown>>
-  streams: Map<number, (chunk: Buffer) => void>
+  streams: Map<number, (chunk: Buffer) => void | Promise<void>>
 }
 
 /** One WebSocket. Attached to a session after the handshake. */
@@ -178,7 +178,7 @@ class Connection implements SessionConnection {
       if (isBinary) {
         const decoded = decodeStreamChunk(data)
         const sink = decoded && this.state.streams.get(decoded.stream)
-        if (decoded && sink) sink(decoded.chunk)
+        if (decoded && sink) this.feed(sink, decoded.chunk)
         else this.notice(`binary frame for no open stream (${decoded?.stream ?? 'short frame'})`)
         return
       }
@@ -210,6 +210,22 @@ class Connection implements SessionConnection {
       // Nothing a peer sends may take the agent down.
       this.agent.log.error('unexpected error handling a frame', { remote: this.remote, error: String(e) })
     }
+  }
+
+  private pendingChunks = 0
+
+  /** Hands a chunk to its sink; stops reading the socket while more than 8 async sinks are pending. */
+  private feed(sink: (chunk: Buffer) => void | Promise<void>, chunk: Buffer): void {
+    const pending = sink(chunk)
+    if (!pending) return
+    this.pendingChunks++
+    if (this.pendingChunks > 8 && !this.ws.isPaused) this.ws.pause()
+    pending
+      .catch(() => {}) // the sink records its own errors
+      .finally(() => {
+        this.pendingChunks--
+        if (this.pendingChunks <= 2 && this.ws.isPaused) this.ws.resume()
+      })
   }
 
   private async handshake(data: Buffer, isBinary: boolean): Promise<void> {
@@ -346,7 +362,8 @@ export class Agent {
       addFacts: provider => {
         this.factProviders.push(provider)
       },
-      sendStream: (sessionId, stream, chunk) => this.sendStream(sessionId, stream, chunk),
+      sendStream: (sessionId, stream, chunk) => this.sendFrame(sessionId, encodeStreamChunk(stream, chunk)),
+      sendStreamFrame: (sessionId, frame) => this.sendFrame(sessionId, frame),
       onStream: (sessionId, stream, sink) => {
         const state = this.states.get(sessionId)
         if (!state) throw new Error(`session ${sessionId} is gone`)
@@ -437,12 +454,11 @@ export class Agent {
     return state
   }
 
-  private async sendStream(sessionId: string, stream: number, chunk: Uint8Array): Promise<void> {
+  private async sendFrame(sessionId: string, frame: Buffer): Promise<void> {
     const conn = this.store.sessions.get(sessionId)?.connection as Connection | undefined
     if (!conn || conn.ws.readyState !== conn.ws.OPEN) {
       throw new VtError(ErrorNames.connectionLost, 'the controller is not connected', { code: 'CONNECTION_LOST' })
     }
-    const frame = encodeStreamChunk(stream, chunk)
     await new Promise<void>((resolve, reject) => conn.ws.send(frame, e => (e ? reject(e) : resolve())))
   }
 

@@ -37,8 +37,13 @@ export interface AgentContext {
   addFacts(provider: () => Promise<Partial<HostFacts>> | Partial<HostFacts>): void
   /** Sends bytes on a binary stream of the current connection of a session (see files.read). */
   sendStream(sessionId: string, stream: number, chunk: Uint8Array): Promise<void>
-  /** Receives binary stream chunks for a session; returns an unsubscribe function. */
-  onStream(sessionId: string, stream: number, sink: (chunk: Buffer) => void): () => void
+  /** Sends a frame whose first 4 bytes already hold the stream header (wire.ts writeStreamHeader): no copy. */
+  sendStreamFrame(sessionId: string, frame: Buffer): Promise<void>
+  /**
+   * Receives binary stream chunks for a session; returns an unsubscribe function. A sink that returns a promise
+   * (e.g. an async disk write) gets backpressure: the connection stops reading while many are pending.
+   */
+  onStream(sessionId: string, stream: number, sink: (chunk: Buffer) => void | Promise<void>): () => void
 }
 
 export interface SessionContext {

@@ -2,12 +2,13 @@
 // agent's allowed roots (agent/roots.ts). Writes go to a temporary file next to the target and are renamed
 // into place, so a reader never sees half a file and a write through a final symlink replaces the link.
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, openSync, writeSync } from 'node:fs'
+import { closeSync, constants, openSync, write } from 'node:fs'
 import { chmod, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { promisify } from 'node:util'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { FileStat } from '../../src/protocol/files.ts'
-import { STREAM_CHUNK_BYTES } from '../../src/protocol/wire.ts'
+import { STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES, writeStreamHeader } from '../../src/protocol/wire.ts'
 import { Roots } from '../roots.ts'
 import { implement } from '../service.ts'
 
@@ -46,7 +47,11 @@ interface OpenWrite {
   error?: Error
   size: number
   unsubscribe: () => void
+  /** The writes so far, in order. */
+  chain: Promise<void>
 }
+
+const writeAsync = promisify(write)
 
 export const filesService = implement('files', agent => {
   const roots = new Roots(agent.roots)
@@ -157,6 +162,7 @@ export const filesService = implement('files', agent => {
           tmpRecord,
           size: 0,
           unsubscribe() {},
+          chain: Promise.resolve(),
         })
       },
 
@@ -212,17 +218,21 @@ export const filesService = implement('files', agent => {
           tmpRecord,
           size: 0,
           unsubscribe: () => {},
+          chain: Promise.resolve(),
         }
-        // Synchronous writes: a slow disk pushes back on the socket instead of piling chunks up in memory.
+        // Async writes in order; the server stops reading the socket while many are pending (backpressure).
         w.unsubscribe = agent.onStream(session.id, options.stream, chunk => {
-          if (w.error) return
-          try {
-            let off = 0
-            while (off < chunk.length) off += writeSync(fd, chunk, off)
-            w.size += chunk.length
-          } catch (e) {
-            w.error = e as Error
-          }
+          w.chain = w.chain.then(async () => {
+            if (w.error) return
+            try {
+              let off = 0
+              while (off < chunk.length) off += (await writeAsync(fd, chunk, off, chunk.length - off)).bytesWritten
+              w.size += chunk.length
+            } catch (e) {
+              w.error = e as Error
+            }
+          })
+          return w.chain
         })
         writes.set(options.stream, w)
       },
@@ -232,6 +242,7 @@ export const filesService = implement('files', agent => {
         if (!w) throw new VtError(ErrorNames.badRequest, `stream ${stream} is not open`, { code: 'BAD_REQUEST' })
         writes.delete(stream)
         w.unsubscribe()
+        await w.chain
         try {
           if (w.error) throw w.error
         } catch (e) {
@@ -249,6 +260,7 @@ export const filesService = implement('files', agent => {
         if (!w) return
         writes.delete(stream)
         w.unsubscribe()
+        await w.chain
         closeSync(w.fd)
         await rm(w.tmp, { force: true })
         await session.untrack(w.tmpRecord)
@@ -268,17 +280,18 @@ export const filesService = implement('files', agent => {
           if (!s.isFile())
             throw new VtError(ErrorNames.badRequest, `${path} is not a regular file`, { code: 'BAD_REQUEST' })
           let size = 0
-          // Read the next chunk while the previous one is being sent.
-          let pending: Promise<void> = Promise.resolve()
+          // Read ahead while earlier chunks are being sent; each buffer has room for the stream header.
+          const pending: Promise<void>[] = []
           for (;;) {
-            const buf = Buffer.allocUnsafe(STREAM_CHUNK_BYTES)
-            const { bytesRead } = await handle.read(buf, 0, buf.length, size)
+            const frame = Buffer.allocUnsafe(STREAM_HEADER_BYTES + STREAM_CHUNK_BYTES)
+            const { bytesRead } = await handle.read(frame, STREAM_HEADER_BYTES, STREAM_CHUNK_BYTES, size)
             if (bytesRead === 0) break
             size += bytesRead
-            await pending
-            pending = agent.sendStream(session.id, options.stream, buf.subarray(0, bytesRead))
+            writeStreamHeader(frame, options.stream)
+            pending.push(agent.sendStreamFrame(session.id, frame.subarray(0, STREAM_HEADER_BYTES + bytesRead)))
+            if (pending.length >= 4) await pending.shift()
           }
-          await pending
+          await Promise.all(pending)
           return { size }
         } finally {
           await handle.close()

@@ -153,7 +153,7 @@ export class HostFiles {
   /** Reads a whole file. */
   async get(path: string): Promise<Buffer> {
     const parts: Buffer[] = []
-    await this.readStream(path, chunk => parts.push(Buffer.from(chunk)))
+    await this.readStream(path, chunk => parts.push(chunk)) // ws hands over fresh buffers: no copy
     return Buffer.concat(parts)
   }
 

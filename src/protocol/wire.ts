@@ -109,6 +109,14 @@ export function checkRpcFrame(frame: unknown): string | undefined {
   return `unknown frame type ${JSON.stringify(f.t)?.slice(0, 40)}`
 }
 
+export const STREAM_HEADER_BYTES = 4
+
+/** Writes the stream header into the first 4 bytes of `frame` (callers that read data at offset 4 avoid a copy). */
+export function writeStreamHeader(frame: Buffer, stream: number): Buffer {
+  frame.writeUInt32BE(stream, 0)
+  return frame
+}
+
 export function encodeStreamChunk(stream: number, chunk: Uint8Array): Buffer {
   const header = Buffer.allocUnsafe(4)
   header.writeUInt32BE(stream, 0)
