@@ -120,6 +120,8 @@ export async function runMigration<Host, V>(
   const interval = options.progressIntervalMs ?? 250
   let phase: MigrationPhase = 'precheck'
   let dest: DestinationSide | undefined
+  /** The destination being started: interrupted meanwhile, it is still awaited and destroyed. */
+  let starting: Promise<DestinationSide> | undefined
   let last: MigrationProgress | undefined
   let migrateIssued = false
   let switchedToPostcopy = false
@@ -151,7 +153,8 @@ export async function runMigration<Host, V>(
     await guard(driver.precheck(options.to))
 
     phase = 'start-destination'
-    dest = await guard(driver.startDestination(options.to, { storage }))
+    starting = driver.startDestination(options.to, { storage })
+    dest = await guard(starting)
     const d = dest
     void d.lost.then(reason => stop.abort(new Interrupt(`the destination QEMU on ${to} is gone: ${reason}`, 'lost')))
 
@@ -329,6 +332,7 @@ export async function runMigration<Host, V>(
       }
     }
     for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
+    if (!dest && starting) dest = await quiet(starting)
     if (dest) {
       await quiet(dest.destroy())
       dest = undefined

@@ -217,3 +217,26 @@ test('engine faults: the destination dies mid-migration', { timeout: 60_000 }, a
     assert.match(err.message, /destination QEMU on b is gone|QEMU reports migration failed/)
   })
 })
+
+test('engine faults: a timeout while the destination starts still destroys it', { timeout: 60_000 }, async t => {
+  if (!requires(t, 'qemu')) return
+  await withVm(async (vm, dests) => {
+    const err = await expectSourceIntact(vm, await migrate(vm, dests, { to: 'b', timeout: 30 }).catch(e => e))
+    assert.equal(err.phase, 'start-destination')
+    assert.equal(dests.length, 1, 'the destination did get started')
+    assert.notEqual(dests[0].proc.exitCode ?? dests[0].proc.signalCode, null, 'and was destroyed')
+  })
+})
+
+test('engine faults: an AbortSignal cancels a running migration', { timeout: 60_000 }, async t => {
+  if (!requires(t, 'qemu')) return
+  await withVm(async (vm, dests) => {
+    const abort = new AbortController()
+    const run = migrate(vm, dests, { to: 'b', signal: abort.signal, parameters: { 'downtime-limit': 1 } })
+    while ((await vm.qemu.qmp.execute('query-migrate')).status !== 'active') await new Promise(r => setTimeout(r, 20))
+    abort.abort('the test changed its mind')
+    const err = await expectSourceIntact(vm, await run.catch(e => e))
+    assert.match(err.message, /cancelled: the test changed its mind/)
+    assert.equal((await vm.qemu.qmp.execute('query-migrate')).status, 'cancelled')
+  })
+})
