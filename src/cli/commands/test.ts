@@ -125,7 +125,7 @@ const command: CliCommand = {
       )
       .option('--last-failed', 'run only the tests that failed or did not run in the previous run')
       .option('--output <dir>', 'directory for test artifacts and .last-run.json (default: test-results)')
-      .addOption(new Option('--quiet', 'do not print the output of passing tests'))
+      .addOption(new Option('--quiet', 'print less: no test output, no progress'))
       .action(async (filters: string[], flags: TestFlags) => {
         const { runTests } = await import('../../runner/main/run.ts')
         process.exitCode = await runTests(toRunOptions(filters, flags, process.cwd()))

@@ -1,0 +1,107 @@
+// Model-based check of the dispatcher with the real worker: fast-check generates small spec projects (tests that
+// pass, fail, pass on retry, crash their worker once, or skip; any number of workers, retries, parallel mode) and
+// the results every test gets, the exit code and the absence of leftover workers must match the model.
+import assert from 'node:assert/strict'
+import { readdirSync } from 'node:fs'
+import path from 'node:path'
+import { after, test } from 'node:test'
+import fc from 'fast-check'
+import { cleanupProjects, eventsReporter, makeProject, readEvents, runVt } from './helpers.ts'
+
+after(cleanupProjects)
+
+type Behaviour = 'pass' | 'fail' | 'flaky' | 'crash-once' | 'skip'
+
+const behaviours: Behaviour[] = ['pass', 'fail', 'flaky', 'crash-once', 'skip']
+
+function body(b: Behaviour): string {
+  switch (b) {
+    case 'pass':
+      return '{}'
+    case 'fail':
+      return "{ throw new Error('always fails') }"
+    case 'flaky':
+      return "{ if (test.info().retry === 0) throw new Error('first try fails') }"
+    case 'crash-once':
+      return '{ if (test.info().retry === 0) process.exit(9) }'
+    case 'skip':
+      return "{ test.skip(true, 'not today') }"
+  }
+}
+
+/** The statuses a test's results must have, in order. */
+function expectedStatuses(b: Behaviour, retries: number): string[] {
+  switch (b) {
+    case 'pass':
+      return ['passed']
+    case 'skip':
+      return ['skipped']
+    case 'fail':
+      return Array(retries + 1).fill('failed')
+    case 'flaky':
+    case 'crash-once':
+      return retries > 0 ? ['failed', 'passed'] : ['failed']
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const suiteArb = fc.record({
+  files: fc.array(fc.array(fc.constantFrom(...behaviours), { minLength: 1, maxLength: 4 }), {
+    minLength: 1,
+    maxLength: 4,
+  }),
+  workers: fc.integer({ min: 1, max: 3 }),
+  retries: fc.integer({ min: 0, max: 2 }),
+  fullyParallel: fc.boolean(),
+})
+
+test('every test gets the results the model predicts, the exit code matches, no worker survives', async () => {
+  await fc.assert(
+    fc.asyncProperty(suiteArb, async ({ files, workers, retries, fullyParallel }) => {
+      const project: Record<string, string> = {
+        'events.ts': eventsReporter,
+        'vt.config.ts': `export default { reporter: [['./events.ts']], workers: ${workers}, retries: ${retries}, fullyParallel: ${fullyParallel} }\n`,
+      }
+      files.forEach((tests, f) => {
+        project[`f${f}.vt.ts`] = [
+          'import { test } from VT_IMPORT',
+          "import { writeFileSync, mkdirSync } from 'node:fs'",
+          "const pids = new URL('./pids/', import.meta.url)",
+          'mkdirSync(pids, { recursive: true })',
+          'writeFileSync(new URL(String(process.pid), pids), "")',
+          ...tests.map((b, t) => `test('f${f} t${t} ${b}', () => ${body(b)})`),
+        ].join('\n')
+      })
+      const dir = makeProject(project)
+      const r = await runVt(['test'], { cwd: dir })
+      const events = readEvents(dir)
+      let anyUnexpected = false
+      for (const [f, tests] of files.entries()) {
+        for (const [t, b] of tests.entries()) {
+          const title = `f${f} t${t} ${b}`
+          const statuses = events.filter(e => e.type === 'testEnd' && e.title === title).map(e => e.status)
+          const want = expectedStatuses(b, retries)
+          assert.deepEqual(statuses, want, `${title} (retries ${retries}, workers ${workers})`)
+          if (want.at(-1) === 'failed') anyUnexpected = true
+          if (b === 'crash-once') {
+            const first = events.find(e => e.type === 'testEnd' && e.title === title)
+            assert.match(first!.errors[0], /worker process exited unexpectedly \(code 9\)/)
+          }
+        }
+      }
+      assert.equal(r.code, anyUnexpected ? 1 : 0, r.stdout + r.stderr)
+      const pids = readdirSync(path.join(dir, 'pids')).map(Number)
+      assert.ok(pids.length > 0)
+      for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} is still running`)
+    }),
+    { numRuns: Number(process.env.VT_MODEL_RUNS ?? 5), endOnFailure: true },
+  )
+})
