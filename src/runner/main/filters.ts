@@ -1,5 +1,6 @@
 // Narrowing the planned tree: CLI file filters (`path`, `path:line`), grep over "project file titles", last-failed
 // ids, `only`, and the --forbid-only check. Filters remove tests and then drop suites left empty.
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { formatLocation } from '../errors.ts'
 import { titlePathInFile } from '../loadFile.ts'
@@ -28,7 +29,8 @@ export function parseFileFilters(args: string[], cwd: string): FileFilter[] {
       line = Number(m[2])
       column = m[3] ? Number(m[3]) : undefined
     }
-    const regex = /^\/(.+)\/([imsu]*)$/.exec(text)
+    // An existing path wins over the /regex/ reading (an absolute path also starts with a slash).
+    const regex = existsSync(path.resolve(cwd, text)) ? null : /^\/(.+)\/([imsu]*)$/.exec(text)
     let re: RegExp
     if (regex) {
       try {
