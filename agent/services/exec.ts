@@ -105,6 +105,16 @@ export const execService = implement('exec', () => session => {
           durationMs: Date.now() - started,
           pid,
         }
+        session.log.info('exec', {
+          session: session.id,
+          pid,
+          cmd: argv.join(' ').slice(0, 200),
+          exit: code ?? undefined,
+          signal: signal ?? undefined,
+          timedOut: timedOut || undefined,
+          canceled: canceled || undefined,
+          ms: result.durationMs,
+        })
         return result
       } finally {
         clearTimeout(timer)

@@ -70,8 +70,16 @@ export const spawnService = implement('spawn', () => session => {
         stderrLog,
         startedAt: Date.now(),
       }
+      session.log.info('spawn', { session: session.id, id, pid, cmd: argv.join(' ').slice(0, 200) })
       const exited = new Promise<void>(resolve =>
         child.once('exit', (code, signal) => {
+          session.log.info('spawn exited', {
+            session: session.id,
+            id,
+            pid,
+            exit: code ?? undefined,
+            signal: signal ?? undefined,
+          })
           info.running = false
           info.exitCode = code
           info.signal = signal
