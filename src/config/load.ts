@@ -139,7 +139,8 @@ function vtVersion(): string {
 }
 
 function defaultReporter(): ReporterDescription[] {
-  return process.env.CI ? [['dot']] : [['list']]
+  const ci = process.env.CI
+  return ci && ci !== 'false' && ci !== '0' ? [['dot']] : [['list']]
 }
 
 function normalizeReporter(reporter: Config['reporter']): ReporterDescription[] {

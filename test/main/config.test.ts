@@ -130,7 +130,27 @@ describe('config resolution', () => {
     assert.equal(p.outputDir, path.join(dir, 'test-results'))
     assert.equal(p.timeout, 30_000)
     assert.equal(config.workers, Math.max(1, Math.floor(availableParallelism() / 2)))
-    assert.deepEqual(config.reporter, process.env.CI ? [['dot']] : [['list']])
+  })
+
+  test('the default reporter is list locally and dot under CI', async () => {
+    const dir = project({ 'vt.config.ts': 'export default {}\n' })
+    const saved = process.env.CI
+    try {
+      for (const [ci, want] of [
+        [undefined, 'list'],
+        ['true', 'dot'],
+        ['1', 'dot'],
+        ['false', 'list'],
+      ] as const) {
+        if (ci === undefined) delete process.env.CI
+        else process.env.CI = ci
+        const config = await loadConfig(path.join(dir, 'vt.config.ts'), {})
+        assert.deepEqual(config.reporter, [[want]], `CI=${ci}`)
+      }
+    } finally {
+      if (saved === undefined) delete process.env.CI
+      else process.env.CI = saved
+    }
   })
 
   test('projects inherit top-level settings, use objects merge, CLI overrides win', async () => {
