@@ -3,7 +3,7 @@
 // migration runs. It times out, the source keeps running with its memory intact, nothing is left on the
 // destination, and once the link is back the same VM migrates fine.
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -73,6 +73,43 @@ test('embedded cluster: a link cut between the hosts mid-migration, then a clean
     assert.ok((await verifyMemoryIntegrity(vm)).passes > intact.passes)
     assert.deepEqual(await a.service('vm').list(), [])
     await vm.destroy()
+  } finally {
+    await cluster?.close()
+    await started.stop()
+    await rm(outputDir, { recursive: true, force: true })
+  }
+})
+
+test('embedded cluster: a disk in the shared pool migrates without copying', { timeout: 180_000 }, async t => {
+  if (!requires(t, 'qemu', 'root', 'netns')) return
+  const outputDir = await mkdtemp(join(tmpdir(), 'vt-mig-cluster-'))
+  const started = await startCluster(
+    { hosts: 2, isolation: 'netns' },
+    { project: { name: 'migration-shared', outputDir } as FullProject, config: {} as FullConfig },
+  )
+  let cluster: Cluster | undefined
+  try {
+    cluster = await Cluster.connect(started.info)
+    const [a, b] = cluster.hosts
+    const pool = started.info.sharedPool as string
+    assert.ok(pool, 'the embedded cluster offers a shared pool')
+    const disk = join(pool, `shared-${process.pid}.raw`)
+    await writeFile(disk, Buffer.alloc(16 * MiB))
+    const vm = await Vm.create(a, {
+      name: 'shared',
+      image: 'tiny',
+      memory: '256M',
+      disks: [{ path: disk, format: 'raw', id: 'data' }],
+    })
+    await vm.succeed('echo written-on-a | dd of=/dev/vda conv=fsync status=none')
+    const result = await vm.migrate({ to: b, hosts: cluster.hosts })
+    assert.equal(result.storage, 'shared')
+    assert.equal(result.storageBytes, 0, 'nothing was copied')
+    assert.equal(vm.host, b)
+    assert.equal(vm.info.disks[0].file, disk, 'the destination uses the same file')
+    assert.equal((await vm.succeed('head -c 12 /dev/vda')).trim(), 'written-on-a')
+    await vm.destroy()
+    await rm(disk, { force: true })
   } finally {
     await cluster?.close()
     await started.stop()
