@@ -116,7 +116,12 @@ while :; do
       echo $! > /run/vt/pid
       wait $!
       rc=$?
-      set -- $(stat -c %s /run/vt/o.$k /run/vt/e.$k)
+      # [ -s ] is a builtin: the common empty-output case costs no extra process.
+      if [ -s /run/vt/o.$k ] || [ -s /run/vt/e.$k ]; then
+        set -- $(stat -c %s /run/vt/o.$k /run/vt/e.$k)
+      else
+        set -- 0 0
+      fi
       printf '@@%s O %s\\n' "$nonce" "$1"
       [ "$1" = 0 ] || head -c "$1" /run/vt/o.$k
       printf '@@%s E %s\\n' "$nonce" "$2"
