@@ -212,8 +212,9 @@ export async function runMigration<Host, V>(
       duringRun.catch(() => {})
     }
     const migrateAt = performance.now()
-    await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
+    // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
+    await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
     let info: MigrationInfo
     for (;;) {
       seen = false

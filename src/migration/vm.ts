@@ -162,13 +162,14 @@ export function vmDriver<V extends MigratableVm>(
     },
     freePort: to => to.service('migration').freePort({ address: to.address }),
     async commit(_dest, to) {
+      // The destination's info first: should that fail, the source (paused in postmigrate) still exists.
+      const info = await to.service('vm').info(vm.name)
       const from = vm.host
+      vm.rebind(destHost ?? to, info)
       await from
         .service('vm')
         .destroy(vm.name)
         .catch(() => {})
-      const info = await to.service('vm').info(vm.name)
-      vm.rebind(destHost ?? to, info)
     },
   }
 }
