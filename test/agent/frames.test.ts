@@ -176,7 +176,7 @@ test('thousands of random and mutated frames: the agent stays up, answers, and o
       assert.equal(peer.responses.get(probe)?.r, pingN)
       assert.equal(await other.service('facts').ping(pingN), pingN)
     }),
-    { numRuns: 150 },
+    { numRuns: 200 },
   )
   assert.ok(sent >= 2000, `sent ${sent} frames`)
   assert.ok(peer.notices > 0, 'malformed frames without an id got notices')

@@ -17,15 +17,56 @@ before(async () => {
   const { mkdtempSync } = await import('node:fs')
   const os = await import('node:os')
   dir = mkdtempSync(join(os.tmpdir(), 'vt-tls-test-'))
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=vt test CA', '-keyout', 'ca.key', '-out', 'ca.crt')
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=vt test CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+  )
   for (const [name, san] of [
     ['agent', 'subjectAltName=IP:127.0.0.1'],
     ['client', 'extendedKeyUsage=clientAuth'],
   ]) {
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`)
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+    )
     const { writeFileSync } = await import('node:fs')
     writeFileSync(join(dir, `${name}.ext`), `${san}\n`)
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`)
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    )
   }
 })
 
@@ -39,22 +80,37 @@ after(async () => {
 })
 
 test('wss: the client trusts the agent through the CA', async () => {
-  const agent = await startTestAgent({ extraArgs: ['--tls-cert', join(dir, 'agent.crt'), '--tls-key', join(dir, 'agent.key')] })
+  const agent = await startTestAgent({
+    extraArgs: ['--tls-cert', join(dir, 'agent.crt'), '--tls-key', join(dir, 'agent.key')],
+  })
   agents.push(agent)
   assert.match(agent.url, /^wss:\/\/127\.0\.0\.1:\d+$/)
   const c = await agent.connect({ tls: { ca: join(dir, 'ca.crt') } })
   assert.equal(await c.service('facts').ping('over tls'), 'over tls')
   await c.close()
   // Without the CA the certificate is not trusted.
-  await assert.rejects(agent.connect({ tls: {}, reconnect: false }), /testhost|cannot connect.*(self-signed|unable to verify|certificate)/i)
+  await assert.rejects(
+    agent.connect({ tls: {}, reconnect: false }),
+    /testhost|cannot connect.*(self-signed|unable to verify|certificate)/i,
+  )
 })
 
 test('mutual TLS: a client without a certificate is refused; with one it connects (and still needs the token)', async () => {
   const agent = await startTestAgent({
-    extraArgs: ['--tls-cert', join(dir, 'agent.crt'), '--tls-key', join(dir, 'agent.key'), '--tls-ca', join(dir, 'ca.crt')],
+    extraArgs: [
+      '--tls-cert',
+      join(dir, 'agent.crt'),
+      '--tls-key',
+      join(dir, 'agent.key'),
+      '--tls-ca',
+      join(dir, 'ca.crt'),
+    ],
   })
   agents.push(agent)
-  await assert.rejects(agent.connect({ tls: { ca: join(dir, 'ca.crt') }, reconnect: false }), /cannot connect|closed|socket hang up|certificate/i)
+  await assert.rejects(
+    agent.connect({ tls: { ca: join(dir, 'ca.crt') }, reconnect: false }),
+    /cannot connect|closed|socket hang up|certificate/i,
+  )
   const tls = { ca: join(dir, 'ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') }
   const c = await agent.connect({ tls })
   assert.equal(await c.service('facts').ping(1), 1)
