@@ -104,7 +104,13 @@ test('step timeout', async () => {
 })
 `,
   'timeouts.vt.ts': `${header}
-const test = rootTest.extend<{ res: string; hangTeardown: string; after: string }>({
+const test = rootTest.extend<{ res: string; hangTeardown: string; after: string; slowBoot: string }>({
+  slowBoot: async ({}, use) => {
+    await new Promise(r => setTimeout(r, 300))
+    log.push('booted')
+    await use('vm')
+    log.push('vm destroyed')
+  },
   res: async ({}, use) => { log.push('res up'); await use('r'); log.push('res down') },
   hangTeardown: async ({}, use) => { await use('h'); log.push('hang teardown'); await new Promise(() => {}) },
   after: async ({}, use) => { await use('a'); log.push('after down') },
@@ -115,6 +121,10 @@ test('body never settles', async ({ res }) => {
 })
 test('teardown never settles', async ({ after, hangTeardown }) => {
   test.setTimeout(200)
+})
+test.describe(() => {
+  test.describe.configure({ timeout: 100 })
+  test('slow boot', async ({ slowBoot }) => {})
 })
 test('zombie', async () => {
   test.setTimeout(50)
@@ -291,4 +301,11 @@ test('code left running by a timed-out test does not report into the next test',
   assert.deepEqual(log, ['zombie step ran'])
   assert.deepEqual(stepLines(r, 'zombie'), [])
   assert.deepEqual(stepLines(r, 'next test'), ['test.step: own step'])
+})
+
+test('a fixture whose setup outlives its test still tears down before the worker exits', async () => {
+  const r = await runInProcess(dir, 'timeouts.vt.ts', { titles: ['slow boot'] })
+  assert.equal(r.ends.get('slow boot')?.status, 'timedOut')
+  assert.match(r.ends.get('slow boot')?.errors[0].message ?? '', /while setting up "slowBoot"/)
+  assert.deepEqual(log, ['booted', 'vm destroyed'])
 })

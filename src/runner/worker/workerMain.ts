@@ -446,6 +446,8 @@ export class WorkerMain {
       const ctx = this.fixtureContext(undefined)
       for (const error of await this.fixtures.teardownScope('worker', ctx, new Slot(this.project.timeout)))
         errors.push(serializeError(error))
+      // A fixture abandoned mid-setup (a VM still booting when its test timed out) may yet finish and clean up.
+      await this.fixtures.waitForAbandoned(Math.min(this.project.timeout || 10_000, 10_000))
     }
     this.send({ type: 'teardownErrors', errors })
   }
