@@ -141,3 +141,38 @@ test('uses both', async ({ inner }) => {})
   assert.match(JSON.stringify(uses.results[0].errors), /inner teardown broke/)
   assert.equal(allTests(r.json).length, 1)
 })
+
+test('a worker fixture whose teardown throws is reported as an error of the run', async t => {
+  const p = project(t, {
+    'a.vt.ts': `import { test as base } from 'vt'
+const test = base.extend<{}, { broken: void }>({
+  broken: [async ({}, use) => { await use(); throw new Error('worker teardown broke') }, { scope: 'worker' }],
+})
+test('passes', async ({ broken }) => {})
+`,
+  })
+  const r = await runVt(p, [])
+  assert.equal(r.exitCode, 1, r.output)
+  assert.equal(testByPath(r.json, 'passes').status, 'expected')
+  assert.match(JSON.stringify(r.json!.errors), /worker teardown broke/)
+  assert.match(r.stdout, /worker teardown broke/)
+})
+
+test("a fixture that hangs hits its own timeout, named in the error, and the test's other fixtures are torn down", async t => {
+  const p = project(t, {
+    'a.vt.ts': `import { test as base } from 'vt'
+${logHelper}
+const test = base.extend<{ first: void; stuck: void }>({
+  first: async ({}, use) => { log('setup first'); await use(); log('teardown first') },
+  stuck: [async ({ first }, use) => { await new Promise(() => {}); await use() }, { timeout: 300 }],
+})
+test('uses stuck', async ({ stuck }) => { log('body ran') })
+`,
+  })
+  const r = await runVt(p, [])
+  assert.equal(r.exitCode, 1, r.output)
+  const stuck = testByPath(r.json, 'uses stuck')
+  assert.equal(stuck.results[0].status, 'timedOut')
+  assert.match(JSON.stringify(stuck.results[0].errors), /stuck/)
+  assert.deepEqual(p.log(), ['setup first', 'teardown first'])
+})
