@@ -106,6 +106,7 @@ test('the worker process runs a group over IPC, attributes output, ignores SIGIN
         ['fails', 'failed'],
       ],
     )
+    assert.ok(!messages.some(m => (m.type === 'stdout' || m.type === 'stderr') && !m.text), 'no empty output')
     const out = messages.filter((m): m is OutputMessage => (m.type === 'stdout' || m.type === 'stderr') && !!m.text)
     assert.deepEqual(
       out.map(m => [m.type, title(m.testId), m.text]),

@@ -459,7 +459,8 @@ export function runWorkerProcess(): void {
   // The main process coordinates Ctrl-C: it sends 'stop', and the worker tears everything down.
   process.on('SIGINT', () => {})
   const send: Send = message => {
-    if (process.connected) process.send!(message)
+    if (!process.connected) return
+    lastSent = new Promise(resolve => process.send!(message, undefined, {}, () => resolve()))
   }
   const worker = new WorkerMain(send)
   captureOutput(worker, send)
@@ -487,10 +488,12 @@ export function runWorkerProcess(): void {
 
 let originalStderrWrite: (text: string) => void = text => process.stderr.write(text)
 
+/** Settles when the last message sent has been handed to the channel (messages go out in order). */
+let lastSent: Promise<void> = Promise.resolve()
+
 function exitAfterFlush(code: number): void {
   if (!process.connected) process.exit(code)
-  // An empty message round-trip: when its callback runs, everything sent before it has been handed over.
-  process.send!({ type: 'stdout', text: '' } satisfies WorkerToMain, undefined, {}, () => process.exit(code))
+  void lastSent.then(() => process.exit(code))
 }
 
 /** Sends everything written to stdout/stderr as output messages attributed to the running test. */
