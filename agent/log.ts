@@ -1,9 +1,13 @@
 // The agent's log: one line per event, `ISO-time LEVEL message key=value ...`, to stderr and to
 // <state-dir>/agent.log. Lines start with the timestamp so that a time window can be cut out (session.log).
-import { appendFileSync } from 'node:fs'
+import { appendFileSync, renameSync, statSync } from 'node:fs'
 import type { Logger } from './service.ts'
 
+/** The log is rotated to agent.log.1 past this size (checked every 1000 lines). */
+const MAX_LOG_BYTES = 64 * 1024 * 1024
+
 export function createLogger(file: string | undefined, options: { quiet?: boolean; prefix?: string } = {}): Logger {
+  let lines = 0
   const write = (level: string, message: string, fields?: Record<string, unknown>) => {
     let line = `${new Date().toISOString()} ${level} ${options.prefix ? `${options.prefix} ` : ''}${message}`
     if (fields) {
@@ -17,6 +21,7 @@ export function createLogger(file: string | undefined, options: { quiet?: boolea
     if (!options.quiet) process.stderr.write(line)
     if (file) {
       try {
+        if (++lines % 1000 === 0 && statSync(file).size > MAX_LOG_BYTES) renameSync(file, `${file}.1`)
         appendFileSync(file, line)
       } catch {
         // The log must never take the agent down (disk full, state dir removed under us).

@@ -229,6 +229,19 @@ class Connection implements SessionConnection {
   }
 
   private async handshake(data: Buffer, isBinary: boolean): Promise<void> {
+    try {
+      await this.handshakeSteps(data, isBinary)
+    } catch (e) {
+      this.agent.log.error('handshake failed', { remote: this.remote, error: String(e) })
+      this.refuse(
+        ErrorNames.internal,
+        'INTERNAL',
+        `the agent could not complete the handshake: ${(e as Error).message}`,
+      )
+    }
+  }
+
+  private async handshakeSteps(data: Buffer, isBinary: boolean): Promise<void> {
     clearTimeout(this.helloTimer)
     this.helloTimer = undefined
     // Placeholder state so that frames arriving while we answer are not taken as a second hello.
@@ -253,6 +266,7 @@ class Connection implements SessionConnection {
       return this.refuse(ErrorNames.auth, 'AUTH', 'wrong token', { client: parsed.client.name })
     }
     if (parsed.protocol !== PROTOCOL_VERSION) return this.versionMismatch(parsed.protocol)
+    const facts = await this.agent.facts()
 
     let session: Session
     let resumed = false
@@ -293,7 +307,6 @@ class Connection implements SessionConnection {
         return true
       },
     })
-    const facts = await this.agent.facts()
     const welcome: Welcome = {
       t: 'welcome',
       protocol: PROTOCOL_VERSION,
