@@ -7,7 +7,7 @@ export default defineConfig({
   projects: [
     {
       name: 'two-host',
-      testMatch: ['hosts.vt.ts', 'migration.vt.ts', 'ping-pong.vt.ts', 'storage-migration.vt.ts'],
+      testMatch: ['hosts.vt.ts', 'migration.vt.ts', 'ping-pong.vt.ts', 'storage-migration.vt.ts', 'vm.vt.ts'],
       cluster: { hosts: 2 },
     },
   ],

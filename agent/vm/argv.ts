@@ -52,7 +52,9 @@ export function qemuArgv(input: ArgvInput): string[] {
     '-display',
     'none',
     '-machine',
-    `${optValue(spec.machine ?? 'q35')},accel=${input.accel}`,
+    optValue(spec.machine ?? 'q35'),
+    '-accel',
+    input.accel === 'tcg' && cpus > 1 ? 'tcg,thread=multi' : input.accel,
     '-smp',
     String(cpus),
     '-m',
@@ -64,7 +66,6 @@ export function qemuArgv(input: ArgvInput): string[] {
     '-serial',
     'chardev:vtcon',
   ]
-  if (input.accel === 'tcg' && cpus > 1) a.push('-accel', 'tcg,thread=multi')
   if (spec.noReboot !== false) a.push('-no-reboot')
   if (spec.paused) a.push('-S')
   if (spec.incoming) a.push('-incoming', spec.incoming)

@@ -262,6 +262,8 @@ export async function connectUnix(path: string, signal: AbortSignal, timeoutMs: 
         const s = net.createConnection({ path })
         s.once('connect', () => {
           s.off('error', reject)
+          // Until its owner adds handlers, an error (QEMU dying) must not become an uncaught exception.
+          s.on('error', () => {})
           resolve(s)
         })
         s.once('error', reject)

@@ -139,6 +139,15 @@ describe('faults', { skip: !machine.qemu && !process.env.CI && 'needs qemu' }, (
     }
   })
 
+  test('QEMU refusing its arguments is a clear error (and no crash of this process)', async () => {
+    await assert.rejects(mgr.create({ name: 'badarg', accel: 'tcg', extraArgs: ['-no-such-option'] }), (e: Error) =>
+      /^VM badarg on host h1: QEMU exited while starting: QEMU exited with code 1: .*-no-such-option: invalid option/.test(
+        e.message,
+      ),
+    )
+    await new Promise(r => setTimeout(r, 200)) // a stray socket error would surface as an uncaught exception here
+  })
+
   test('a kernel that does not boot: ready timeout with the console tail, nothing left behind', async () => {
     const bad = join(dir, 'garbage-kernel')
     writeFileSync(bad, Buffer.alloc(64 * 1024, 7))
