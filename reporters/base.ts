@@ -229,7 +229,10 @@ export function formatResultFailure(
   if (result.status === 'timedOut' && !errors.some(e => /timeout/i.test(e.message))) {
     out.push(c.red(`Test timeout of ${test.timeout}ms exceeded.`))
   }
-  for (const error of errors) out.push(formatError(error, rootDir, c))
+  errors.forEach((error, i) => {
+    if (i > 0) out.push('')
+    out.push(formatError(error, rootDir, c))
+  })
   result.attachments.forEach((a, i) => {
     out.push('', c.cyan(separator(`attachment #${i + 1}: ${a.name} (${a.contentType})`, c, width - 4)))
     if (a.path) out.push(c.cyan(`  ${relativePath(rootDir, a.path)}`))
