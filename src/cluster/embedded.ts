@@ -133,7 +133,15 @@ async function startEmbedded(
   try {
     if (netns) {
       await cleanLeftovers(m => process.stderr.write(`${m}\n`))
-      underlay = await createUnderlay(runId, count, baseDir)
+      try {
+        underlay = await createUnderlay(runId, count, baseDir)
+      } catch (e) {
+        if (isolation === 'netns') throw e
+        // 'auto': a root without namespace rights (some containers) still gets a working cluster.
+        process.stderr.write(
+          `vt: network namespaces unavailable (${(e as Error).message}); embedded hosts share loopback\n`,
+        )
+      }
     }
     const infos = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
