@@ -174,8 +174,9 @@ export interface TestType<TestArgs extends KeyValue, WorkerArgs extends KeyValue
   setTimeout(ms: number): void
   beforeEach: HookFunction<TestArgs & WorkerArgs, TestInfo>
   afterEach: HookFunction<TestArgs & WorkerArgs, TestInfo>
-  beforeAll: HookFunction<TestArgs & WorkerArgs, TestInfo>
-  afterAll: HookFunction<TestArgs & WorkerArgs, TestInfo>
+  /** Runs once per describe in a worker's group of tests: only worker fixtures are available. */
+  beforeAll: HookFunction<WorkerArgs, TestInfo>
+  afterAll: HookFunction<WorkerArgs, TestInfo>
   use(fixtures: Fixtures<{}, {}, TestArgs, WorkerArgs>): void
   step<T>(title: string, body: () => T | Promise<T>, options?: StepOptions): Promise<T>
   info(): TestInfo

@@ -51,6 +51,8 @@ function declare() {
   t.describe('group', { tag: '@slow' }, () => {
     t.describe.configure({ mode: 'serial', retries: 1, timeout: 1000 })
     t.beforeAll(async ({ db }) => void db)
+    // @ts-expect-error beforeAll gets worker fixtures only
+    t.afterAll(async ({ page }) => void page)
     t.beforeEach('named', async ({ page }) => void page)
     t.skip(({ memory }) => memory === '1G', 'too much memory')
     t.fixme(process.platform === 'win32', 'no windows')
