@@ -10,7 +10,8 @@ import JsonReporter, { type JsonReport } from '../../reporters/json.ts'
 import JUnitReporter, { xmlEscape } from '../../reporters/junit.ts'
 import LineReporter from '../../reporters/line.ts'
 import ListReporter from '../../reporters/list.ts'
-import { memoryStream, playRun } from './fakeRun.ts'
+import { TestCase } from '../../src/runner/model.ts'
+import { buildTree, config, memoryStream, newResult, playRun } from './fakeRun.ts'
 import { findAll, parseXml, validateJUnitSchema } from './xml.ts'
 
 const hasAnsi = (s: string) => s.includes('\u001b[')
@@ -315,4 +316,29 @@ test('blob replay rejects a file that is not a blob', () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('dot wraps its rows at 80 marks', () => {
+  const { root } = buildTree()
+  const describe = root.suites[0].suites[0].suites[0]
+  for (let i = 0; i < 170; i++) {
+    const t = new TestCase(`extra ${i}`, () => {}, undefined, { file: '/proj/math.vt.ts', line: 100 + i, column: 3 })
+    describe._addTest(t)
+  }
+  const stream = memoryStream()
+  const dot = new DotReporter({ stream, colors: false })
+  dot.onBegin(config([root.suites[0]._project!]), root)
+  for (const t of describe.tests.filter(x => x.title.startsWith('extra'))) {
+    const r = newResult(0)
+    t.results.push(r)
+    dot.onTestEnd(t, r)
+  }
+  const rows = stream
+    .text()
+    .split('\n')
+    .filter(l => /^·+$/.test(l))
+  assert.deepEqual(
+    rows.map(r => r.length),
+    [80, 80, 10],
+  )
 })
