@@ -56,7 +56,7 @@ test('an unknown command lists the commands', async () => {
   const r = await runVt(['tset'])
   assert.equal(r.code, 1)
   assert.match(r.stderr, /unknown command 'tset'/)
-  assert.match(r.stderr, /commands:\n\s+test/)
+  assert.match(r.stderr, /commands:\n[\s\S]*\n {2}test {2,}run the specs/)
 })
 
 test('bad flag values are rejected with the reason', async () => {

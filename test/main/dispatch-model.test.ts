@@ -29,6 +29,30 @@ function body(b: Behaviour): string {
   }
 }
 
+function statusAt(b: Behaviour, attempt: number): string {
+  if (b === 'pass') return 'passed'
+  if (b === 'skip') return 'skipped'
+  if (b === 'fail') return 'failed'
+  return attempt === 0 ? 'failed' : 'passed'
+}
+
+/**
+ * A serial describe: tests run in order; after the first failure the rest of the attempt is skipped, and the
+ * whole group runs again while retries last.
+ */
+function expectedSerial(tests: Behaviour[], retries: number): string[][] {
+  const results: string[][] = tests.map(() => [])
+  for (let attempt = 0; ; attempt++) {
+    let failed = false
+    tests.forEach((b, i) => {
+      const status = failed ? 'skipped' : statusAt(b, attempt)
+      results[i].push(status)
+      if (status === 'failed') failed = true
+    })
+    if (!failed || attempt >= retries) return results
+  }
+}
+
 /** The statuses a test's results must have, in order. */
 function expectedStatuses(b: Behaviour, retries: number): string[] {
   switch (b) {
@@ -54,10 +78,13 @@ function alive(pid: number): boolean {
 }
 
 const suiteArb = fc.record({
-  files: fc.array(fc.array(fc.constantFrom(...behaviours), { minLength: 1, maxLength: 4 }), {
-    minLength: 1,
-    maxLength: 4,
-  }),
+  files: fc.array(
+    fc.record({
+      tests: fc.array(fc.constantFrom(...behaviours), { minLength: 1, maxLength: 4 }),
+      serial: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 4 },
+  ),
   workers: fc.integer({ min: 1, max: 3 }),
   retries: fc.integer({ min: 0, max: 2 }),
   fullyParallel: fc.boolean(),
@@ -70,28 +97,30 @@ test('every test gets the results the model predicts, the exit code matches, no 
         'events.ts': eventsReporter,
         'vt.config.ts': `export default { reporter: [['./events.ts']], workers: ${workers}, retries: ${retries}, fullyParallel: ${fullyParallel} }\n`,
       }
-      files.forEach((tests, f) => {
+      files.forEach(({ tests, serial }, f) => {
+        const decls = tests.map((b, t) => `test('f${f} t${t} ${b}', () => ${body(b)})`)
         project[`f${f}.vt.ts`] = [
           'import { test } from VT_IMPORT',
           "import { writeFileSync, mkdirSync } from 'node:fs'",
           "const pids = new URL('./pids/', import.meta.url)",
           'mkdirSync(pids, { recursive: true })',
           'writeFileSync(new URL(String(process.pid), pids), "")',
-          ...tests.map((b, t) => `test('f${f} t${t} ${b}', () => ${body(b)})`),
+          ...(serial ? ["test.describe.serial('serial', () => {", ...decls, '})'] : decls),
         ].join('\n')
       })
       const dir = makeProject(project)
       const r = await runVt(['test'], { cwd: dir })
       const events = readEvents(dir)
       let anyUnexpected = false
-      for (const [f, tests] of files.entries()) {
+      for (const [f, { tests, serial }] of files.entries()) {
+        const serialWant = serial ? expectedSerial(tests, retries) : undefined
         for (const [t, b] of tests.entries()) {
           const title = `f${f} t${t} ${b}`
           const statuses = events.filter(e => e.type === 'testEnd' && e.title === title).map(e => e.status)
-          const want = expectedStatuses(b, retries)
-          assert.deepEqual(statuses, want, `${title} (retries ${retries}, workers ${workers})`)
+          const want = serialWant ? serialWant[t] : expectedStatuses(b, retries)
+          assert.deepEqual(statuses, want, `${title} (serial ${serial}, retries ${retries}, workers ${workers})`)
           if (want.at(-1) === 'failed') anyUnexpected = true
-          if (b === 'crash-once') {
+          if (b === 'crash-once' && want[0] === 'failed') {
             const first = events.find(e => e.type === 'testEnd' && e.title === title)
             assert.match(first!.errors[0], /worker process exited unexpectedly \(code 9\)/)
           }

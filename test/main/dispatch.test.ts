@@ -44,6 +44,20 @@ function alive(pid: number): boolean {
   }
 }
 
+function nonEmpty(file: string): boolean {
+  return existsSync(file) && readFileSync(file, 'utf8').length > 0
+}
+
+/** Waits for a file holding a pid (written by a test) and returns it; never 0 from a half-written file. */
+async function readPid(file: string): Promise<number> {
+  let pid = 0
+  await waitFor(file, () => {
+    pid = existsSync(file) ? Number(readFileSync(file, 'utf8')) : 0
+    return pid > 0
+  })
+  return pid
+}
+
 async function waitFor(what: string, check: () => boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!check()) {
@@ -242,8 +256,7 @@ t('after', () => {})`),
     })
     let pid = 0
     const run = runVt(['test'], { cwd: dir, onSpawn: p => (pid = p) })
-    await waitFor('the test to start', () => existsSync(path.join(dir, 'worker.pid')))
-    const workerPid = Number(readFileSync(path.join(dir, 'worker.pid'), 'utf8'))
+    const workerPid = await readPid(path.join(dir, 'worker.pid'))
     process.kill(pid, 'SIGINT')
     const r = await run
     assert.equal(r.code, 130, r.stdout + r.stderr)
@@ -269,8 +282,7 @@ t('long', async ({ res }) => {
     })
     let pid = 0
     const run = runVt(['test'], { cwd: dir, onSpawn: p => (pid = p) })
-    await waitFor('the test to start', () => existsSync(path.join(dir, 'worker.pid')))
-    const workerPid = Number(readFileSync(path.join(dir, 'worker.pid'), 'utf8'))
+    const workerPid = await readPid(path.join(dir, 'worker.pid'))
     process.kill(pid, 'SIGINT')
     await waitFor('teardown to begin', () => existsSync(path.join(dir, 'log.txt')))
     process.kill(pid, 'SIGINT')
@@ -529,10 +541,10 @@ test('waits', async () => {
     try {
       await waitFor('the test to start', () => {
         if (exited) throw new Error(`vt exited before the test started:\n${exited.stdout}${exited.stderr}`)
-        return existsSync(path.join(dir, 'url.txt'))
+        return nonEmpty(path.join(dir, 'url.txt'))
       })
     } finally {
-      if (!exited && !existsSync(path.join(dir, 'url.txt'))) process.kill(pid, 'SIGKILL')
+      if (!exited && !nonEmpty(path.join(dir, 'url.txt'))) process.kill(pid, 'SIGKILL')
     }
     const url = new URL(readFileSync(path.join(dir, 'url.txt'), 'utf8'))
     assert.equal(await portOpen(url), true)

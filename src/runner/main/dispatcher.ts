@@ -532,11 +532,11 @@ export class Dispatcher {
     for (const t of job.tests) {
       const s = outermostSerialSuite(t)
       const retrySerial = s ? failedSerial.get(s) : undefined
-      if (retrySerial === true) {
-        if (t.results.length <= t.retries || !t.results.length) again.add(t)
-      } else if (retrySerial === false) {
-        // The serial group failed for good: its tests that did not run are skipped, not run alone elsewhere.
+      if (retrySerial !== undefined) {
+        // A failed serial group: its tests that did not get to run are skipped in this attempt (never run alone
+        // elsewhere), and the whole group runs again while retries last.
         if (notRun.includes(t) && worker) this.reportSynthetic(t, worker, 'skipped', [])
+        if (retrySerial && t.results.length <= t.retries) again.add(t)
       } else if (notRun.includes(t)) again.add(t)
     }
     const tests = job.tests.filter(t => again.has(t))
