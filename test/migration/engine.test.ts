@@ -21,7 +21,7 @@ const CONVERGE = { 'downtime-limit': 20_000, 'max-bandwidth': 4096 * MiB }
 
 function ourQemus(): string[] {
   try {
-    return execFileSync('pgrep', ['-f', 'qemu-system-x86_64.*vt-mig-'], { encoding: 'utf8' })
+    return execFileSync('pgrep', ['-f', `qemu-system-x86_64.*vt-mig-${process.pid}-`], { encoding: 'utf8' })
       .trim()
       .split('\n')
       .filter(Boolean)

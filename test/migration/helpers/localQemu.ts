@@ -46,7 +46,8 @@ export interface LocalQemuOptions {
 
 export async function startLocalMemtest(options: LocalQemuOptions): Promise<LocalQemu> {
   const range = options.range ?? memtestRange(options.memoryMiB * MiB)
-  const dir = await mkdtemp(join(tmpdir(), `vt-mig-${options.name}-`))
+  // The pid in the name lets a test look for its own leftovers only.
+  const dir = await mkdtemp(join(tmpdir(), `vt-mig-${process.pid}-${options.name}-`))
   const disk = options.disk ?? join(dir, 'memtest.raw')
   if (options.noDisk) {
     // nothing to prepare
