@@ -67,6 +67,11 @@ async function expectMigratedIntact(vm: LocalVm, from: LocalQemu, passesBefore: 
   // port never saw the firmware or the boot-time 'A'.
   assert.ok(report.passes > passesBefore, `passes ${report.passes} after migration, ${passesBefore} before`)
   assert.match(await vm.qemu.serial(), /^B+$/)
+  // Ports released: the migrated QEMU listens on no TCP port (incoming stream, NBD export both closed).
+  const listening = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(l => l.includes(`pid=${vm.qemu.proc.pid},`))
+  assert.deepEqual(listening, [], 'the destination QEMU still listens')
 }
 
 const modes: {
