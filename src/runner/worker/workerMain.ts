@@ -18,6 +18,11 @@ import { InterruptedError, Slot, TimeoutError, TimeoutManager } from './timeoutM
 
 export type Send = (message: WorkerToMain) => void
 
+/** Calls a user function without a receiver, so stack frames read "at file:line" instead of "TestCase.fn". */
+function callUnbound(fn: (...args: any[]) => unknown, ...args: unknown[]): unknown {
+  return fn(...args)
+}
+
 /** Suites from the file suite down to the test's parent. */
 function chainOf(test: TestCase): Suite[] {
   const chain: Suite[] = []
@@ -205,7 +210,7 @@ export class WorkerMain {
         info._activity = `running ${hook.type} hook "${hook.title}"`
         const params = await this.fixtures.resolveParams(hook.fn, pools.poolFor(test), ctx, !workerOnly)
         info._activity = `running ${hook.type} hook "${hook.title}"`
-        await hook.fn(params, info)
+        await callUnbound(hook.fn, params, info)
       },
       { category: 'hook' },
       hook.location,
@@ -334,7 +339,7 @@ export class WorkerMain {
           for (const modifier of suite.modifiers) {
             if (!modifier.fn) continue
             const params = await this.fixtures.resolveParams(modifier.fn, pool, ctx)
-            if (await modifier.fn(params)) info._modifier(modifier.type, [true, modifier.description])
+            if (await callUnbound(modifier.fn, params)) info._modifier(modifier.type, [true, modifier.description])
           }
         await this.fixtures.setupAuto(pool, 'worker', ctx)
         await this.fixtures.setupAuto(pool, 'test', ctx)
@@ -345,7 +350,7 @@ export class WorkerMain {
         info._activity = 'setting up fixtures of the test'
         const params = await this.fixtures.resolveParams(test.fn, pool, ctx)
         info._activity = undefined
-        await test.fn(params, info)
+        await callUnbound(test.fn, params, info)
       })
     } catch (error) {
       this.record(info, error)
@@ -435,7 +440,7 @@ export class WorkerMain {
                       false,
                     )
                   : {}
-                await hook.fn(params, this.workerInfo)
+                await callUnbound(hook.fn, params, this.workerInfo)
               },
             )
           } catch (error) {
