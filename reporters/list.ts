@@ -2,7 +2,14 @@
 // the line appears when the test starts, shows the running step, and is rewritten in place when it ends.
 import type { TestCase } from '../src/runner/model.ts'
 import type { FullResult, TestResult, TestStep } from '../src/runner/reporterApi.ts'
-import { type BaseOptions, fitToWidth, formatDuration, formatTestTitle, TerminalReporter } from './base.ts'
+import {
+  type BaseOptions,
+  fitToWidth,
+  formatDuration,
+  formatTestTitle,
+  TerminalReporter,
+  visibleLength,
+} from './base.ts'
 
 export default class ListReporter extends TerminalReporter {
   /** Rows printed so far (TTY mode), to find a test's line again. */
@@ -16,7 +23,12 @@ export default class ListReporter extends TerminalReporter {
   }
 
   protected override write(text: string): void {
-    for (const ch of text) if (ch === '\n') this.lastRow++
+    if (this.tty) {
+      // Count terminal rows, not lines: a line wider than the terminal wraps onto several.
+      const lines = text.split('\n')
+      lines.pop()
+      for (const line of lines) this.lastRow += Math.max(1, Math.ceil(visibleLength(line) / this.width))
+    }
     super.write(text)
   }
 

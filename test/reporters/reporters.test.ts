@@ -342,3 +342,17 @@ test('dot wraps its rows at 80 marks', () => {
     [80, 80, 10],
   )
 })
+
+test('list on a TTY counts wrapped output rows to find the line of a test again', () => {
+  const { root, tests } = buildTree()
+  const stream = { ...memoryStream(true), columns: 40 }
+  const list = new ListReporter({ stream, colors: false, tty: true })
+  list.onBegin(config([root.suites[0]._project!]), root)
+  const r = newResult(0)
+  tests.adds.results.push(r)
+  list.onTestBegin(tests.adds, r)
+  list.onStdOut(`${'x'.repeat(100)}\n`, tests.adds, r)
+  list.onTestEnd(tests.adds, r)
+  // the test's line, then 100 characters of output on three 40-column rows: the cursor goes up 4 rows
+  assert.match(stream.text(), /\u001b\[4A\r\u001b\[2K {2}✓ 1 \[unit\] › math/)
+})
