@@ -129,6 +129,10 @@ class Connection implements SessionConnection {
     ws.on('error', e => agent.log.warn('connection error', { remote, error: e.message }))
   }
 
+  congested(): boolean {
+    return this.ws.bufferedAmount > 8 * 1024 * 1024
+  }
+
   close(reason: string): void {
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
       this.ws.close(4000, reason.slice(0, 100))
@@ -419,6 +423,7 @@ export class Agent {
         track: r => session.track(r),
         untrack: (id, o) => session.untrack(id, o),
         onClose: fn => session.onClose(fn),
+        congested: () => session.congested(),
         emit: (event, payload) => {
           const rpc = (session.connection as Connection | undefined)?.rpc
           if (rpc && !rpc.$closed) rpc.$callEvent('event', name, event, payload).catch(() => {})

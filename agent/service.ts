@@ -56,6 +56,8 @@ export interface SessionContext {
   track(resource: ResourceSpec): Promise<string>
   untrack(id: string, options?: { reap?: boolean }): Promise<void>
   onClose(fn: () => Promise<void> | void): void
+  /** True while the controller's link has much unsent data queued: pause producers of events until false. */
+  congested(): boolean
 }
 
 export interface ServiceSession<N extends ServiceName> extends SessionContext {

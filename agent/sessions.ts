@@ -89,6 +89,10 @@ export class Session implements SessionContext {
     this.closeFns.push(fn)
   }
 
+  congested(): boolean {
+    return this.connection?.congested() ?? false
+  }
+
   /** Ends the session: aborts its work, runs close hooks, reaps every record in reverse order. */
   async close(reason: string, options: { keepConnection?: boolean } = {}): Promise<void> {
     if (this.closed) return
@@ -142,6 +146,8 @@ export class Session implements SessionContext {
 /** What a session needs from the connection it is attached to. */
 export interface SessionConnection {
   close(reason: string): void
+  /** Much unsent data is queued on the link. */
+  congested(): boolean
 }
 
 export class SessionStore {

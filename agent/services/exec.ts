@@ -46,7 +46,11 @@ export const execService = implement('exec', () => session => {
       let errBytes = 0
       let truncated = false
       const collect = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
-        if (req.stream) session.emit('output', { id, stream, data: chunk })
+        if (req.stream) {
+          session.emit('output', { id, stream, data: chunk })
+          // A chatty command must not fill the agent's memory: stop reading it until the link drains.
+          if (session.congested()) throttle(child.stdout, child.stderr)
+        }
         const size = stream === 'stdout' ? outBytes : errBytes
         const room = maxBuffer - size
         if (room <= 0) {
@@ -142,4 +146,13 @@ function groupExists(pgid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+function throttle(...streams: (NodeJS.ReadableStream | null)[]): void {
+  const live = streams.filter((s): s is NodeJS.ReadableStream => s !== null && !s.isPaused())
+  for (const s of live) s.pause()
+  const timer = setInterval(() => {
+    for (const s of live) s.resume()
+    clearInterval(timer)
+  }, 50)
 }

@@ -2,6 +2,7 @@
 // names the host, the service and the call.
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as localStat } from 'node:fs/promises'
+import { StringDecoder } from 'node:string_decoder'
 import type { ServiceClient } from '../protocol/contract.ts'
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { ExecResult } from '../protocol/exec.ts'
@@ -233,10 +234,13 @@ export class Host {
   async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecOutput> {
     const id = `x${++execCounter}-${process.pid}`
     const stream = Boolean(options.onStdout || options.onStderr)
+    // One decoder per stream: a UTF-8 character split across two chunks is still decoded whole.
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') }
     const off = stream
       ? this.client.on('exec', 'output', (e: { id: string; stream: 'stdout' | 'stderr'; data: Uint8Array }) => {
           if (e.id !== id) return
-          const text = Buffer.from(e.data).toString('utf8')
+          const text = decoders[e.stream].write(Buffer.from(e.data))
+          if (!text) return
           if (e.stream === 'stdout') options.onStdout?.(text)
           else options.onStderr?.(text)
         })

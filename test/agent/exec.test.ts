@@ -127,3 +127,12 @@ test('spawn: logs, wait, kill; the session reaps what is still running', async (
   await c2.close()
   await waitFor(() => !alive(q.pid), 3000, 'spawned process reaped')
 })
+
+test('a chatty streamed command does not flood the agent: output arrives whole, in order', async () => {
+  let received = 0
+  const r = await host.exec('head -c 20000000 /dev/zero', { onStdout: s => (received += s.length), maxBuffer: 1024 })
+  assert.equal(r.exitCode, 0)
+  assert.equal(received, 20_000_000)
+  assert.equal(r.truncated, true)
+  assert.equal(r.stdout.length, 1024)
+})
