@@ -1,9 +1,10 @@
 // The CLI through the real bin/vt.js: version, help, flag errors that list what exists, config errors.
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
-import { cleanupProjects, makeProject, repoRoot, runVt } from './helpers.ts'
+import { cleanupProjects, eventsReporter, makeProject, readEvents, repoRoot, runVt } from './helpers.ts'
 
 after(cleanupProjects)
 
@@ -135,4 +136,22 @@ test('specs that would load as CommonJS stop the run with what to change', async
   writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type","type":"module"}\n')
   const ok = await runVt(['test'], { cwd: dir })
   assert.equal(ok.code, 0, ok.stderr)
+})
+
+test('-j takes a number or a percentage of the cores', async () => {
+  const dir = makeProject({
+    'events.ts': eventsReporter,
+    'vt.config.ts': "export default { reporter: [['./events.ts']] }\n",
+    'a.vt.ts': "import { test } from VT_IMPORT\ntest('x', () => {})\n",
+  })
+  for (const [arg, want] of [
+    ['3', 3],
+    ['100%', availableParallelism()],
+    ['1%', 1],
+  ] as const) {
+    rmSync(path.join(dir, 'events.jsonl'), { force: true })
+    const r = await runVt(['test', '-j', arg], { cwd: dir })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(readEvents(dir)[0].workers, want, `-j ${arg}`)
+  }
 })
