@@ -3,6 +3,7 @@
 // source running.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { MigrationError } from '../../src/migration/errors.ts'
 import { memtestSpec, migrateAll, migrateVm, pingPong, verifyMemoryIntegrity } from '../../src/migration/vm.ts'
@@ -84,6 +85,20 @@ test('vm: bad destinations and an unknown capability leave the source running', 
     assert.equal(await vm.status(), 'running')
     await vm.waitForPasses(2)
     await verifyMemoryIntegrity(vm)
+    // The migration service reads only memtest dumps inside the agent's own dirs.
+    const svc = a.service('migration')
+    await assert.rejects(svc.checkMemoryDump({ path: '/etc/passwd', start: 0, size: 4096 }), /vt-memdump-\*\.bin/)
+    const outside = `/tmp/vt-memdump-outside-${process.pid}.bin`
+    writeFileSync(outside, Buffer.alloc(4096))
+    try {
+      await assert.rejects(
+        svc.checkMemoryDump({ path: outside, start: 0, size: 4096 }),
+        /outside the agent's state dir and allowed roots/,
+      )
+    } finally {
+      rmSync(outside, { force: true })
+    }
+    await assert.rejects(svc.checkMemoryDump({ path: `${vm.info.dir}/vt-memdump-x.bin`, start: 1, size: 4096 }), /4096/)
     await vm.destroy()
   } finally {
     await cluster.stop()
