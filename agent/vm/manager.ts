@@ -225,16 +225,16 @@ export class VmManager {
         const image = await ensureImage(d.image, { progress: this.opts.progress })
         let poolDir = dir
         if (d.pool === 'shared') {
-          if (!this.opts.sharedPool) {
+          const pool = spec.sharedPool ? this.checkPath(spec.sharedPool, 'shared pool', label) : this.opts.sharedPool
+          if (!pool) {
             throw new VmError(`${label}: disk ${id} asks for pool 'shared' but this cluster has no shared storage`)
           }
-          poolDir = join(this.opts.sharedPool, 'overlays')
+          poolDir = join(pool, 'overlays')
           mkdirSync(poolDir, { recursive: true })
         }
         const file = join(poolDir, d.pool === 'shared' ? `${spec.name}-${id}.qcow2` : `${id}.qcow2`)
         qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
-        if (d.pool === 'shared' && this.opts.hooks?.track)
-          await this.opts.hooks.track({ kind: 'path', path: file, label })
+        // A shared overlay outlives this VM on this host (it migrates): the controller that made it removes it.
         out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
       } else if (d.size) {
         const file = join(dir, `${id}.${d.format ?? 'qcow2'}`)

@@ -100,6 +100,8 @@ export const vmSpec = z
     readyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     /** Exit QEMU instead of rebooting the guest (default true). */
     noReboot: z.boolean().optional(),
+    /** The cluster's shared storage pool on this host, for disks with pool 'shared' (createVm fills it in). */
+    sharedPool: absolutePath.optional(),
     /** Extra QEMU arguments (escape hatch; no shell involved). */
     extraArgs: z.array(z.string().max(4096)).max(200).optional(),
   })

@@ -1,7 +1,7 @@
 // The VM manager against real QEMU and the real tiny image: exec framing, lifecycle and the faults of issue 4.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { probeAccel } from '../../agent/vm/accel.ts'
@@ -190,6 +190,25 @@ describe('faults', { skip: !machine.qemu && !process.env.CI && 'needs qemu' }, (
     await assert.rejects(m.exec('true'), /VM victim on host h1: cannot run `true`: QEMU was killed by SIGKILL/)
     assert.equal(m.status, 'exited')
     await mgr.destroy('victim')
+  })
+
+  test('disks in the shared pool: overlay there, kept after destroy; no pool is a clear error', async () => {
+    await assert.rejects(
+      mgr.create({ name: 'sp', accel: 'tcg', disks: [{ image: 'tiny', pool: 'shared' }] }),
+      /VM sp on host h1: disk disk0 asks for pool 'shared' but this cluster has no shared storage/,
+    )
+    const pool = join(dir, 'pool')
+    mkdirSync(pool)
+    const info = await mgr.create({
+      name: 'sp',
+      accel: 'tcg',
+      sharedPool: pool,
+      disks: [{ image: 'tiny', pool: 'shared' }],
+    })
+    assert.equal(info.disks[0].file, join(pool, 'overlays', 'sp-disk0.qcow2'))
+    assert.equal((await mgr.get('sp').exec('test -b /dev/vda && echo disk')).stdout.toString(), 'disk\n')
+    await mgr.destroy('sp')
+    assert.ok(existsSync(info.disks[0].file), 'a shared overlay outlives the VM on this host')
   })
 
   test('graceful shutdown powers the guest off', async () => {
