@@ -7,10 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import type { Host } from '../../src/cluster/host.ts'
 import { MigrationError } from '../../src/migration/errors.ts'
 import { memtestSpec, migrateVm, verifyMemoryIntegrity } from '../../src/migration/vm.ts'
 import { requires } from '../helpers/requirements.ts'
-import { connectHost, spawnAgent, TestVm } from './helpers/agents.ts'
+import { type AgentProcess, connectHost, spawnAgent, TestVm } from './helpers/agents.ts'
 
 const MiB = 1024 * 1024
 
@@ -31,11 +32,15 @@ test('the destination agent killed mid-migration: source keeps running, nothing 
   if (!requires(t, 'qemu')) return
   const token = `vt-migration-kill-test-${process.pid}`
   const dirs = { a: await mkdtemp(join(tmpdir(), 'vt-mig-ka-')), b: await mkdtemp(join(tmpdir(), 'vt-mig-kb-')) }
-  const agentA = await spawnAgent('a', token, dirs.a)
-  let agentB = await spawnAgent('b', token, dirs.b)
-  const a = await connectHost(agentA.url, 'a', token)
-  const b = await connectHost(agentB.url, 'b', token)
+  let agentA: AgentProcess | undefined
+  let agentB: AgentProcess | undefined
+  let a: Host | undefined
+  let b: Host | undefined
   try {
+    agentA = await spawnAgent('a', token, dirs.a)
+    agentB = await spawnAgent('b', token, dirs.b)
+    a = await connectHost(agentA.url, 'a', token)
+    b = await connectHost(agentB.url, 'b', token)
     const vm = await TestVm.create(a, await memtestSpec({ name: 'mt', memoryMiB: 128 }))
     await vm.waitForPasses(2)
     // Slow and never converging, so the kill surely lands mid-stream.
@@ -74,9 +79,10 @@ test('the destination agent killed mid-migration: source keeps running, nothing 
     assert.deepEqual(qemusIn(dirs.b), [], 'the destination QEMU was reaped')
     await vm.destroy()
   } finally {
-    await a.close().catch(() => {})
-    await b.close().catch(() => {})
+    await a?.close().catch(() => {})
+    await b?.close().catch(() => {})
     for (const agent of [agentA, agentB]) {
+      if (!agent) continue
       agent.proc.kill('SIGTERM')
       await agent.exited
     }
