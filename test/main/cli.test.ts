@@ -155,3 +155,28 @@ test('-j takes a number or a percentage of the cores', async () => {
     assert.equal(readEvents(dir)[0].workers, want, `-j ${arg}`)
   }
 })
+
+test('--list with -g, --grep-invert, --project wildcards and file:line', async () => {
+  const dir = makeProject({
+    'vt.config.ts': "export default { projects: [{ name: 'one-host' }, { name: 'two-host' }, { name: 'lab' }] }\n",
+    'a.vt.ts':
+      "import { test } from VT_IMPORT\ntest('boots', () => {})\ntest.describe('migration', () => {\n  test('precopy @slow', () => {})\n})\n",
+    'b.vt.ts': "import { test } from VT_IMPORT\ntest('pings', () => {})\n",
+  })
+  const list = async (...args: string[]) => {
+    const r = await runVt(['test', '--list', ...args], { cwd: dir })
+    assert.equal(r.code, 0, r.stderr)
+    return r.stdout.split('\n').filter(l => l.startsWith('  '))
+  }
+  assert.equal((await list()).length, 9)
+  assert.deepEqual(await list('--project', '*-host', '-g', 'migration'), [
+    '  [one-host] › a.vt.ts:4:3 › migration › precopy @slow',
+    '  [two-host] › a.vt.ts:4:3 › migration › precopy @slow',
+  ])
+  assert.deepEqual(await list('--project', 'lab', '--grep-invert', '@slow'), [
+    '  [lab] › a.vt.ts:2:1 › boots',
+    '  [lab] › b.vt.ts:2:1 › pings',
+  ])
+  assert.deepEqual(await list('--project', 'LAB', 'a.vt.ts:3'), ['  [lab] › a.vt.ts:4:3 › migration › precopy @slow'])
+  assert.deepEqual(await list('--project', 'lab', '-g', 'two-host'), [])
+})
