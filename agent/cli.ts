@@ -118,8 +118,9 @@ export function addAgentCommand(program: Command, run?: (opts: AgentCliOptions) 
     .option('--quiet', 'log only to <state-dir>/agent.log')
     .addOption(new Option('--exit-with-stdin', 'stop when stdin closes (embedded agents)').hideHelp())
     .action(async (opts: AgentCliOptions) => {
-      if (run) return void (await run(opts))
-      const { runAgent } = await import('./main.ts')
-      await runAgent(opts)
+      await (run ?? (await import('./main.ts')).runAgent)(opts)
+      // The agent ends the process itself when it stops (signal or closed stdin). Never hand control back to
+      // the CLI, which exits once a command's action resolves.
+      await new Promise<never>(() => {})
     })
 }
