@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
-import { allTests, logHelper, project, runVt, testByPath, vtBin } from './helpers.ts'
+import { allTests, bothWorkers, logHelper, project, runVt, testByPath, vtBin } from './helpers.ts'
 
 test('fixture mistakes are load-time errors with file:line', async t => {
   const p = project(t, {
@@ -45,7 +45,8 @@ test('fullyParallel spreads the tests of one file over the workers', async t => 
   const p = project(t, {
     'vt.config.ts': `import { defineConfig } from 'vt'\nexport default defineConfig({ fullyParallel: true })\n`,
     'a.vt.ts': `import { test } from 'vt'
-for (let i = 0; i < 4; i++) test('t' + i, async () => { await new Promise(r => setTimeout(r, 300)) })
+${bothWorkers}
+for (let i = 0; i < 4; i++) test('t' + i, async () => bothWorkers(test.info().parallelIndex))
 `,
   })
   const r = await runVt(p, ['-j', '2'])

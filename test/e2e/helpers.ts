@@ -60,6 +60,20 @@ import { join } from 'node:path'
 const log = (line: string) => appendFileSync(join(process.cwd(), 'log.txt'), line + '\\n')
 `
 
+/** Spec code: `bothWorkers(parallelIndex)` resolves once tests run on parallel indexes 0 and 1 at the same time. */
+export const bothWorkers = `
+// Each test waits until tests run on both parallel indexes at once: proves parallelism without timing guesses.
+import { existsSync, writeFileSync } from 'node:fs'
+const bothWorkers = async (index: number) => {
+  writeFileSync('seen-' + index, '')
+  const deadline = Date.now() + 20_000
+  while (!(existsSync('seen-0') && existsSync('seen-1'))) {
+    if (Date.now() > deadline) throw new Error('no test ran on the other worker at the same time')
+    await new Promise(r => setTimeout(r, 20))
+  }
+}
+`
+
 export interface RunResult {
   exitCode: number | null
   signal: NodeJS.Signals | null

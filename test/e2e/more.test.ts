@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
-import { allTests, logHelper, project, runVt, testByPath, waitForFile } from './helpers.ts'
+import { allTests, bothWorkers, logHelper, project, runVt, testByPath, waitForFile } from './helpers.ts'
 
 test('--max-failures n stops after n failures', async t => {
   const p = project(t, {
@@ -29,8 +29,9 @@ test.describe('configured', () => {
 })
 `,
     'parallel.vt.ts': `import { test } from 'vt'
+${bothWorkers}
 test.describe.parallel('together', () => {
-  for (let i = 0; i < 4; i++) test('p' + i, async () => { await new Promise(r => setTimeout(r, 300)) })
+  for (let i = 0; i < 4; i++) test('p' + i, async () => bothWorkers(test.info().parallelIndex))
 })
 `,
   })
