@@ -48,7 +48,10 @@ export const vmService = implement('vm', agent => {
       dir: session.dir,
       // Disks, kernels and firmware must come from the allowed roots or the image cache.
       roots: [...agent.roots, agent.stateDir, cacheDir()],
-      progress: message => session.log.info(`image: ${message}`),
+      progress: message => {
+        session.log.info(`image: ${message}`)
+        session.emit('progress', { message })
+      },
       hooks: {
         track: r => session.track(r),
         untrack: id => session.untrack(id),

@@ -228,5 +228,7 @@ export const vm = defineService(
     console: event<VmConsoleEvent>(),
     state: event<VmStateEvent>(),
     qmp: event<VmQmpEvent>(),
+    /** Slow preparation steps, e.g. building the tiny image on first use. */
+    progress: event<{ message: string }>(),
   },
 )

@@ -151,11 +151,16 @@ export class Vm {
     const offConsole = host.on('vm', 'console', (e: { name: string; data: string }) => {
       if (e.name === spec.name) pending.push(e.data)
     })
+    // First use on a host builds the tiny image: show that, rather than a silent wait.
+    const offProgress = host.on('vm', 'progress', (e: { message: string }) => {
+      process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
+    })
     let info: VmInfo
     try {
       info = await host.service('vm').create(spec)
     } finally {
       offConsole()
+      offProgress()
     }
     const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
