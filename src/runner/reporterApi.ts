@@ -80,6 +80,7 @@ export interface Reporter {
   /** A global error: a file that failed to load, globalSetup failure, a worker-scoped teardown error. */
   onError?(error: TestError): void
   /** May return a status to override the run's result. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a reporter's onEnd usually returns nothing
   onEnd?(result: FullResult): void | Promise<void | { status?: FullResult['status'] }>
   /** Called after onEnd, when the run's output is complete (flush files here). */
   onExit?(): void | Promise<void>
