@@ -1,6 +1,7 @@
 // Builds a Suite/TestCase tree from the real model and drives a reporter through the events of a synthetic run:
 // a passing, a failing (code frame + stack), a flaky, a skipped, an expected-to-fail and a timed-out test.
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { FullConfig, FullProject } from '../../src/config/types.ts'
 import { computeTestId, Suite, TestCase } from '../../src/runner/model.ts'
 import type { FullResult, Reporter, TestError, TestResult, TestStep } from '../../src/runner/reporterApi.ts'
@@ -122,7 +123,7 @@ export const divideError: TestError = {
   stack: [
     'Error: expect(received).toBe(expected)',
     `    at /proj/math.vt.ts:5:15`,
-    `    at ${path.resolve(import.meta.dirname, '../../src/runner/worker/run.ts')}:10:3`,
+    `    at ${fileURLToPath(new URL('../../src/runner/worker/run.ts', import.meta.url))}:10:3`,
     '    at node:internal/process/task_queues:95:5',
     '    at /proj/node_modules/expect/build/index.js:1:1',
   ].join('\n'),
