@@ -58,13 +58,24 @@ if (filters.length && files.length === 0) {
 // Two cores on the reference machine: e2e files spawn `vt` and its workers, so run two test files at a time.
 const concurrency = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length))
 
+const [major, minor] = process.versions.node.split('.').map(Number)
+const hasTestConcurrency = major > 20 || (major === 20 && minor >= 10)
+
 const stages = [
   !filters.length && ['typecheck', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
   !filters.length && ['lint', bin('biome'), ['check', '.']],
   [
     `tests (${files.length} files)`,
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      // --test-concurrency arrived in Node 20.10; older runners use their default (cores - 1).
+      ...(hasTestConcurrency ? [`--test-concurrency=${concurrency}`] : []),
+      '--test-reporter=spec',
+      ...files,
+    ],
   ],
   // Later stages (other engineers): e.g. ['examples', process.execPath, ['bin/vt.js', 'test']],
 ].filter(Boolean)
