@@ -27,7 +27,11 @@ export interface AccelProbe {
   probedAt: number
   bootId: string
   qemu: string
+  version?: number
 }
+
+/** Bump when the probe changes, so a cached answer from the old one is not trusted. */
+const PROBE_VERSION = 2
 
 function bootId(): string {
   try {
@@ -65,11 +69,11 @@ async function doProbe(timeoutMs: number, force: boolean): Promise<AccelProbe> {
   if (!force && existsSync(file)) {
     try {
       const cached = JSON.parse(readFileSync(file, 'utf8')) as AccelProbe
-      if (cached.bootId === id && cached.qemu === qemu) return cached
+      if (cached.bootId === id && cached.qemu === qemu && cached.version === PROBE_VERSION) return cached
     } catch {}
   }
   const result = (kvm: boolean, reason: string): AccelProbe => {
-    const r = { kvm, reason, probedAt: Date.now(), bootId: id, qemu }
+    const r = { kvm, reason, probedAt: Date.now(), bootId: id, qemu, version: PROBE_VERSION }
     writeFileSync(`${file}.${process.pid}`, JSON.stringify(r))
     // rename is atomic: concurrent probers simply agree.
     renameSync(`${file}.${process.pid}`, file)
@@ -100,7 +104,7 @@ async function doProbe(timeoutMs: number, force: boolean): Promise<AccelProbe> {
     await m.destroy()
     return result(true, `a probe boot of the tiny guest under KVM was ready in ${ms} ms`)
   } catch (err) {
-    const first = (err as Error).message.split('\n')[0]
+    const first = (err as Error).message.split('\n')[0].replace(/\.? Console tail:$/, '')
     return result(false, `a probe boot of the tiny guest under KVM failed: ${first}`)
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -55,9 +55,7 @@ export class ConsoleCapture {
   /** The last lines, cleaned of terminal escapes, for error messages. */
   tail(lines = 20): string {
     const text = this.text(64 * 1024)
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping terminal escape sequences
       .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters
       .replace(/[\x00-\x08\x0b-\x1f]/g, '')
     return text
       .split('\n')
