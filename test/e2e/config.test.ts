@@ -151,4 +151,14 @@ test('second', async () => { throw new Error('nope') })
   assert.match(out, /first › a step/, 'the running step is shown')
   assert.match(out, /\u001b\[\d+A\r\u001b\[2K.*✓.*first/, 'the line of a finished test is rewritten')
   assert.match(out, /1 passed.*1 failed/)
+
+  const line = spawnSync('script', ['-qec', `${process.execPath} ${vtBin} test -j 1 --reporter line`, '/dev/null'], {
+    cwd: p.dir,
+    encoding: 'utf8',
+    env: { ...process.env, COLUMNS: '120', LINES: '40', FORCE_COLOR: '', NO_COLOR: '', TERM: 'xterm', CI: '' },
+    timeout: 60_000,
+  })
+  assert.equal(line.status, 1, line.stdout)
+  assert.match(line.stdout, /\u001b\[1A\u001b\[2K\[1\/2\]/, 'the status line is rewritten in place')
+  assert.match(line.stdout, /1\) a\.vt\.ts:5:1 › second/, 'the failure is printed')
 })
