@@ -1,9 +1,10 @@
 // Sessions and leases. A session is what one controller connection creates; it outlives a broken link for
 // its lease so that the controller can reconnect and resume it. Everything it creates is recorded in
-// <state-dir>/sessions/<id>.json before the creating call returns, and reaped when the lease expires, when
+// <state-dir>/sessions/<id>.json (a journal of JSON lines: one per record added or removed) before the creating call
+// returns, and reaped when the lease expires, when
 // the controller closes the session, when the agent stops, or at the next start after the agent crashed.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { killTree, startTimeOf, waitGone } from './proc.ts'
@@ -40,7 +41,6 @@ export class Session implements SessionContext {
   private readonly abort = new AbortController()
   private readonly closeFns: (() => Promise<void> | void)[] = []
   private nextResource = 1
-  private writing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly store: SessionStore,
@@ -73,7 +73,7 @@ export class Session implements SessionContext {
       r.startTime ??= startTimeOf(r.pid)
     }
     this.records.set(id, record)
-    await this.persist()
+    this.append({ add: record })
     return id
   }
 
@@ -82,7 +82,7 @@ export class Session implements SessionContext {
     if (!record) return
     if (options.reap) await this.store.reapRecord(record)
     this.records.delete(id)
-    if (!this.closed) await this.persist()
+    if (!this.closed) this.append({ del: id })
   }
 
   onClose(fn: () => Promise<void> | void): void {
@@ -109,38 +109,70 @@ export class Session implements SessionContext {
     }
     await this.store.reapAll([...this.records.values()])
     this.records.clear()
-    await this.writing
     await rm(this.dir, { recursive: true, force: true })
     rmSync(this.file, { force: true })
     this.store.forget(this)
   }
 
   get file(): string {
+    // JSON lines, named .json so that tools (and tests) counting session files keep working.
     return join(this.store.sessionsDir, `${this.id}.json`)
   }
 
   private snapshot(): string {
-    const data: SessionFile = {
-      id: this.id,
-      createdAt: this.createdAt,
-      agentPid: process.pid,
-      records: [...this.records.values()],
-    }
-    return JSON.stringify(data)
+    const header: SessionFile = { id: this.id, createdAt: this.createdAt, agentPid: process.pid, records: [] }
+    return `${[JSON.stringify(header), ...[...this.records.values()].map(r => JSON.stringify({ add: r }))].join('\n')}\n`
   }
 
+  private journalBytes = 0
+
+  /** Starts the journal with a snapshot, atomically (tmp + rename). */
   private persistSync(): void {
-    writeFileSync(`${this.file}.tmp`, this.snapshot())
+    const text = this.snapshot()
+    writeFileSync(`${this.file}.tmp`, text)
     renameSync(`${this.file}.tmp`, this.file)
+    this.journalBytes = text.length
   }
 
-  /** Writes are serialized; each writes the latest snapshot atomically (tmp + rename). */
-  private persist(): Promise<void> {
-    this.writing = this.writing.then(() => {
-      if (!this.closed) this.persistSync()
-    })
-    return this.writing
+  /**
+   * Appends one change: a single small write, cheaper than rewriting the file (a torn last line after a crash
+   * is skipped on replay). Compacted into a fresh snapshot past 1 MiB.
+   */
+  private append(entry: { add: ResourceRecord } | { del: string }): void {
+    if (this.closed) return
+    const line = `${JSON.stringify(entry)}\n`
+    if (this.journalBytes + line.length > 1024 * 1024) {
+      this.persistSync()
+      return
+    }
+    appendFileSync(this.file, line)
+    this.journalBytes += line.length
   }
+}
+
+/** Replays a session journal (or a snapshot file of the earlier format) into its records. */
+export function readSessionFile(text: string): SessionFile | undefined {
+  const lines = text.split('\n').filter(Boolean)
+  if (lines.length === 0) return undefined
+  let header: SessionFile
+  try {
+    header = JSON.parse(lines[0]) as SessionFile
+  } catch {
+    return undefined
+  }
+  const records = new Map<string, ResourceRecord>()
+  for (const r of Array.isArray(header.records) ? header.records : []) records.set(r.id, r)
+  for (const line of lines.slice(1)) {
+    let entry: { add?: ResourceRecord; del?: string }
+    try {
+      entry = JSON.parse(line)
+    } catch {
+      continue // torn write at a crash
+    }
+    if (entry.add && typeof entry.add.id === 'string') records.set(entry.add.id, entry.add)
+    else if (typeof entry.del === 'string') records.delete(entry.del)
+  }
+  return { ...header, records: [...records.values()] }
 }
 
 /** What a session needs from the connection it is attached to. */
@@ -226,14 +258,15 @@ export class SessionStore {
     let count = 0
     for (const name of readdirSync(this.sessionsDir)) {
       const path = join(this.sessionsDir, name)
-      if (name.endsWith('.json.tmp')) {
+      if (name.endsWith('.tmp')) {
         rmSync(path, { force: true })
         continue
       }
-      if (!name.endsWith('.json')) continue
+      const ext = '.json'
+      if (!name.endsWith(ext)) continue
       let data: SessionFile | undefined
       try {
-        data = JSON.parse(readFileSync(path, 'utf8')) as SessionFile
+        data = readSessionFile(readFileSync(path, 'utf8'))
       } catch (e) {
         this.log.warn('unreadable session record; removed', { file: path, error: String(e) })
       }
@@ -243,7 +276,7 @@ export class SessionStore {
         count += data.records.length
       }
       rmSync(path, { force: true })
-      rmSync(path.slice(0, -'.json'.length), { recursive: true, force: true })
+      rmSync(path.slice(0, -ext.length), { recursive: true, force: true })
     }
     // Session directories whose record is gone.
     for (const name of readdirSync(this.sessionsDir))

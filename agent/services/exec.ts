@@ -125,7 +125,9 @@ export const execService = implement('exec', () => session => {
         session.signal.removeEventListener('abort', onAbort)
         running.delete(id)
         if (groupExists(pid)) kill() // leftovers in the group
-        await session.untrack(await tracked)
+        // Not awaited: a stale record is harmless (the pid's start time no longer matches), and the caller
+        // should not wait for the bookkeeping write.
+        void tracked.then(id => session.untrack(id)).catch(() => {})
       }
     },
 

@@ -23,7 +23,7 @@
 //                                    reaps it now
 //   session.emit('event', payload)   an event to the controller (dropped while the link is down)
 //   session.signal                   aborted when the session ends; session.onClose(fn) runs before reaping
-//   Records are written to <state-dir>/sessions/<id>.json before track() returns. They are reaped when the
+//   Records are written to <state-dir>/sessions/<id>.json (a journal) before track() returns. They are reaped when the
 //   lease expires, when the controller closes the session, and at the next agent start after a crash.
 //   agent.addFacts(async () => ({ accelerators: [...] }))   contributes host facts (e.g. after a probe boot).
 export * from './contract.ts'

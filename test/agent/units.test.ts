@@ -9,6 +9,7 @@ import { parseListen } from '../../agent/cli.ts'
 import { sliceLog } from '../../agent/log.ts'
 import { readStat, treeOf } from '../../agent/proc.ts'
 import { Roots } from '../../agent/roots.ts'
+import { readSessionFile } from '../../agent/sessions.ts'
 import { parseSize } from '../../src/cluster/cluster.ts'
 import { fromErrorData, toErrorData, VtError, VtRemoteError } from '../../src/protocol/errors.ts'
 import { checkRpcFrame, decodeJson, decodeStreamChunk, encodeJson, encodeStreamChunk } from '../../src/protocol/wire.ts'
@@ -110,4 +111,22 @@ test('Roots: inside, outside, .., symlinks, missing components', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('session journal: replays adds and removals, skips a torn last line, reads the snapshot format', () => {
+  const header = JSON.stringify({ id: 's1', createdAt: 1, agentPid: 2, records: [] })
+  const a = { id: 'r1', kind: 'path', path: '/x', createdAt: 1 }
+  const b = { id: 'r2', kind: 'process', pid: 5, startTime: 9, createdAt: 2 }
+  const text = [
+    header,
+    JSON.stringify({ add: a }),
+    JSON.stringify({ add: b }),
+    JSON.stringify({ del: 'r1' }),
+    '{"add": {"id": "r3"',
+  ].join('\n')
+  assert.deepEqual(readSessionFile(text)?.records, [b])
+  const snapshot = JSON.stringify({ id: 's2', createdAt: 1, agentPid: 2, records: [a] })
+  assert.deepEqual(readSessionFile(snapshot)?.records, [a])
+  assert.equal(readSessionFile(''), undefined)
+  assert.equal(readSessionFile('{torn'), undefined)
 })
