@@ -71,9 +71,24 @@ export async function ensureTiny(opts: { progress?: Progress; force?: boolean } 
   )
 }
 
+const fileHashes = new Map<string, string>()
+
+/** sha256 of a file, remembered per (path, size, mtime) so that each process reads a .deb once. */
+function fileHash(path: string): string {
+  const st = statSync(path)
+  const memo = `${path}:${st.size}:${st.mtimeMs}`
+  let h = fileHashes.get(memo)
+  if (!h) {
+    h = createHash('sha256').update(readFileSync(path)).digest('hex')
+    fileHashes.set(memo, h)
+  }
+  return h
+}
+
+/** The cache key: a hash of the packages' contents, the recipe version, /init and the module list. */
 function recipeKey(kdeb: string, bdeb: string): string {
   const h = createHash('sha256')
-  h.update(`v${RECIPE_VERSION}\n${basename(kdeb)} ${statSync(kdeb).size}\n${basename(bdeb)} ${statSync(bdeb).size}\n`)
+  h.update(`v${RECIPE_VERSION}\n${fileHash(kdeb)}\n${fileHash(bdeb)}\n`)
   h.update(initScript({ core: ['x'], console: ['y'], blk: ['z'], net: ['w'] }))
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
