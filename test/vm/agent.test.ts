@@ -99,7 +99,7 @@ test('a VM through the agent: exec, succeed/fail, console, QMP, then the agent d
   // Console: the boot line was captured (even from before the handle existed); output written now streams in.
   assert.match(vm.console.text() + (await vm.console.fetch()), /vt-tiny: ready/)
   await vm.exec('echo console-marker-42 > /dev/console')
-  const m = await vm.console.waitFor(/console-marker-(\d+)/, { timeout: 5000 })
+  const m = await vm.console.waitFor(/console-marker-(\d+)/, { timeout: 15_000 })
   assert.equal(m[1], '42')
   await assert.rejects(
     vm.console.waitFor('never-printed', { timeout: 300 }),
@@ -121,7 +121,7 @@ test('a VM through the agent: exec, succeed/fail, console, QMP, then the agent d
   const qemuPid = vm.info.pid
   assert.deepEqual(qemuProcesses(stateDir), [qemuPid])
   proc.kill('SIGKILL')
-  assert.ok(await waitFor(() => qemuProcesses(stateDir).length === 0, 5000), 'qemu survived its agent')
+  assert.ok(await waitFor(() => qemuProcesses(stateDir).length === 0, 10_000), 'qemu survived its agent')
   client.close().catch(() => {})
 
   // The next agent start reaps the dead session's files.
