@@ -210,12 +210,11 @@ export class Machine {
       throw new VmError(`${this.label} has no command channel (it was not booted from a vt image)`, 'NO_CHANNEL')
     }
     if (!this.alive) throw new VmError(`${this.label}: cannot run \`${command}\`: ${this.exitReason()}`, 'QEMU_EXITED')
-    if (!this.guest.ready) {
-      if (this.status === 'paused' || this.status === 'inmigrate') {
-        throw new VmError(`${this.label} is ${this.status}: resume it before exec`, 'NOT_RUNNING')
-      }
-      await this.waitReady(this.opts.spec.readyTimeoutMs ?? 60_000)
+    // A stopped guest would only let the command time out: say why at once.
+    if (this.status === 'paused' || this.status === 'inmigrate' || this.status === 'postmigrate') {
+      throw new VmError(`${this.label} is ${this.status}: cannot run \`${command}\` (resume it first)`, 'NOT_RUNNING')
     }
+    if (!this.guest.ready) await this.waitReady(this.opts.spec.readyTimeoutMs ?? 60_000)
     return this.guest.exec(command, opts)
   }
 

@@ -86,6 +86,7 @@ describe('one tiny VM', { skip: !machine.qemu && !process.env.CI && 'needs qemu'
     await assert.rejects(qmp.execute('no-such-command'), CommandNotFoundError)
     await m.pause()
     assert.equal(m.status, 'paused')
+    await assert.rejects(m.exec('true'), /VM a on host h1 is paused: cannot run `true` \(resume it first\)/)
     await m.resume()
     assert.equal((await m.exec('echo alive')).stdout.toString(), 'alive\n')
     assert.match(m.transcript(), /-> stop/)
