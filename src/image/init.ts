@@ -116,17 +116,17 @@ while :; do
       echo $! > /run/vt/pid
       wait $!
       rc=$?
-      # [ -s ] is a builtin: the common empty-output case costs no extra process.
+      # [ -s ] is a builtin: the common empty-output case costs no extra process and one write.
       if [ -s /run/vt/o.$k ] || [ -s /run/vt/e.$k ]; then
         set -- $(stat -c %s /run/vt/o.$k /run/vt/e.$k)
+        printf '@@%s O %s\\n' "$nonce" "$1"
+        [ "$1" = 0 ] || head -c "$1" /run/vt/o.$k
+        printf '@@%s E %s\\n' "$nonce" "$2"
+        [ "$2" = 0 ] || head -c "$2" /run/vt/e.$k
+        printf '@@%s X %s\\n' "$nonce" "$rc"
       else
-        set -- 0 0
+        printf '@@%s O 0\\n@@%s E 0\\n@@%s X %s\\n' "$nonce" "$nonce" "$nonce" "$rc"
       fi
-      printf '@@%s O %s\\n' "$nonce" "$1"
-      [ "$1" = 0 ] || head -c "$1" /run/vt/o.$k
-      printf '@@%s E %s\\n' "$nonce" "$2"
-      [ "$2" = 0 ] || head -c "$2" /run/vt/e.$k
-      printf '@@%s X %s\\n' "$nonce" "$rc"
       # New files per request so a leftover background process cannot write into a later one's output.
       [ $((k % 64)) != 0 ] || rm -f /run/vt/o.* /run/vt/e.*
     done
