@@ -55,6 +55,7 @@ export async function ensureTiny(opts: { progress?: Progress; force?: boolean } 
       if (!opts.force && existsSync(join(dir, 'manifest.json'))) return readManifest(dir)
       const t0 = Date.now()
       progress(`building the tiny image from ${basename(kdeb)} and ${basename(bdeb)}`)
+      removeDeadBuilds(root)
       const tmp = join(root, `.tmp-tiny-${key}-${process.pid}`)
       rmSync(tmp, { recursive: true, force: true })
       try {
@@ -92,6 +93,19 @@ function recipeKey(kdeb: string, bdeb: string): string {
   h.update(initScript({ core: ['x'], console: ['y'], blk: ['z'], net: ['w'] }))
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
+}
+
+/** Temporary build dirs of builders that were killed mid-build (their pid is gone). */
+function removeDeadBuilds(root: string): void {
+  for (const name of readdirSync(root)) {
+    const pid = Number(/^\.tmp-tiny-[0-9a-f]+-(\d+)$/.exec(name)?.[1])
+    if (!pid || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(root, name), { recursive: true, force: true })
+    }
+  }
 }
 
 function readManifest(dir: string): TinyImage {
