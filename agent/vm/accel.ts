@@ -15,7 +15,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cacheDir, ensureDir } from '../../src/image/cache.ts'
+import { cacheDir, ensureDir, withLock } from '../../src/image/cache.ts'
 import { ensureImage } from '../../src/image/index.ts'
 import { vmSpec } from '../../src/protocol/vm.ts'
 import { Machine } from './machine.ts'
@@ -66,12 +66,23 @@ async function doProbe(timeoutMs: number, force: boolean): Promise<AccelProbe> {
   const file = join(ensureDir(cacheDir()), 'accel-probe.json')
   const id = bootId()
   const qemu = qemuVersion()
-  if (!force && existsSync(file)) {
+  const cached = (): AccelProbe | undefined => {
+    if (force || !existsSync(file)) return undefined
     try {
-      const cached = JSON.parse(readFileSync(file, 'utf8')) as AccelProbe
-      if (cached.bootId === id && cached.qemu === qemu && cached.version === PROBE_VERSION) return cached
+      const c = JSON.parse(readFileSync(file, 'utf8')) as AccelProbe
+      if (c.bootId === id && c.qemu === qemu && c.version === PROBE_VERSION) return c
     } catch {}
+    return undefined
   }
+  const known = cached()
+  if (known) return known
+  // Several agents starting together (an embedded cluster) probe once: the others wait and read the answer.
+  return withLock(`${file}.lock`, async () => cached() ?? (await probeNow(file, id, qemu, timeoutMs)), {
+    timeoutMs: 120_000,
+  })
+}
+
+async function probeNow(file: string, id: string, qemu: string, timeoutMs: number): Promise<AccelProbe> {
   const result = (kvm: boolean, reason: string): AccelProbe => {
     const r = { kvm, reason, probedAt: Date.now(), bootId: id, qemu, version: PROBE_VERSION }
     writeFileSync(`${file}.${process.pid}`, JSON.stringify(r))
