@@ -120,9 +120,8 @@ async function startAgent(): Promise<{ url: string; token: string }> {
   const p = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'test/vm/agentMain.ts',
+      'bin/vt.js',
+      'agent',
       '--listen',
       '127.0.0.1:0',
       '--token-env',

@@ -22,9 +22,8 @@ function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'test/vm/agentMain.ts',
+      'bin/vt.js',
+      'agent',
       '--listen',
       '127.0.0.1:0',
       '--token-env',
