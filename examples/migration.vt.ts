@@ -14,7 +14,6 @@ test.describe('live migration', () => {
     })
     const result = await vm.migrate({
       to: dst,
-      hosts: cluster.hosts,
       // The guest answers while it is being migrated...
       during: async v => expect(Number(await v.succeed('cat /tmp/counter'))).toBeGreaterThan(0),
       // ...and its workload goes on counting on the destination.
@@ -48,7 +47,7 @@ test.describe('live migration', () => {
       const vm = await createVm({ ...spec, host: src })
       await vm.console.waitFor(/B{3}/)
       const before = await verifyMemoryIntegrity(vm)
-      const result = await vm.migrate({ to: dst, hosts: cluster.hosts, ...options })
+      const result = await vm.migrate({ to: dst, ...options })
       expect(vm.host).toBe(dst)
       if (mode === 'postcopy') expect(result.postcopy).toBe(true)
       const after = await verifyMemoryIntegrity(vm)

@@ -12,7 +12,7 @@ test('a host-local disk is copied during migration', async ({ cluster, createVm 
   const sum = await vm.succeed('dd if=/dev/vda bs=1M count=8 status=none | md5sum')
 
   // Without `storage: 'copy'` vt refuses: the destination could not see the disk.
-  const refused = await vm.migrate({ to: dst, hosts: cluster.hosts }).then(
+  const refused = await vm.migrate({ to: dst }).then(
     () => undefined,
     (e: unknown) => e,
   )
@@ -20,7 +20,7 @@ test('a host-local disk is copied during migration', async ({ cluster, createVm 
   expect((refused as MigrationError).message).toContain("storage: 'copy'")
   expect(vm.host).toBe(src)
 
-  const result = await vm.migrate({ to: dst, hosts: cluster.hosts, storage: 'copy' })
+  const result = await vm.migrate({ to: dst, storage: 'copy' })
   expect(result.storage).toBe('copy')
   expect(result.storageBytes).toBe(64 * MiB)
   expect(vm.host).toBe(dst)
@@ -34,7 +34,6 @@ test('guest memory is intact after a migration with storage copy', async ({ clus
   await vm.console.waitFor(/B{3}/)
   const result = await vm.migrate({
     to: dst,
-    hosts: cluster.hosts,
     storage: 'copy',
     parameters: { 'downtime-limit': 20_000, 'max-bandwidth': 4096 * MiB },
   })

@@ -125,6 +125,8 @@ export class Vm {
   private offs: (() => void)[] = []
   private lastStatus: VmStatus
   destroyed = false
+  /** The hosts of the cluster this VM belongs to (set by the fixtures): `migrate` refuses any other. */
+  clusterHosts?: readonly Host[]
 
   private constructor(
     public host: Host,
@@ -314,7 +316,7 @@ export class Vm {
    * Reported as a test step with the result attached; throws MigrationError with the source still running.
    */
   migrate(options: MigrateVmOptions<Vm>): Promise<MigrationResult> {
-    return migrateVm(this, options)
+    return migrateVm(this, { hosts: this.clusterHosts, ...options })
   }
 
   /** @internal MigratableVm: the migration completed, the VM is now `info` on `host`. */
