@@ -4,8 +4,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { ClusterConnectionInfo } from '../../cluster/config.ts'
-import type { InitMessage, MainToWorker, RunMessage, SerializedConfig, WorkerToMain } from '../ipc.ts'
+import type { InitMessage, MainToWorker, RunMessage, WorkerToMain } from '../ipc.ts'
 
 const workerDir = fileURLToPath(new URL('../worker/', import.meta.url))
 
@@ -17,15 +16,8 @@ function workerEntry(): { file: string; execArgv: string[] } {
   return { file: `${workerDir}process.ts`, execArgv: ['--import', tsx] }
 }
 
-export interface WorkerParams {
-  workerIndex: number
-  parallelIndex: number
-  projectId: string
-  workerHash: string
-  repeatEachIndex: number
-  config: SerializedConfig
-  cluster?: ClusterConnectionInfo
-}
+/** What a worker is started with: the init message it receives. */
+export type WorkerParams = Omit<InitMessage, 'type'>
 
 export interface WorkerExit {
   code: number | null
