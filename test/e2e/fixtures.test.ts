@@ -176,3 +176,19 @@ test('uses stuck', async ({ stuck }) => { log('body ran') })
   assert.match(JSON.stringify(stuck.results[0].errors), /stuck/)
   assert.deepEqual(p.log(), ['setup first', 'teardown first'])
 })
+
+test('output of worker fixtures outside any test (teardown at stop) reaches the reporters', async t => {
+  const p = project(t, {
+    'a.vt.ts': `
+import { test as base } from 'vt'
+const test = base.extend<{}, { db: string }>({
+  db: [async ({}, use) => { console.log('db up'); await use('db'); console.log('db down') }, { scope: 'worker' }],
+})
+test('uses db', async ({ db }) => {})
+`,
+  })
+  const r = await runVt(p, [])
+  assert.equal(r.exitCode, 0, r.output)
+  assert.match(r.stdout, /db up/)
+  assert.match(r.stdout, /db down/)
+})

@@ -106,6 +106,8 @@ export class Dispatcher {
   private readonly projects: Map<string, FullProject>
   private readonly background = new Set<Promise<unknown>>()
   private readonly allWorkers = new Set<WorkerHost>()
+  /** Workers between their job's start and its done message. */
+  private readonly inJob = new WeakSet<WorkerHost>()
   private readonly failedProjects = new Set<string>()
   private nextWorkerIndex = 0
   private interrupted = false
@@ -296,6 +298,13 @@ export class Dispatcher {
       this.o.reporter.onStdErr(chunk)
     })
     worker.on('message', msg => {
+      // Output between jobs (worker fixtures setting up or tearing down at stop) belongs to no test; during a
+      // job, runJob's handler reports it.
+      if ((msg.type === 'stdout' || msg.type === 'stderr') && !this.inJob.has(worker)) {
+        const chunk = msg.binary ? Buffer.from(msg.text, 'base64') : msg.text
+        if (msg.type === 'stdout') this.o.reporter.onStdOut(chunk)
+        else this.o.reporter.onStdErr(chunk)
+      }
       if (msg.type === 'teardownErrors') {
         for (const error of msg.errors) {
           this.o.failures.onGlobalError()
@@ -332,8 +341,10 @@ export class Dispatcher {
     const failedInJob: TestCase[] = []
     const reporter = this.o.reporter
 
+    this.inJob.add(worker)
     return new Promise<void>(resolve => {
       const finish = () => {
+        this.inJob.delete(worker)
         worker.off('message', onMessage)
         worker.off('exit', onExit)
         resolve()
