@@ -1,8 +1,11 @@
 // End to end: bad input (syntax errors, duplicate titles, test.only, config and flag errors), filters
 // (--list, -g, --grep-invert, file:line, --project), --shard partitions, --last-failed, --repeat-each, -x.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { test } from 'node:test'
-import { allTests, logHelper, project, runVt, testByPath } from './helpers.ts'
+import { allTests, logHelper, project, runVt, testByPath, vtBin } from './helpers.ts'
 
 const ok = (title: string) => `test(${JSON.stringify(title)}, async () => {})\n`
 
@@ -254,4 +257,27 @@ test('blob reports of the shards merge into the report of the whole run', async 
   assert.equal(summary(whole).length, 8)
   assert.deepEqual(summary(merged), summary(whole))
   assert.deepEqual({ ...merged.stats, startTime: 0, duration: 0 }, { ...whole.stats, startTime: 0, duration: 0 })
+})
+
+test('shards write blob reports that merge-reports replays as one run', async t => {
+  const p = project(t, {
+    'a.vt.ts': `import { test } from 'vt'\n${ok('a1')}${ok('a2')}`,
+    'b.vt.ts': `import { test } from 'vt'\n${ok('b1')}test('b2 fails', async () => { throw new Error('b2') })\n`,
+  })
+  for (const shard of ['1/2', '2/2']) {
+    const r = await runVt(p, ['--shard', shard], { reporters: ['blob'] })
+    assert.ok(allTests(r.json).length === 2, `shard ${shard} runs one file\n${r.output}`)
+  }
+  const merged = spawnSync(process.execPath, [vtBin, 'merge-reports', '--reporter', 'junit'], {
+    cwd: p.dir,
+    encoding: 'utf8',
+    env: { ...process.env, VT_JUNIT_OUTPUT_FILE: 'merged.xml', NODE_TEST_CONTEXT: undefined },
+  })
+  assert.equal(merged.status, 1, merged.stderr)
+  const xml = readFileSync(path.join(p.dir, 'merged.xml'), 'utf8')
+  assert.match(xml, /<testsuites [^>]*tests="4" failures="1"/)
+  assert.match(xml, /b2 fails/)
+  const none = spawnSync(process.execPath, [vtBin, 'merge-reports', 'nowhere'], { cwd: p.dir, encoding: 'utf8' })
+  assert.equal(none.status, 1)
+  assert.match(none.stderr, /no directory .*nowhere/)
 })
