@@ -3,17 +3,7 @@
 // machine boot and QEMU version in the cache dir so that only the first agent after a reboot pays for it.
 
 import { execFileSync } from 'node:child_process'
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { tmpdir } from 'node:os'
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { cacheDir, ensureDir, withLock } from '../../src/image/cache.ts'
 import { ensureImage } from '../../src/image/index.ts'
@@ -97,7 +87,11 @@ async function probeNow(file: string, id: string, qemu: string, timeoutMs: numbe
     return result(false, '/dev/kvm is not accessible to this user (add it to the kvm group)')
   }
   const image = await ensureImage('tiny')
-  const dir = mkdtempSync(join(tmpdir(), 'vt-kvm-probe-'))
+  // A fixed place under the cache dir, used only while holding the probe lock: what a prober killed mid-probe
+  // left there is removed by the next one, instead of piling up in /tmp.
+  const dir = join(cacheDir(), 'kvm-probe')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
   try {
     const spec = vmSpec.parse({ name: 'kvm-probe', memory: 128, readyTimeoutMs: timeoutMs })
     const m = await Machine.start({

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { probeAccel } from '../../agent/vm/accel.ts'
 import { VmManager } from '../../agent/vm/manager.ts'
+import { cacheDir } from '../../src/image/cache.ts'
 import { ensureImage } from '../../src/image/index.ts'
 import { CommandNotFoundError } from '../../src/qmp/index.ts'
 import { machine } from '../helpers/requirements.ts'
@@ -124,6 +125,15 @@ describe('faults', { skip: !machine.qemu && !process.env.CI && 'needs qemu' }, (
     await assert.rejects(mgr.create({ name: 'bad name' } as never), /invalid VM spec on host h1: name:/)
     await assert.rejects(mgr.create({ name: 'x', cpus: 0 }), /cpus:/)
     await assert.rejects(mgr.create({ name: 'x', disks: [{}] }), /exactly one of "image", "path" or "size"/)
+  })
+
+  test('a probe boot leaves nothing behind and removes what a prober killed mid-probe left', async () => {
+    const work = join(cacheDir(), 'kvm-probe')
+    mkdirSync(work, { recursive: true })
+    writeFileSync(join(work, 'left-by-a-killed-prober'), '')
+    const probe = await probeAccel({ force: true })
+    assert.equal(typeof probe.kvm, 'boolean', probe.reason)
+    assert.equal(existsSync(work), false)
   })
 
   test('kvm where it does not work is a clear error', async () => {
