@@ -5,9 +5,10 @@ import doctor from './doctor.ts'
 import image from './image.ts'
 import mergeReports from './merge-reports.ts'
 import setup from './setup.ts'
+import showReport from './show-report.ts'
 import test from './test.ts'
 import type { CliCommand } from './types.ts'
 
 export type { CliCommand } from './types.ts'
 
-export const commands: CliCommand[] = [agent, doctor, image, mergeReports, setup, test]
+export const commands: CliCommand[] = [agent, doctor, image, mergeReports, setup, showReport, test]

@@ -1,0 +1,210 @@
+// The html reporter on the synthetic run of fakeRun.ts: the folder it writes, the embedded JSON read back the way
+// the viewer reads it, attachments copied under data/, and titles or output that try to close the <script>.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { test } from 'node:test'
+import vm from 'node:vm'
+import HtmlReporter, { type HtmlReport, jsonForScript } from '../../reporters/html.ts'
+import type { Reporter } from '../../src/runner/reporterApi.ts'
+import { buildTree, memoryStream, playRun } from './fakeRun.ts'
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vt-html-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The report data as the viewer gets it: the text of the one JSON <script> element, parsed. */
+function embedded(html: string): HtmlReport {
+  const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)]
+  assert.equal(scripts.length, 2, 'exactly the data and the viewer scripts: nothing broke out of them')
+  const data = scripts.find(s => s[1].includes('id="vt-report-data"'))
+  assert.ok(data, 'data script present')
+  assert.match(data[1], /type="application\/json"/)
+  return JSON.parse(data[2])
+}
+
+test('html writes index.html with the run embedded as JSON and a viewer that parses', async t => {
+  const dir = tempDir(t)
+  fs.mkdirSync(path.join(dir, 'test-results'))
+  const diskImg = path.join(dir, 'test-results', 'console.log')
+  fs.writeFileSync(diskImg, 'boot: ok\n\u001b[31mred\u001b[0m line\n')
+  const png = path.join(dir, 'shot.png')
+  fs.writeFileSync(png, Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'))
+  const tree = buildTree()
+  const stream = memoryStream()
+  const reporter = new HtmlReporter({ outputFolder: 'out/report', configDir: dir, open: 'on-failure', stream })
+  assert.equal(reporter.printsToStdio(), false)
+  const wrapped: Reporter = {
+    onBegin: reporter.onBegin.bind(reporter),
+    onError: reporter.onError.bind(reporter),
+    onEnd: reporter.onEnd.bind(reporter),
+    onExit: reporter.onExit.bind(reporter),
+    // Points fakeRun's file attachment at a real file, and adds an image.
+    onTestEnd(testCase, result) {
+      for (const a of result.attachments) if (a.path === '/proj/test-results/disk.img') a.path = diskImg
+      if (testCase.title === 'adds') result.attachments.push({ name: 'screen', contentType: 'image/png', path: png })
+    },
+  }
+  await playRun(wrapped, tree)
+
+  const folder = path.join(dir, 'out/report')
+  const html = fs.readFileSync(path.join(folder, 'index.html'), 'utf8')
+  assert.match(html, /^<!doctype html>/)
+  const report = embedded(html)
+  assert.equal(report.tests.length, 6)
+  assert.deepEqual(
+    { ...report.stats, startTime: undefined },
+    {
+      startTime: undefined,
+      duration: 1234,
+      status: 'failed',
+      expected: 2,
+      unexpected: 2,
+      flaky: 1,
+      skipped: 1,
+      interrupted: 0,
+      didNotRun: 0,
+    },
+  )
+  const byTitle = (title: string) => report.tests.find(x => x.titles.at(-1) === title)!
+  assert.deepEqual(byTitle('adds').titles, ['math <&> "quotes"', 'adds'])
+  assert.equal(byTitle('adds').file, 'math.vt.ts')
+  assert.equal(byTitle('adds').projectName, 'unit')
+  assert.equal(byTitle('adds').results[0].stdout, 'adds says hi\n')
+  assert.equal(byTitle('adds').results[0].steps[0].steps?.[0].title, 'inner')
+  assert.equal(byTitle('is flaky').status, 'flaky')
+  assert.equal(byTitle('is skipped').status, 'skipped')
+
+  const divides = byTitle('divides')
+  assert.equal(divides.status, 'unexpected')
+  assert.equal(divides.results.length, 2, 'every attempt')
+  assert.equal(divides.duration, 120 + 121)
+  const attempt = divides.results[1]
+  assert.equal(attempt.retry, 1)
+  assert.equal(attempt.stderr, 'division trouble\n', 'Buffer output decoded')
+  assert.doesNotMatch(attempt.errors[0].message, /\u001b/, 'ANSI stripped')
+  assert.match(attempt.errors[0].snippet!, /> 5 \| {3}expect\(6 \/ 3\)/)
+  assert.match(attempt.errors[0].stack!, /at \/proj\/math\.vt\.ts:5:15/)
+  assert.ok(attempt.steps[0].error, 'failed step keeps its error')
+
+  // Attachments: a body and a file, copied under data/ and linked; text inlined; the image copied byte for byte.
+  const [body, file] = attempt.attachments
+  assert.equal(body.name, 'trace.txt')
+  assert.equal(body.text, 'trace body')
+  assert.match(body.path!, /^data\/[0-9a-f]{40}\.txt$/)
+  assert.equal(fs.readFileSync(path.join(folder, body.path!), 'utf8'), 'trace body')
+  assert.match(file.path!, /^data\/[0-9a-f]{40}\.log$/)
+  assert.equal(fs.readFileSync(path.join(folder, file.path!), 'utf8'), fs.readFileSync(diskImg, 'utf8'))
+  assert.equal(file.text, undefined, 'application/octet-stream is not inlined')
+  const image = byTitle('adds').results[0].attachments[0]
+  assert.equal(image.contentType, 'image/png')
+  assert.deepEqual(fs.readFileSync(path.join(folder, image.path!)), fs.readFileSync(png))
+  assert.equal(report.errors.length, 1)
+  assert.match(report.errors[0].message, /worker teardown failed/)
+
+  // The viewer is inlined and is valid JavaScript; no external resources are referenced.
+  const viewer = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)][0][1]
+  assert.doesNotThrow(() => new vm.Script(viewer))
+  assert.doesNotMatch(html, /<(link|script)[^>]+(href|src)=/, 'no external scripts or styles')
+  assert.doesNotMatch(viewer, /fetch\(|XMLHttpRequest|\.innerHTML\s*=|insertAdjacentHTML/)
+
+  // on-failure: the run failed, so the hint is printed.
+  assert.match(stream.text(), /To open the report: npx vt show-report \S*out\/report/)
+})
+
+test('</script> and <!-- in titles and output cannot break out of the data element', async t => {
+  const dir = tempDir(t)
+  const evil = '</script><script>window.pwned=1</script><!--<script>'
+  const tree = buildTree()
+  tree.tests.adds.title = `adds ${evil}`
+  const reporter = new HtmlReporter({ outputFolder: dir, open: 'never', stream: memoryStream() })
+  await playRun(
+    {
+      onBegin: (c, s) => reporter.onBegin(c, s),
+      onEnd: r => reporter.onEnd(r),
+      onTestEnd(_test, result) {
+        result.stdout.push(`out ${evil}\n`)
+        result.stderr.push(Buffer.from(`err ${evil}\u2028\n`))
+      },
+    },
+    tree,
+  )
+  const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
+  assert.equal(html.split('</script>').length - 1, 2, 'only the two real closing tags')
+  assert.ok(!html.includes('<!--<script>'))
+  const report = embedded(html)
+  const adds = report.tests.find(x => x.titles.at(-1)?.startsWith('adds'))!
+  assert.equal(adds.titles.at(-1), `adds ${evil}`, 'the title survives intact')
+  assert.ok(adds.results[0].stdout.includes(`out ${evil}`))
+  assert.ok(adds.results[0].stderr.includes(`err ${evil}\u2028`))
+  assert.equal(JSON.parse(jsonForScript({ s: evil })).s, evil)
+})
+
+test('html: default folder, VT_HTML_OUTPUT_DIR, open modes, bad options', async t => {
+  const dir = tempDir(t)
+  const saved = { env: process.env.VT_HTML_OUTPUT_DIR, ci: process.env.CI }
+  t.after(() => {
+    if (saved.env === undefined) delete process.env.VT_HTML_OUTPUT_DIR
+    else process.env.VT_HTML_OUTPUT_DIR = saved.env
+    if (saved.ci === undefined) delete process.env.CI
+    else process.env.CI = saved.ci
+  })
+  delete process.env.VT_HTML_OUTPUT_DIR
+  delete process.env.CI
+  const local = new HtmlReporter({ configDir: dir })
+  assert.equal(local.outputFolder, path.join(dir, 'vt-report'))
+  assert.equal(local.open, 'on-failure')
+  process.env.CI = 'true'
+  assert.equal(new HtmlReporter({ configDir: dir }).open, 'never')
+  process.env.VT_HTML_OUTPUT_DIR = path.join(dir, 'from-env')
+  assert.equal(new HtmlReporter({ configDir: dir }).outputFolder, path.join(dir, 'from-env'))
+  assert.equal(new HtmlReporter({ configDir: dir, outputFolder: 'opt' }).outputFolder, path.join(dir, 'opt'))
+  assert.throws(() => new HtmlReporter({ open: 'sometimes' as any }), /option open must be 'always', 'never' or/)
+  assert.throws(() => new HtmlReporter({ outputFolder: '' }), /outputFolder must be a non-empty string/)
+
+  // always prints even for a passing run, never prints nothing.
+  for (const [open, printed] of [
+    ['always', true],
+    ['never', false],
+  ] as const) {
+    const stream = memoryStream()
+    const r = new HtmlReporter({ outputFolder: path.join(dir, open), open, stream })
+    r.onBegin({ rootDir: dir } as any, buildTree().root)
+    r.onEnd({ status: 'passed', startTime: new Date(), duration: 1 })
+    r.onExit()
+    assert.equal(stream.text().includes('npx vt show-report'), printed, open)
+    assert.ok(fs.existsSync(path.join(dir, open, 'index.html')))
+  }
+})
+
+test('html: a report that cannot be written does not throw, and a second run replaces data/', async t => {
+  const dir = tempDir(t)
+  const blocked = path.join(dir, 'blocked')
+  fs.writeFileSync(blocked, 'a file where the folder should be')
+  const stream = memoryStream()
+  const r = new HtmlReporter({ outputFolder: blocked, open: 'always', stream })
+  const stderr = process.stderr.write
+  let warned = ''
+  process.stderr.write = ((s: string) => {
+    warned += s
+    return true
+  }) as any
+  try {
+    await playRun(r)
+  } finally {
+    process.stderr.write = stderr
+  }
+  assert.match(warned, /html reporter could not write the report to .*blocked/)
+  assert.equal(stream.text(), '', 'no open hint for a report that was not written')
+
+  const folder = path.join(dir, 'ok')
+  fs.mkdirSync(path.join(folder, 'data'), { recursive: true })
+  fs.writeFileSync(path.join(folder, 'data', 'stale.txt'), 'old')
+  fs.writeFileSync(path.join(folder, 'junit.xml'), '<testsuites/>')
+  await playRun(new HtmlReporter({ outputFolder: folder, open: 'never' }))
+  assert.ok(!fs.existsSync(path.join(folder, 'data', 'stale.txt')), 'old attachments removed')
+  assert.ok(fs.existsSync(path.join(folder, 'junit.xml')), 'files of other reporters kept')
+})
