@@ -208,3 +208,126 @@ test('html: a report that cannot be written does not throw, and a second run rep
   assert.ok(!fs.existsSync(path.join(folder, 'data', 'stale.txt')), 'old attachments removed')
   assert.ok(fs.existsSync(path.join(folder, 'junit.xml')), 'files of other reporters kept')
 })
+
+// No browser on this machine: the viewer runs on a minimal DOM (elements, text, attributes, events) to check
+// that it renders the real report, expands a test lazily, and filters and searches, without runtime errors.
+class FakeNode {
+  childNodes: FakeNode[] = []
+  text = ''
+  get firstChild() {
+    return this.childNodes[0]
+  }
+  get textContent(): string {
+    return this.text + this.childNodes.map(c => c.textContent).join('')
+  }
+  set textContent(value: string) {
+    this.text = value
+    this.childNodes = []
+  }
+  append(...nodes: (FakeNode | string)[]) {
+    for (const n of nodes) {
+      if (typeof n === 'string') {
+        const t = new FakeNode()
+        t.text = n
+        this.childNodes.push(t)
+      } else this.childNodes.push(n)
+    }
+  }
+  replaceChildren(...nodes: (FakeNode | string)[]) {
+    this.childNodes = []
+    this.append(...nodes)
+  }
+}
+class FakeElement extends FakeNode {
+  className = ''
+  attributes: Record<string, string> = {}
+  listeners: Record<string, ((e: unknown) => void)[]> = {}
+  open = false
+  value = ''
+  constructor(readonly tagName: string) {
+    super()
+  }
+  setAttribute(k: string, v: string) {
+    this.attributes[k] = v
+    if (k === 'open') this.open = true
+    if (k === 'value') this.value = v
+  }
+  addEventListener(type: string, fn: (e: unknown) => void) {
+    ;(this.listeners[type] ??= []).push(fn)
+  }
+  fire(type: string) {
+    for (const fn of this.listeners[type] ?? []) fn({ target: this })
+  }
+  all(pred: (e: FakeElement) => boolean): FakeElement[] {
+    const out: FakeElement[] = []
+    const visit = (n: FakeNode) => {
+      if (n instanceof FakeElement && pred(n)) out.push(n)
+      n.childNodes.forEach(visit)
+    }
+    this.childNodes.forEach(visit)
+    return out
+  }
+}
+
+test('the viewer renders the report, expands tests on demand, filters by outcome and searches', async t => {
+  const dir = tempDir(t)
+  const tree = buildTree()
+  tree.tests.adds.title = 'adds </script><b>bold</b>'
+  await playRun(new HtmlReporter({ outputFolder: dir, open: 'never' }), tree)
+  const html = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
+  const data = new FakeElement('script')
+  data.text = /id="vt-report-data">([\s\S]*?)<\/script>/.exec(html)![1]
+  const app = new FakeElement('div')
+  const location = { hash: '', pathname: '/index.html', search: '' }
+  const context = vm.createContext({
+    Node: FakeNode,
+    URLSearchParams,
+    location,
+    history: {
+      replaceState: (_s: unknown, _t: string, url: string) => (location.hash = url.startsWith('#') ? url : ''),
+    },
+    window: { addEventListener() {} },
+    document: {
+      createElement: (tag: string) => new FakeElement(tag),
+      getElementById: (id: string) => (id === 'app' ? app : id === 'vt-report-data' ? data : null),
+    },
+  })
+  vm.runInContext([...html.matchAll(/<script>([\s\S]*?)<\/script>/g)][0][1], context)
+
+  const tests = () => app.all(e => e.tagName === 'details' && e.className.startsWith('test '))
+  assert.equal(tests().length, 6)
+  assert.match(app.textContent, /vt report/)
+  assert.match(app.textContent, /Passed2Failed2Flaky1Skipped1/)
+  assert.match(app.textContent, /1 error outside of tests/)
+  assert.ok(app.all(e => e.tagName === 'b').length === 0, 'a title is text, never markup')
+  assert.match(app.textContent, /adds <\/script><b>bold<\/b>/)
+
+  const divides = tests().find(e => e.textContent.includes('divides'))!
+  assert.match(divides.className, /o-failed/)
+  assert.doesNotMatch(divides.textContent, /Retry #1/, 'the body is built when the test is opened')
+  divides.open = true
+  divides.fire('toggle')
+  const body = divides.textContent
+  for (const expected of ['First run', 'Retry #1', 'Expected: 3', '> 5 |', 'check quotient', 'trace body'])
+    assert.ok(body.includes(expected), `expanded test shows ${expected}`)
+  assert.match(body, /division trouble/)
+  assert.ok(divides.all(e => e.className.includes('step') && e.className.includes('failed')).length > 0)
+  assert.ok(divides.all(e => e.tagName === 'a' && /^data\//.test(e.attributes.href)).length >= 2, 'attachment links')
+
+  const button = (label: string) => app.all(e => e.tagName === 'button' && e.textContent.startsWith(label))[0]
+  button('Failed').fire('click')
+  assert.equal(location.hash, '#filter=failed')
+  assert.deepEqual(
+    tests().map(e => /o-(\w+)/.exec(e.className)![1]),
+    ['failed', 'failed'],
+  )
+  button('All').fire('click')
+  const search = app.all(e => e.tagName === 'input')[0]
+  search.value = 'FLAKY'
+  search.fire('input')
+  assert.equal(tests().length, 1)
+  search.value = 'no such test'
+  search.fire('input')
+  assert.equal(tests().length, 0)
+  assert.match(app.textContent, /No test matches the filter/)
+})
