@@ -178,7 +178,12 @@
         h(
           'details',
           { class: `file${failed ? ' has-failures' : ''}`, open: true },
-          h('summary', null, h('span', { class: 'file-name' }, file), h('span', { class: 'count' }, total)),
+          h(
+            'summary',
+            { class: 'file-head' },
+            h('span', { class: 'file-name' }, file),
+            h('span', { class: 'file-count' }, total),
+          ),
           [...byProject].map(([project, tests]) =>
             h(
               'div',
@@ -208,7 +213,7 @@
       },
       h(
         'summary',
-        null,
+        { class: 'test-head' },
         h('span', { class: `icon o-${test.outcome}`, title: test.outcome }, icons[test.outcome]),
         h(
           'span',
@@ -310,7 +315,12 @@
         ? h('div', { class: 'where' }, `at ${error.location.file}:${error.location.line}:${error.location.column}`)
         : null,
       frames.length
-        ? h('details', { class: 'stack' }, h('summary', null, 'stack'), h('pre', null, frames.join('\n')))
+        ? h(
+            'details',
+            { class: 'stack' },
+            h('summary', { class: 'stack-head' }, 'stack'),
+            h('pre', null, frames.join('\n')),
+          )
         : null,
       error.details && Object.keys(error.details).length
         ? h('pre', { class: 'details' }, JSON.stringify(error.details, null, 2))

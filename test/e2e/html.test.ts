@@ -83,6 +83,21 @@ function get(port: number, rawPath: string): Promise<{ status: number; body: str
   })
 }
 
+/** Runs a show-report that is expected to exit by itself (bad input). */
+async function runShowReport(cwd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [vtBin, 'show-report', ...args], {
+    cwd,
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', d => (stderr += d))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const code = await new Promise<number | null>(resolve => child.on('exit', c => resolve(c)))
+  clearTimeout(timer)
+  return { code, stderr }
+}
+
 test('vt show-report serves the folder on 127.0.0.1 and refuses paths outside it', async t => {
   const p = project(t, {
     'report/index.html': '<!doctype html><title>r</title>',
@@ -129,19 +144,20 @@ test('vt show-report serves the folder on 127.0.0.1 and refuses paths outside it
   assert.equal((await get(port, '/link.txt')).status, 403, 'a symlink out of the folder is refused')
   assert.equal((await get(port, '/nope.txt')).status, 404)
 
+  // The port taken: a clear error rather than a stack.
+  const busy = await runShowReport(p.dir, ['report', '--port', String(port)])
+  assert.equal(busy.code, 1)
+  assert.match(
+    busy.stderr,
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: port ${port} is in use \\(try --port 0\\)`),
+  )
+
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   child.kill('SIGINT')
   assert.equal(await exited, 0, 'Ctrl-C stops it cleanly')
 
   // A folder without index.html is a clear error.
-  const bad = spawn(process.execPath, [vtBin, 'show-report', 'empty', '--port', '0'], {
-    cwd: p.dir,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let err = ''
-  bad.stderr.setEncoding('utf8').on('data', d => (err += d))
-  const code = await new Promise<number | null>(resolve => bad.on('exit', c => resolve(c)))
-  assert.equal(code, 1)
-  assert.match(err, /empty has no index\.html; is it a folder written by the html reporter\?/)
+  const bad = await runShowReport(p.dir, ['empty', '--port', '0'])
+  assert.equal(bad.code, 1)
+  assert.match(bad.stderr, /empty has no index\.html; is it a folder written by the html reporter\?/)
 })

@@ -112,15 +112,15 @@ const command: CliCommand = {
         const { existsSync, statSync } = await import('node:fs')
         const path = await import('node:path')
         const where = path.resolve(dir)
+        const port = Number(flags.port)
+        if (!/^\d+$/.test(flags.port) || port > 65535)
+          throw new CliError(`vt show-report: --port must be a number from 0 to 65535, got "${flags.port}"`)
         if (!existsSync(where) || !statSync(where).isDirectory())
           throw new CliError(
             `vt show-report: no folder ${where}; run vt test --reporter html first, or give the report folder`,
           )
         if (!existsSync(path.join(where, 'index.html')))
           throw new CliError(`vt show-report: ${where} has no index.html; is it a folder written by the html reporter?`)
-        const port = Number(flags.port)
-        if (!/^\d+$/.test(flags.port) || port > 65535)
-          throw new CliError(`vt show-report: --port must be a number from 0 to 65535, got "${flags.port}"`)
         let server: ReportServer
         try {
           server = await serveReport(where, port)
