@@ -129,6 +129,26 @@ function isText(contentType: string): boolean {
   return /^text\/|[/+](json|xml)\b|javascript|x-sh\b|yaml/.test(contentType)
 }
 
+/**
+ * Removes the data/ of an earlier report in `dir`. A data/ folder that an html report did not write (no index.html
+ * of ours next to it) is someone else's: refuse rather than delete it.
+ */
+function clearPreviousData(dir: string): void {
+  const dataDir = path.join(dir, 'data')
+  if (!fs.existsSync(dataDir)) return
+  let ours = false
+  try {
+    const fd = fs.openSync(path.join(dir, 'index.html'), 'r')
+    const head = Buffer.alloc(256 * 1024)
+    const n = fs.readSync(fd, head, 0, head.length, 0)
+    fs.closeSync(fd)
+    ours = head.subarray(0, n).includes('id="vt-report-data"')
+  } catch {}
+  if (!ours && fs.readdirSync(dataDir).length > 0)
+    throw new Error(`${dataDir} exists and was not written by the html reporter; choose another outputFolder`)
+  fs.rmSync(dataDir, { recursive: true, force: true })
+}
+
 function chunkText(chunk: JsonOutput): string {
   return 'text' in chunk ? chunk.text : Buffer.from(chunk.buffer, 'base64').toString('utf8')
 }
@@ -144,6 +164,13 @@ export default class HtmlReporter implements Reporter {
 
   constructor(options: HtmlReporterOptions = {}) {
     this.outputFolder = resolveOutputFolder(options)
+    for (const home of [options.configDir, options.rootDir]) {
+      const rel = home ? path.relative(this.outputFolder, path.resolve(home)) : '..'
+      if (!rel.startsWith('..') && !path.isAbsolute(rel))
+        throw userError(
+          `html reporter: the report folder ${this.outputFolder} holds the project (${home}); its data/ would be replaced on every run. Set outputFolder to a folder of its own, such as 'vt-report'`,
+        )
+    }
     const open = options.open ?? (isCI() ? 'never' : 'on-failure')
     if (!['always', 'never', 'on-failure'].includes(open))
       throw userError(
@@ -193,7 +220,7 @@ export default class HtmlReporter implements Reporter {
     const dir = this.outputFolder
     const dataDir = path.join(dir, 'data')
     fs.mkdirSync(dir, { recursive: true })
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    clearPreviousData(dir)
     fs.mkdirSync(dataDir, { recursive: true })
     const report = this.htmlReport(json, dataDir)
     const css = fs.readFileSync(path.join(viewerDir, 'viewer.css'), 'utf8')

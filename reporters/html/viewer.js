@@ -264,7 +264,11 @@
     if (result.status === 'passed' && test.expectedStatus === 'failed')
       parts.push(h('p', { class: 'note failed-note' }, 'Expected to fail, but passed.'))
     if (result.errors.length) parts.push(block('Errors', result.errors.map(renderError)))
-    if (result.annotations.length) parts.push(block('Annotations', renderAnnotations(result.annotations)))
+    // The test's own annotations are shown once above the attempts.
+    const own = result.annotations.filter(
+      a => !test.annotations.some(b => b.type === a.type && b.description === a.description),
+    )
+    if (own.length) parts.push(block('Annotations', renderAnnotations(own)))
     if (result.steps.length) parts.push(block('Steps', renderSteps(result.steps)))
     if (result.attachments.length) parts.push(block('Attachments', result.attachments.map(renderAttachment)))
     if (result.stdout) parts.push(block('stdout', h('pre', { class: 'output' }, result.stdout)))

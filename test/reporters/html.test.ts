@@ -201,12 +201,34 @@ test('html: a report that cannot be written does not throw, and a second run rep
   assert.equal(stream.text(), '', 'no open hint for a report that was not written')
 
   const folder = path.join(dir, 'ok')
-  fs.mkdirSync(path.join(folder, 'data'), { recursive: true })
+  await playRun(new HtmlReporter({ outputFolder: folder, open: 'never' }))
   fs.writeFileSync(path.join(folder, 'data', 'stale.txt'), 'old')
   fs.writeFileSync(path.join(folder, 'junit.xml'), '<testsuites/>')
   await playRun(new HtmlReporter({ outputFolder: folder, open: 'never' }))
   assert.ok(!fs.existsSync(path.join(folder, 'data', 'stale.txt')), 'old attachments removed')
+  assert.ok(fs.existsSync(path.join(folder, 'data')), 'new attachments written')
   assert.ok(fs.existsSync(path.join(folder, 'junit.xml')), 'files of other reporters kept')
+
+  // A data/ folder that is not ours is neither deleted nor mixed into.
+  const foreign = path.join(dir, 'foreign')
+  fs.mkdirSync(path.join(foreign, 'data'), { recursive: true })
+  fs.writeFileSync(path.join(foreign, 'data', 'precious.csv'), '1,2,3')
+  warned = ''
+  process.stderr.write = ((s: string) => {
+    warned += s
+    return true
+  }) as any
+  try {
+    await playRun(new HtmlReporter({ outputFolder: foreign, open: 'never' }))
+  } finally {
+    process.stderr.write = stderr
+  }
+  assert.match(warned, /foreign\/data exists and was not written by the html reporter; choose another outputFolder/)
+  assert.equal(fs.readFileSync(path.join(foreign, 'data', 'precious.csv'), 'utf8'), '1,2,3')
+  assert.throws(
+    () => new HtmlReporter({ outputFolder: '.', configDir: dir }),
+    /the report folder .* holds the project .*Set outputFolder to a folder of its own/,
+  )
 })
 
 // No browser on this machine: the viewer runs on a minimal DOM (elements, text, attributes, events) to check
