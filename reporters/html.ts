@@ -274,6 +274,11 @@ ${js}</script>
       for (const child of suite.suites ?? []) visit(child, child.title ? [...titles, child.title] : titles)
     }
     for (const file of json.suites) visit(file, [])
+    // In each file, tests in source order (the json report lists a suite's own tests before its describes).
+    const fileOrder = new Map(json.suites.map((f, i) => [f.file, i]))
+    tests.sort(
+      (a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line || a.column - b.column,
+    )
     const projects = [...new Set(tests.map(t => t.projectName))]
     return { title: 'vt report', stats: json.stats, errors: json.errors, projects, tests }
   }

@@ -221,7 +221,6 @@
           test.titles.slice(0, -1).map(t => h('span', { class: 'describe' }, t, ' › ')),
           test.titles[test.titles.length - 1],
         ),
-        test.projectName ? h('span', { class: 'badge project-badge' }, test.projectName) : null,
         retries > 0
           ? h('span', { class: 'badge retry-badge' }, `${retries} ${retries === 1 ? 'retry' : 'retries'}`)
           : null,
@@ -349,7 +348,8 @@
             step.location ? h('span', { class: 'location' }, `${step.location.file}:${step.location.line}`) : null,
             h('span', { class: 'duration' }, duration(step.duration)),
           ),
-          step.error ? h('pre', { class: 'step-error' }, errorHeader(step.error)) : null,
+          // The first line only: the full error is shown above, under Errors.
+          step.error ? h('pre', { class: 'step-error' }, errorHeader(step.error).split('\n')[0]) : null,
           step.steps?.length ? renderSteps(step.steps) : null,
         ),
       ),
