@@ -27,6 +27,16 @@ function notFound(path: string): VtError {
   return new VtError(ErrorNames.notFound, `no such file or directory: ${path}`, { code: 'ENOENT' })
 }
 
+/** Opens a confined, already resolved path for reading; never follows a final symlink swapped in since. */
+async function openForRead(real: string, path: string): Promise<import('node:fs/promises').FileHandle> {
+  try {
+    return await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
+    throw e
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path)
@@ -169,13 +179,7 @@ export const filesService = implement('files', agent => {
       async readSmall(path, options) {
         const real = await roots.resolve(path)
         const max = options?.maxBytes ?? 16 * 1024 * 1024
-        let handle: import('node:fs/promises').FileHandle
-        try {
-          handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
-          throw e
-        }
+        const handle = await openForRead(real, path)
         try {
           const s = await handle.stat()
           if (s.size > max) {
@@ -268,13 +272,7 @@ export const filesService = implement('files', agent => {
 
       async read(path, options) {
         const real = await roots.resolve(path)
-        let handle: import('node:fs/promises').FileHandle
-        try {
-          handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW)
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(path)
-          throw e
-        }
+        const handle = await openForRead(real, path)
         try {
           const s = await handle.stat()
           if (!s.isFile())
