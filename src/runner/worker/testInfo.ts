@@ -250,12 +250,14 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     )
   }
 
-  _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T {
+  /** Reports a step's begin (its parent found through async context); returns the function that ends it. */
+  private _beginStep(title: string, category: string, location: Location | undefined) {
     const parent = stepStorage.getStore()
     const stepId = `${this._test.id}.${this.retry}.${++this._stepCount}`
+    const testId = this._test.id
     this._send({
       type: 'stepBegin',
-      testId: this._test.id,
+      testId,
       stepId,
       parentStepId: parent?.id,
       title,
@@ -263,14 +265,20 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
       location,
       wallTime: Date.now(),
     })
-    const end = (error?: unknown) =>
+    // end() for success, end(error) for failure — even when the thrown value is undefined.
+    const end = (...failure: [error: unknown] | []) =>
       this._send({
         type: 'stepEnd',
-        testId: this._test.id,
+        testId,
         stepId,
         wallTime: Date.now(),
-        ...(error === undefined ? {} : { error: serializeErrorWithBox(error) }),
+        ...(failure.length ? { error: serializeErrorWithBox(failure[0]) } : {}),
       })
+    return { stepId, end }
+  }
+
+  _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T {
+    const { stepId, end } = this._beginStep(title, category, location)
     let result: T
     try {
       result = stepStorage.run({ id: stepId }, body)
@@ -303,32 +311,15 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     location: Location | undefined,
   ): Promise<T> {
     if (options.hidden) return await body()
-    const parent = stepStorage.getStore()
-    const stepId = `${this._test.id}.${this.retry}.${++this._stepCount}`
-    this._send({
-      type: 'stepBegin',
-      testId: this._test.id,
-      stepId,
-      parentStepId: parent?.id,
-      title,
-      category: options.category ?? 'test.step',
-      location,
-      wallTime: Date.now(),
-    })
+    const { stepId, end } = this._beginStep(title, options.category ?? 'test.step', location)
     try {
       const result = await stepStorage.run({ id: stepId }, () => withTimeout(body, options.timeout, title))
-      this._send({ type: 'stepEnd', testId: this._test.id, stepId, wallTime: Date.now() })
+      end()
       return result
     } catch (error) {
       if (options.box && location && error && typeof error === 'object' && !(boxedLocation in error))
         (error as Record<symbol, unknown>)[boxedLocation] = location
-      this._send({
-        type: 'stepEnd',
-        testId: this._test.id,
-        stepId,
-        wallTime: Date.now(),
-        error: serializeErrorWithBox(error),
-      })
+      end(error)
       throw error
     }
   }
