@@ -1,7 +1,7 @@
 // The shape of a migration: what the caller asks for, what it gets back, and the narrow view of "a QEMU on a
 // host" the engine drives. The engine (migrate.ts) speaks only QMP through `MigrationSide`; a driver supplies
 // the sides (the Vm handle through the agents, or raw local QEMU processes for tests and the benchmark).
-import type { MigrationInfo, QmpEvent } from '../qmp/index.ts'
+import type { MigrateParameters, MigrationInfo, QmpEvent } from '../qmp/index.ts'
 
 /** Friendly names for QEMU's migration capabilities; any other QEMU capability name is passed through. */
 export type MigrationCapabilityName =
@@ -19,19 +19,8 @@ export type MigrationCapabilityName =
   | 'validate-uuid'
   | (string & {})
 
-/** migrate-set-parameters keys vt knows; others are passed through to QEMU as written. */
-export interface MigrationParameters {
-  /** Bytes per second. */
-  'max-bandwidth'?: number
-  /** Milliseconds. */
-  'downtime-limit'?: number
-  'multifd-channels'?: number
-  'max-postcopy-bandwidth'?: number
-  'cpu-throttle-initial'?: number
-  'cpu-throttle-increment'?: number
-  'xbzrle-cache-size'?: number
-  [key: string]: unknown
-}
+/** migrate-set-parameters keys (QMP's own type: the known ones typed, others passed through as written). */
+export type MigrationParameters = MigrateParameters
 
 export type MigrationPhase =
   | 'precheck'

@@ -90,7 +90,9 @@ export interface MigrationCapabilityStatus {
 
 /** migrate-set-parameters: all optional; only the keys set are changed. */
 export interface MigrateParameters {
+  /** Bytes per second. */
   'max-bandwidth'?: number
+  /** Milliseconds. */
   'downtime-limit'?: number
   'multifd-channels'?: number
   'max-postcopy-bandwidth'?: number
