@@ -3,6 +3,7 @@
 // `node --import tsx agent/main.ts --listen 127.0.0.1:0 --token-env VT_TOKEN`.
 import { pathToFileURL } from 'node:url'
 import { Command } from 'commander'
+import { readyLine } from '../src/cluster/agentReady.ts'
 import { type AgentCliOptions, addAgentCommand, toAgentOptions } from './cli.ts'
 import { type RunningAgent, startAgent } from './server.ts'
 
@@ -15,7 +16,7 @@ export async function runAgent(opts: AgentCliOptions): Promise<RunningAgent> {
     process.exit(2)
   }
   // One machine-readable line on stdout: the embedded cluster waits for it.
-  process.stdout.write(`${JSON.stringify({ vtAgentReady: { url: agent.url, pid: process.pid, name: agent.name } })}\n`)
+  process.stdout.write(readyLine({ url: agent.url, pid: process.pid, name: agent.name }))
   let stopping = false
   const stop = (why: string) => {
     if (stopping) return

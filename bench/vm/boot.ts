@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { waitForAgentReady } from '../../src/cluster/agentReady.ts'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
 import { ensureImage } from '../../src/image/index.ts'
@@ -139,15 +139,8 @@ async function startAgent(): Promise<{ url: string; token: string }> {
     },
   )
   children.add(p)
-  return new Promise((resolve, reject) => {
-    createInterface({ input: p.stdout as NodeJS.ReadableStream }).on('line', line => {
-      try {
-        const r = JSON.parse(line).vtAgentReady
-        if (r) resolve({ url: r.url, token })
-      } catch {}
-    })
-    p.once('exit', code => reject(new Error(`agent exited with ${code}`)))
-  })
+  const { url } = await waitForAgentReady(p)
+  return { url, token }
 }
 
 const agent = await startAgent()

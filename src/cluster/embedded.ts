@@ -10,6 +10,7 @@ import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { waitForAgentReady } from './agentReady.ts'
 import { AgentClient } from './client.ts'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from './config.ts'
 import { cleanLeftovers, createUnderlay, type Underlay } from './netns.ts'
@@ -198,30 +199,17 @@ async function startEmbedded(
 }
 
 async function waitReady(child: ChildProcess, name: string, logFile: string): Promise<string> {
-  let buffer = ''
-  return await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => fail(`did not report ready within ${READY_TIMEOUT_MS / 1000} s`), READY_TIMEOUT_MS)
-    const fail = (why: string) => {
-      clearTimeout(timer)
+  const ready = await waitForAgentReady(child, {
+    timeoutMs: READY_TIMEOUT_MS,
+    explain: why => {
       let tail = ''
       try {
         tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n')
       } catch {}
-      reject(new Error(`embedded agent ${name} ${why}${tail ? `:\n${tail}` : ''}`))
-    }
-    child.once('exit', code => fail(`exited with code ${code} before it was ready`))
-    child.once('error', e => fail(`could not start: ${e.message}`))
-    child.stdout?.on('data', (d: Buffer) => {
-      buffer += d.toString()
-      const line = buffer.split('\n').find(l => l.includes('vtAgentReady'))
-      if (!line) return
-      clearTimeout(timer)
-      child.removeAllListeners('exit')
-      child.stdout?.removeAllListeners('data')
-      child.stdout?.resume()
-      resolve(JSON.parse(line).vtAgentReady.url as string)
-    })
+      return `embedded agent ${name} ${why}${tail ? `:\n${tail}` : ''}`
+    },
   })
+  return ready.url
 }
 
 /** Closes the agent's stdin (it stops and reaps its sessions), then SIGKILLs it if it lingers. */

@@ -7,6 +7,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { readStat } from '../../agent/proc.ts'
+import { waitForAgentReady } from '../../src/cluster/agentReady.ts'
 import { AgentClient, type AgentClientOptions } from '../../src/cluster/client.ts'
 
 export const AGENT_MAIN = resolve(fileURLToPath(import.meta.url), '../../../agent/main.ts')
@@ -68,19 +69,7 @@ export async function startTestAgent(options: StartOptions = {}): Promise<TestAg
   child.stderr?.on('data', d => {
     stderr += d
   })
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    let out = ''
-    const onExit = (code: number | null) => reject(new Error(`agent exited (${code}) before ready: ${stderr}`))
-    child.once('exit', onExit)
-    child.stdout?.on('data', d => {
-      out += d
-      const line = out.split('\n').find(l => l.includes('vtAgentReady'))
-      if (line) {
-        child.off('exit', onExit)
-        resolveUrl(JSON.parse(line).vtAgentReady.url)
-      }
-    })
-  })
+  const { url } = await waitForAgentReady(child, { explain: why => `agent ${why}: ${stderr}` })
   const exited = once(child, 'exit')
   const agent: TestAgent = {
     url,

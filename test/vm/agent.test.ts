@@ -5,8 +5,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { after, test } from 'node:test'
+import { waitForAgentReady } from '../../src/cluster/agentReady.ts'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
 import { Vm, VmCommandError } from '../../src/vm/index.ts'
@@ -18,7 +18,7 @@ const stateDir = join(root, 'state')
 const token = 'test-token-vm-0123456789'
 const agents = new Set<ChildProcess>()
 
-function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
+async function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
     [
@@ -45,16 +45,8 @@ function startAgent(): Promise<{ proc: ChildProcess; url: string }> {
     agents.delete(proc)
     if (process.env.VT_DEBUG) console.error('agent exit', code, sig, readFileSync(join(stateDir, 'agent.log'), 'utf8'))
   })
-  return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream })
-    rl.on('line', line => {
-      try {
-        const ready = JSON.parse(line).vtAgentReady
-        if (ready) resolve({ proc, url: ready.url })
-      } catch {}
-    })
-    proc.once('exit', code => reject(new Error(`agent exited with ${code} before it was ready`)))
-  })
+  const { url } = await waitForAgentReady(proc)
+  return { proc, url }
 }
 
 after(() => {

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type RunningAgent, startAgent } from '../../../agent/server.ts'
+import { waitForAgentReady } from '../../../src/cluster/agentReady.ts'
 import { AgentClient } from '../../../src/cluster/client.ts'
 import { Host } from '../../../src/cluster/host.ts'
 import type { MigratableVm } from '../../../src/migration/vm.ts'
@@ -124,26 +125,11 @@ export async function spawnAgent(name: string, token: string, stateDir: string):
       resolve()
     }),
   )
-  let out = ''
   let err = ''
   proc.stderr?.on('data', d => {
     err += d
   })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent ${name} did not start: ${err}`)), 30_000)
-    proc.stdout?.on('data', d => {
-      out += d
-      const line = out.split('\n').find(l => l.includes('vtAgentReady'))
-      if (line) {
-        clearTimeout(timer)
-        resolve((JSON.parse(line) as { vtAgentReady: { url: string } }).vtAgentReady.url)
-      }
-    })
-    void exited.then(() => {
-      clearTimeout(timer)
-      reject(new Error(`agent ${name} exited: ${err}`))
-    })
-  })
+  const { url } = await waitForAgentReady(proc, { explain: why => `agent ${name} ${why}: ${err}` })
   return { url, name, stateDir, proc, exited }
 }
 
