@@ -64,7 +64,23 @@ export interface ServiceSession<N extends ServiceName> extends SessionContext {
   emit<E extends keyof Services[N]['events'] & string>(event: E, payload: EventPayload<Services[N], E>): void
 }
 
-export type SessionFactory<N extends ServiceName> = (session: ServiceSession<N>) => ServiceImplementation<Services[N]>
+/**
+ * The agent's own view of a session: its lease, its records, closing it. Every factory gets it as a second
+ * argument; only the built-in session service needs it (services should use the SessionContext).
+ */
+export interface SessionControl {
+  readonly id: string
+  readonly records: ReadonlyMap<string, ResourceRecord>
+  /** Renews the lease. */
+  touch(): void
+  remainingMs(): number
+  close(reason: string, options?: { keepConnection?: boolean }): Promise<void>
+}
+
+export type SessionFactory<N extends ServiceName> = (
+  session: ServiceSession<N>,
+  control: SessionControl,
+) => ServiceImplementation<Services[N]>
 
 export interface ServiceModule<N extends ServiceName = ServiceName> {
   name: N

@@ -8,16 +8,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSyn
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { killTree, startTimeOf, waitGone } from './proc.ts'
-import type { Logger, Reaper, ResourceRecord, ResourceSpec, SessionContext } from './service.ts'
-
-/** Where a service's session object keeps the agent's Session (for the built-in session service). */
-export const SESSION = Symbol('vt.session')
-
-export function internalSession(ctx: SessionContext): Session {
-  const s = (ctx as unknown as { [SESSION]?: Session })[SESSION]
-  if (!s) throw new Error('not a session created by the agent')
-  return s
-}
+import type { Logger, Reaper, ResourceRecord, ResourceSpec, SessionContext, SessionControl } from './service.ts'
 
 export interface SessionFile {
   id: string
@@ -26,7 +17,7 @@ export interface SessionFile {
   records: ResourceRecord[]
 }
 
-export class Session implements SessionContext {
+export class Session implements SessionContext, SessionControl {
   readonly id: string
   readonly secret: string
   readonly dir: string
@@ -180,6 +171,10 @@ export interface SessionConnection {
   close(reason: string): void
   /** Much unsent data is queued on the link. */
   congested(): boolean
+  /** Sends a service event (dropped while the link is down). */
+  emit(service: string, event: string, payload: unknown): void
+  /** Sends a binary frame; rejects when the link is closed. */
+  sendFrame(frame: Buffer): Promise<void>
 }
 
 export class SessionStore {

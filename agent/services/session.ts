@@ -8,7 +8,6 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { Capacity, Reservation } from '../../src/protocol/session.ts'
 import { sliceLog } from '../log.ts'
 import { implement } from '../service.ts'
-import { internalSession } from '../sessions.ts'
 
 export const sessionService = implement('session', agent => {
   const total: Capacity = {
@@ -26,8 +25,7 @@ export const sessionService = implement('session', agent => {
     return { memoryBytes, cpus }
   }
 
-  return ctx => {
-    const session = internalSession(ctx)
+  return (ctx, session) => {
     const mine = new Set<string>()
     ctx.onClose(() => {
       for (const id of mine) reservations.delete(id)
