@@ -4,6 +4,7 @@ import type { ServiceName } from '../../src/protocol/registry.ts'
 import type { ServiceModule } from '../service.ts'
 import { execService } from './exec.ts'
 import { factsService } from './facts.ts'
+import { faultsService } from './faults.ts'
 import { filesService } from './files.ts'
 import { migrationService } from './migration.ts'
 import { sessionService } from './session.ts'
@@ -17,5 +18,6 @@ export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
   spawn: spawnService,
   session: sessionService,
   migration: migrationService,
+  faults: faultsService,
   vm: vmService,
 }

@@ -4,6 +4,7 @@ import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
 import { AgentClient } from './client.ts'
 import type { ClusterConnectionInfo } from './config.ts'
+import { Faults } from './faults.ts'
 import { Host } from './host.ts'
 
 export interface SelectOptions {
@@ -53,6 +54,8 @@ export function parseSize(size: number | string): number {
 
 export class Cluster {
   readonly reservations = new Set<Reservation>()
+  /** Faults a spec injects (partition, slowLink, killQemu); all healed at the end of each test. */
+  readonly faults = new Faults()
 
   constructor(
     readonly hosts: Host[],

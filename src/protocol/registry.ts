@@ -2,6 +2,7 @@
 // add one line here, write agent/services/<name>.ts and add one line to agent/services/index.ts.
 import { exec } from './exec.ts'
 import { facts } from './facts.ts'
+import { faults } from './faults.ts'
 import { files } from './files.ts'
 import { migration } from './migration.ts'
 import { session } from './session.ts'
@@ -15,6 +16,7 @@ export const services = {
   spawn,
   session,
   migration,
+  faults,
   vm,
 } as const
 
