@@ -34,7 +34,7 @@ test('vt setup --dry-run says what it would install', () => {
   assert.equal(r.code, 0, r.err)
   assert.match(
     r.out,
-    /all required Debian packages are installed|would run:\n {2}(sudo )?apt-get install -y --no-install-recommends /,
+    /all required Debian packages are installed|would run:\n {2}(sudo )?apt-get update\n {2}(sudo )?apt-get install -y --no-install-recommends /,
   )
 })
 

@@ -14,7 +14,14 @@ export interface Check {
   packages?: string[]
 }
 
-export async function runChecks(options: { probe?: boolean; log?: (line: string) => void } = {}): Promise<Check[]> {
+export interface CheckOptions {
+  probe?: boolean
+  log?: (line: string) => void
+  /** Check the packages vt's own tests need too (default: in a checkout of vt). */
+  tests?: boolean
+}
+
+export async function runChecks(options: CheckOptions = {}): Promise<Check[]> {
   const { execFileSync } = await import('node:child_process')
   const { accessSync, constants, existsSync, mkdirSync, statfsSync } = await import('node:fs')
   const { cacheDir } = await import('../../image/cache.ts')
@@ -29,39 +36,31 @@ export async function runChecks(options: { probe?: boolean; log?: (line: string)
   const root = process.getuid?.() === 0
   const checks: Check[] = []
 
-  const qemu = out('qemu-system-x86_64', ['--version'])?.split('\n')[0]
-  checks.push({
-    name: 'qemu-system-x86_64',
-    ok: !!qemu,
-    detail: qemu ?? 'not found',
-    fix: 'install the Debian package qemu-system-x86',
-    packages: ['qemu-system-x86'],
-  })
-  const img = out('qemu-img', ['--version'])?.split('\n')[0]
-  checks.push({
-    name: 'qemu-img',
-    ok: !!img,
-    detail: img ?? 'not found',
-    fix: 'install the Debian package qemu-utils',
-    packages: ['qemu-utils'],
-  })
+  // One check per package of the shared list (src/cli/debian-packages.txt), in its order.
+  const { debianPackages, isVtCheckout } = await import('../debianPackages.ts')
+  const tests = options.tests ?? isVtCheckout()
+  const found = new Map<string, string | undefined>()
+  for (const p of debianPackages().filter(p => tests || p.need !== 'tests')) {
+    const cmd = p.commands[0]
+    const path = which(cmd)
+    found.set(cmd, path)
+    const version = path && cmd.startsWith('qemu') ? out(cmd, ['--version'])?.split('\n')[0] : undefined
+    checks.push({
+      name: cmd,
+      ok: !!path,
+      optional: p.need !== 'vms',
+      detail: path ? (version ?? path) : `not found (${p.need === 'tests' ? "vt's own tests: " : ''}${p.why})`,
+      fix: `install the Debian package ${p.name}`,
+      packages: [p.name],
+    })
+  }
+  const qemu = found.get('qemu-system-x86_64')
   const dpkg = which('dpkg-deb') && which('apt-get')
   checks.push({
     name: 'dpkg-deb, apt-get',
     ok: !!dpkg,
     detail: dpkg ? 'present (the tiny image is built from Debian packages)' : 'not found',
     fix: 'the tiny image is built from Debian packages: run vt on Debian 12 or later',
-  })
-  const setpriv = which('setpriv')
-  checks.push({
-    name: 'setpriv',
-    ok: !!setpriv,
-    optional: true,
-    detail: setpriv
-      ? 'present (QEMU dies with its agent)'
-      : 'not found: QEMU outlives a killed agent until the next reap',
-    fix: 'install the Debian package util-linux',
-    packages: ['util-linux'],
   })
 
   // Accelerators: TCG whenever QEMU exists; KVM only if a probe boot works.
@@ -87,14 +86,7 @@ export async function runChecks(options: { probe?: boolean; log?: (line: string)
   }
 
   // Network namespaces (embedded clusters with isolation, network tests).
-  const ip = which('ip')
-  checks.push({
-    name: 'ip (iproute2)',
-    ok: !!ip,
-    detail: ip ?? 'not found',
-    fix: 'install the Debian package iproute2',
-    packages: ['iproute2'],
-  })
+  const ip = found.get('ip')
   const netns = root && !!ip && existsSync('/proc/self/ns/net')
   checks.push({
     name: 'network namespaces',
@@ -104,15 +96,6 @@ export async function runChecks(options: { probe?: boolean; log?: (line: string)
   })
   const tun = existsSync('/dev/net/tun')
   checks.push({ name: '/dev/net/tun', ok: tun, optional: true, detail: tun ? 'present (tap NICs)' : 'missing' })
-  const nft = which('nft')
-  checks.push({
-    name: 'nft',
-    ok: !!nft,
-    optional: true,
-    detail: nft ?? 'not found (firewall tests)',
-    fix: 'install the Debian package nftables',
-    packages: ['nftables'],
-  })
 
   // Cache dir: writable and with room for images.
   const dir = cacheDir()
