@@ -1,6 +1,7 @@
 // Errors cross the wire as plain data, never as code: name, message, and where it happened (host, service,
 // call), plus an optional string code (e.g. 'ENOENT') and cause. The controller turns them back into
 // `VtRemoteError` objects whose message names the host and the call.
+import { describeValue, messageOf, safeGet, safeInstanceOf, stringProp } from '../util/thrown.ts'
 
 export interface ErrorData {
   name: string
@@ -63,21 +64,26 @@ const MAX_DEPTH = 4
 
 /** Turns anything thrown into wire data. Only strings are kept: no stack, no functions, no prototypes. */
 export function toErrorData(error: unknown, where: Partial<ErrorData> = {}, depth = 0): ErrorData {
-  if (error instanceof VtRemoteError) return { ...error.data, ...pick(where, error.data) }
-  const e = error as { name?: unknown; message?: unknown; code?: unknown; cause?: unknown } | null | undefined
-  const isObj = typeof e === 'object' && e !== null
-  const data: ErrorData = {
-    name: isObj && typeof e.name === 'string' ? e.name.slice(0, 100) : 'Error',
-    message: (isObj && typeof e.message === 'string' ? e.message : String(error)).slice(0, MAX_MESSAGE),
+  if (safeInstanceOf(error, VtRemoteError)) {
+    const data = (error as VtRemoteError).data
+    return { ...data, ...pick(where, data) }
   }
-  if (isObj && (typeof e.code === 'string' || typeof e.code === 'number')) data.code = String(e.code)
-  const own = error as Partial<ErrorData>
+  const isObj = typeof error === 'object' && error !== null
+  const name = stringProp(error, 'name')
+  const data: ErrorData = {
+    name: name ? name.slice(0, 100) : 'Error',
+    message: (isObj ? messageOf(error) : describeValue(error)).slice(0, MAX_MESSAGE),
+  }
+  const code = safeGet(error, 'code')
+  if (typeof code === 'string' || typeof code === 'number') data.code = String(code)
   for (const key of ['host', 'service', 'call'] as const) {
-    const v = isObj ? own[key] : undefined
+    const v = safeGet(error, key)
     if (typeof v === 'string') data[key] = v
     else if (where[key]) data[key] = where[key]
   }
-  if (isObj && e.cause !== undefined && depth < MAX_DEPTH) data.cause = toErrorData(e.cause, {}, depth + 1)
+  // MAX_DEPTH also ends a cause chain that loops back on itself.
+  const cause = safeGet(error, 'cause')
+  if (cause !== undefined && depth < MAX_DEPTH) data.cause = toErrorData(cause, {}, depth + 1)
   return data
 }
 
@@ -93,7 +99,7 @@ export function isErrorData(value: unknown): value is ErrorData {
   return typeof v === 'object' && v !== null && typeof v.name === 'string' && typeof v.message === 'string'
 }
 
-export function fromErrorData(value: unknown, where: Partial<ErrorData> = {}): VtRemoteError {
+export function fromErrorData(value: unknown, where: Partial<ErrorData> = {}, depth = 0): VtRemoteError {
   if (!isErrorData(value)) return new VtRemoteError({ name: ErrorNames.internal, message: 'malformed error', ...where })
   const data: ErrorData = { name: value.name, message: value.message }
   if (typeof value.code === 'string') data.code = value.code
@@ -102,6 +108,7 @@ export function fromErrorData(value: unknown, where: Partial<ErrorData> = {}): V
     if (typeof v === 'string') data[key] = v
     else if (where[key]) data[key] = where[key]
   }
-  if (value.cause !== undefined && isErrorData(value.cause)) data.cause = fromErrorData(value.cause).data
+  if (value.cause !== undefined && isErrorData(value.cause) && depth < MAX_DEPTH)
+    data.cause = fromErrorData(value.cause, {}, depth + 1).data
   return new VtRemoteError(data)
 }

@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { causeChain, describeValue, isErrorLike, messageOf, safeGet, stringProp, toJsonSafe } from '../util/thrown.ts'
 import type { Location, TestError } from './reporterApi.ts'
 
 // @babel/code-frame ships no types; this is the one function we use.
@@ -116,16 +117,6 @@ export function codeFrame(location: Location, message?: string): string | undefi
   )
 }
 
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return value
-  if (value === undefined) return 'undefined'
-  try {
-    const json = JSON.stringify(value)
-    if (json !== undefined) return json
-  } catch {}
-  return String(value)
-}
-
 /** Keeps the message lines of a V8 stack and the user frames; drops vt's, node_modules' and node's frames. */
 export function filterStack(stack: string): string {
   const lines = stack.split('\n')
@@ -144,36 +135,56 @@ export function filterStack(stack: string): string {
   return out.join('\n')
 }
 
-/** Serializes anything thrown into a TestError. `fallbackLocation` is used when no user frame is found. */
+/**
+ * Serializes anything thrown into a TestError; never throws, whatever was thrown (a primitive, undefined, a
+ * null-prototype object, throwing getters, an Error whose cause chain loops). `fallbackLocation` is used
+ * when no user frame is found.
+ */
 export function serializeError(error: unknown, fallbackLocation?: Location): TestError {
-  if (!(error instanceof Error) && !(error && typeof error === 'object' && 'stack' in error && 'message' in error)) {
-    const message = describeValue(error)
-    const result: TestError = { message: `thrown value: ${message}` }
+  try {
+    return serializeUnsafe(error, fallbackLocation)
+  } catch (internal) {
+    // Last resort: even inspecting the value failed. Say so instead of losing the test's failure.
+    return { message: `thrown value that vt could not read (${describeValue(internal, 300)})` }
+  }
+}
+
+function serializeUnsafe(error: unknown, fallbackLocation?: Location): TestError {
+  if (!isErrorLike(error)) {
+    const result: TestError = { message: `thrown value: ${describeValue(error)}` }
     if (fallbackLocation) {
       result.location = fallbackLocation
       result.snippet = codeFrame(fallbackLocation)
     }
     return result
   }
-  const e = error as Error & { location?: Location; details?: Record<string, unknown> }
-  const message = typeof e.message === 'string' ? e.message : describeValue(e.message)
-  const rawStack = typeof e.stack === 'string' ? e.stack : `${e.name}: ${message}`
+  const message = messageOf(error)
+  const rawStack = stringProp(error, 'stack') ?? `${stringProp(error, 'name') ?? 'Error'}: ${message}`
   const stack = filterStack(rawStack)
   const frame = userFrames(rawStack)[0]
+  const ownLocation = safeGet(error, 'location')
+  const own = typeof safeGet(ownLocation, 'file') === 'string' ? (ownLocation as Location) : undefined
   const location: Location | undefined =
-    e.location ?? (frame ? { file: frame.file, line: frame.line, column: frame.column } : fallbackLocation)
+    own ?? (frame ? { file: frame.file, line: frame.line, column: frame.column } : fallbackLocation)
   const result: TestError = { message, stack }
   if (location) {
     result.location = location
     const snippet = codeFrame(location)
     if (snippet) result.snippet = snippet
   }
-  if (e.details && typeof e.details === 'object') result.details = e.details
-  if (e.cause !== undefined) {
-    const cause = serializeError(e.cause)
-    result.stack = `${result.stack}\n[cause]: ${cause.stack ?? cause.message}`
-  }
+  const details = safeGet(error, 'details')
+  if (details && typeof details === 'object') result.details = toJsonSafe(details) as Record<string, unknown>
+  const { causes, cycle, cut } = causeChain(error)
+  for (const cause of causes) result.stack += `\n[cause]: ${describeCause(cause)}`
+  if (cycle) result.stack += '\n[cause]: (cycle: the cause chain leads back to an error shown above)'
+  if (cut) result.stack += '\n[cause]: (more causes not shown)'
   return result
+}
+
+function describeCause(cause: unknown): string {
+  if (!isErrorLike(cause)) return `thrown value: ${describeValue(cause)}`
+  const stack = stringProp(cause, 'stack')
+  return stack ? filterStack(stack) : messageOf(cause)
 }
 
 /** An Error whose location is given explicitly (load-time validation errors point at a declaration). */

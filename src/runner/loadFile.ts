@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { messageOf, safeGet, safeInstanceOf } from '../util/thrown.ts'
 import { codeFrame, errorAt, formatLocation, serializeError } from './errors.ts'
 import { computeTestId, Suite, TestCase } from './model.ts'
 import type { Location, TestError } from './reporterApi.ts'
@@ -47,9 +48,8 @@ async function loadNow(file: string, rootDir: string): Promise<Suite> {
 
 /** Turns an import failure into a TestError whose location is inside the failing file when possible. */
 function loadError(error: unknown, file: string): TestError {
-  const e = error as { message?: string; code?: string; errors?: { location?: any; text?: string }[] }
   // esbuild (through tsx) reports syntax errors as "Transform failed ...\n/path/file.ts:2:5: ERROR: ...".
-  const message = typeof e?.message === 'string' ? e.message : String(error)
+  const message = messageOf(error)
   const esbuild = /^(.*?):(\d+):(\d+): ERROR: (.*)$/m.exec(message)
   if (esbuild) {
     const location: Location = {
@@ -60,12 +60,14 @@ function loadError(error: unknown, file: string): TestError {
     return located(`SyntaxError: ${esbuild[4]}`, location)
   }
   // Node's own SyntaxError for plain JS has no user frame; its stack starts with "file:line".
-  if (error instanceof SyntaxError && typeof error.stack === 'string') {
-    const m = /^(?:file:\/\/)?(\/[^\n:]+):(\d+)\n/.exec(error.stack)
-    if (m) return located(`SyntaxError: ${error.message}`, { file: m[1], line: Number(m[2]), column: 1 })
+  if (safeInstanceOf(error, SyntaxError) && typeof (error as SyntaxError).stack === 'string') {
+    const syntax = error as SyntaxError
+    const m = /^(?:file:\/\/)?(\/[^\n:]+):(\d+)\n/.exec(syntax.stack ?? '')
+    if (m) return located(`SyntaxError: ${syntax.message}`, { file: m[1], line: Number(m[2]), column: 1 })
   }
   // A missing import: find the import line in the file that asked for it.
-  if (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {
+  const code = safeGet(error, 'code')
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED') {
     const m = /Cannot find (?:module|package) '([^']+)' imported from (.+)$/m.exec(message)
     const importer = m ? m[2].trim().replace(/^file:\/\//, '') : file
     const location = m ? findImportLine(importer, m[1]) : undefined

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { loadConfig, resolveConfigFile, resolveWorkers } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { messageOf, stringProp } from '../../util/thrown.ts'
 import type { ConfigOverrides } from '../ipc.ts'
 import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, TestError } from '../reporterApi.ts'
@@ -115,8 +116,9 @@ async function importDefault(file: string, what: string): Promise<(config: FullC
   return fn
 }
 
-function toTestError(e: any, prefix: string): TestError {
-  return { message: `${prefix}${e?.message ?? String(e)}`, ...(e?.stack ? { stack: e.stack } : {}) }
+function toTestError(e: unknown, prefix: string): TestError {
+  const stack = stringProp(e, 'stack')
+  return { message: `${prefix}${messageOf(e)}`, ...(stack ? { stack } : {}) }
 }
 
 export async function runTests(options: RunOptions): Promise<number> {

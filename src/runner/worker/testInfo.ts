@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { safeGet } from '../../util/thrown.ts'
 import { codeFrame, serializeError } from '../errors.ts'
 import type { WorkerToMain } from '../ipc.ts'
 import type { Annotation, TestCase } from '../model.ts'
@@ -346,7 +347,7 @@ async function withTimeout<T>(body: () => T | Promise<T>, timeout: number | unde
 /** serializeError, but an error that left a boxed step points at the step call. */
 export function serializeErrorWithBox(error: unknown, fallback?: Location): TestError {
   const result = serializeError(error, fallback)
-  const boxed = error && typeof error === 'object' ? (error as Record<symbol, unknown>)[boxedLocation] : undefined
+  const boxed = safeGet(error, boxedLocation)
   if (boxed) {
     const location = boxed as Location
     result.location = location

@@ -2,6 +2,7 @@
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { safeInstanceOf } from '../../util/thrown.ts'
 import { serializeError } from '../errors.ts'
 import { PoolBuilder } from '../fixtures/pool.ts'
 import type { FixtureContext } from '../fixtures/runner.ts'
@@ -219,17 +220,17 @@ export class WorkerMain {
 
   /** Records an error from any phase on the test: status by kind, message and location. */
   private record(info: TestInfoImpl, error: unknown): void {
-    if (error instanceof SkipError) {
+    if (safeInstanceOf(error, SkipError)) {
       if (info.status === 'passed') info.status = 'skipped'
       return
     }
-    if (error instanceof InterruptedError) {
+    if (safeInstanceOf(error, InterruptedError)) {
       if (info.status === 'passed' || info.status === 'skipped') info.status = 'interrupted'
       return
     }
-    if (error instanceof TimeoutError) {
+    if (safeInstanceOf(error, TimeoutError)) {
       if (info.status === 'passed' || info.status === 'skipped') info.status = 'timedOut'
-      info.errors.push({ message: error.message, location: info._test.location })
+      info.errors.push({ message: (error as TimeoutError).message, location: info._test.location })
       return
     }
     const serialized = serializeErrorWithBox(error, info._test.location)
