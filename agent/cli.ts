@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { type Command, InvalidArgumentError, Option } from 'commander'
+import { LEASE_SECONDS } from '../src/protocol/wire.ts'
 import type { AgentOptions } from './server.ts'
 
 export interface AgentCliOptions {
@@ -42,6 +43,13 @@ function collect(value: string, previous: string[]): string[] {
 function positiveInt(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`"${value}" is not a positive integer`)
+  return n
+}
+
+function leaseSeconds(value: string): number {
+  const n = positiveInt(value)
+  if (n < LEASE_SECONDS.min || n > LEASE_SECONDS.max)
+    throw new InvalidArgumentError(`${n} is outside ${LEASE_SECONDS.min}..${LEASE_SECONDS.max} seconds`)
   return n
 }
 
@@ -111,7 +119,7 @@ export function addAgentCommand(program: Command, run?: (opts: AgentCliOptions) 
     .option('--label <key=value>', 'a label for host selection (repeatable)', collect, [])
     .option('--insecure', 'allow a non-loopback listen address without TLS')
     .option('--allow-root <dir>', 'a directory the files service may touch (repeatable)', collect, [])
-    .option('--max-lease <seconds>', 'longest session lease a controller may ask for', positiveInt)
+    .option('--max-lease <seconds>', 'longest session lease a controller may ask for', leaseSeconds)
     .option('--capacity-memory <bytes>', 'memory offered to reservations (default: all)', positiveInt)
     .option('--capacity-cpus <n>', 'cpus offered to reservations (default: all cores)', positiveInt)
     .option('--advertise <address>', 'address controllers should use, when not the listen address')

@@ -14,6 +14,7 @@ import {
   decodeStreamChunk,
   encodeJson,
   HELLO_TIMEOUT_MS,
+  LEASE_SECONDS,
   type Notice,
   PROTOCOL_VERSION,
   type Refused,
@@ -42,7 +43,7 @@ const helloSchema = z.strictObject({
   protocol: z.number(),
   token: z.string().max(4096),
   client: z.strictObject({ name: z.string().max(200), pid: z.number() }),
-  leaseSeconds: z.number().positive().max(86_400).optional(),
+  leaseSeconds: z.number().positive().max(LEASE_SECONDS.max).optional(),
   resume: z.strictObject({ session: z.string().max(64), secret: z.string().max(128) }).optional(),
 })
 

@@ -1,6 +1,7 @@
 // The `cluster` slot of a project: which hosts its tests run on. Owned by the control plane; the config
 // schema imports `clusterConfigSchema` from here so that an unknown key is reported with its path.
 import { z } from 'zod'
+import { LEASE_SECONDS } from '../protocol/wire.ts'
 
 export interface RemoteHostConfig {
   name: string
@@ -29,6 +30,9 @@ export interface ClusterConfig {
   }
 }
 
+const leaseRange = `must be between ${LEASE_SECONDS.min} and ${LEASE_SECONDS.max} seconds (2 s to 24 h; default 30)`
+const hostsRange = 'must be between 1 and 16 embedded hosts (list remote hosts for more)'
+
 const tokenSchema = z.union([
   z.strictObject({ env: z.string().min(1) }),
   z.strictObject({ file: z.string().min(1) }),
@@ -37,7 +41,7 @@ const tokenSchema = z.union([
 
 export const clusterConfigSchema = z.strictObject({
   hosts: z.union([
-    z.number().int().min(1).max(16),
+    z.number().int('must be a whole number of hosts').min(1, hostsRange).max(16, hostsRange),
     z
       .array(
         z.strictObject({
@@ -55,7 +59,7 @@ export const clusterConfigSchema = z.strictObject({
   tls: z
     .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
     .optional(),
-  leaseSeconds: z.number().positive().optional(),
+  leaseSeconds: z.number().min(LEASE_SECONDS.min, leaseRange).max(LEASE_SECONDS.max, leaseRange).optional(),
   storage: z
     .strictObject({
       shared: z

@@ -8,7 +8,12 @@ const pattern = z.union([z.string(), regexp])
 const patterns = z.union([pattern, z.array(pattern)])
 const grep = z.union([regexp, z.array(regexp)])
 const nonNegInt = z.number().int().min(0)
-const timeoutMs = z.number().min(0)
+// Node fires a timer longer than 2^31-1 ms at once: a longer timeout would fail every test immediately.
+const MAX_TIMER_MS = 2_147_483_647
+const timeoutMs = z
+  .number()
+  .min(0, 'must be between 0 (no timeout) and 2147483647 ms (about 24.8 days)')
+  .max(MAX_TIMER_MS, 'must be between 0 (no timeout) and 2147483647 ms (about 24.8 days)')
 const reporterEntry = z.union([
   z.tuple([z.string().min(1)]),
   z.tuple([z.string().min(1), z.record(z.string(), z.unknown()).optional()]),

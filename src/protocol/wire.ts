@@ -15,6 +15,12 @@ export const STREAM_CHUNK_BYTES = 1024 * 1024
 /** The agent closes a connection whose first frame has not arrived within this time. */
 export const HELLO_TIMEOUT_MS = 5000
 
+/**
+ * The lease a controller may ask for. Below 2 s heartbeats (a quarter of half the lease) cannot keep a
+ * session alive on a busy machine; above a day the agent refuses the hello.
+ */
+export const LEASE_SECONDS = { min: 2, max: 86_400 } as const
+
 export interface Hello {
   t: 'hello'
   protocol: number

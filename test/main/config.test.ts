@@ -85,6 +85,39 @@ describe('config validation', () => {
     assert.ok(paths.includes('shard'), paths.join(', '))
   })
 
+  test('cluster numbers and timeouts outside their range are refused at load, naming the range', async () => {
+    for (const lease of [100000, 0.05, 0, -1]) {
+      const e = await configError(`export default {
+  projects: [
+    { name: 'c', cluster: {
+      hosts: 2,
+      leaseSeconds: ${lease},
+    } },
+  ],
+}
+`)
+      assert.equal(e.issues.length, 1, e.message)
+      assert.equal(e.issues[0].line, 5)
+      assert.match(
+        e.message,
+        new RegExp(
+          `vt\\.config\\.ts:5: projects\\[0\\]\\.cluster\\.leaseSeconds: must be between 2 and 86400 seconds .*got number ${lease}`,
+        ),
+      )
+    }
+    const hosts = await configError(`export default { cluster: { hosts: 40 } }\n`)
+    assert.match(hosts.message, /cluster\.hosts: must be between 1 and 16 embedded hosts .*got number 40/)
+    // Node fires longer timers at once, so a huge timeout would fail every test immediately.
+    const timeout = await configError(`export default {\n  timeout: 1e10,\n}\n`)
+    assert.match(timeout.message, /vt\.config\.ts:2: timeout: must be between 0 \(no timeout\) and 2147483647 ms/)
+    // The limits themselves load.
+    const dir = project({
+      'vt.config.ts': `export default { timeout: 2147483647, cluster: { hosts: 16, leaseSeconds: 86400 } }\n`,
+    })
+    const config = await loadConfig(path.join(dir, 'vt.config.ts'), {})
+    assert.equal(config.projects[0].cluster?.leaseSeconds, 86400)
+  })
+
   test('duplicate project names, unknown dependencies and cycles are errors', async () => {
     assert.match(
       (await configError(`export default { projects: [{ name: 'a' }, { name: 'a' }] }`)).message,

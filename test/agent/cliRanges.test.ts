@@ -1,0 +1,32 @@
+// `vt agent` numeric flags are checked when parsed: a lease outside what the protocol allows is refused with
+// the range, before the agent starts.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Command } from 'commander'
+import { addAgentCommand } from '../../agent/cli.ts'
+
+async function parse(args: string[]): Promise<{ opts?: { maxLease?: number }; error: string }> {
+  let opts: { maxLease?: number } | undefined
+  let error = ''
+  const program = new Command().exitOverride().configureOutput({ writeErr: s => (error += s), writeOut: () => {} })
+  addAgentCommand(program, async o => {
+    opts = o
+    throw new Error('parsed')
+  })
+  for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: s => (error += s) })
+  // The fake action throws once the flags parsed, so parsing always ends in an error; what matters is whether
+  // the action saw the options.
+  await program.parseAsync(['node', 'vt', 'agent', ...args]).catch(() => {})
+  return { opts, error }
+}
+
+test('--max-lease outside 2..86400 seconds is refused, naming the range', async () => {
+  for (const bad of ['100000', '1', '0', '0.05']) {
+    const r = await parse(['--max-lease', bad])
+    assert.equal(r.opts, undefined, `--max-lease ${bad} was accepted`)
+    assert.match(r.error, /option '--max-lease <seconds>' argument '.*' is invalid/)
+  }
+  assert.match((await parse(['--max-lease', '100000'])).error, /outside 2\.\.86400 seconds/)
+  const ok = await parse(['--max-lease', '86400'])
+  assert.equal(ok.opts?.maxLease, 86400)
+})
