@@ -5,15 +5,17 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startTimeOf } from '../../agent/proc.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
 import { waitForAgentReady } from './agentReady.ts'
 import { AgentClient } from './client.ts'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from './config.ts'
-import { cleanLeftovers, createUnderlay, type Underlay } from './netns.ts'
+import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
+import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeRunRecord } from './runs.ts'
 
 export interface StartedCluster {
   info: ClusterConnectionInfo
@@ -21,6 +23,7 @@ export interface StartedCluster {
 }
 
 const AGENT_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../agent/main.ts')
+const WATCHER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'watcher.ts')
 const DEFAULT_LEASE_SECONDS = 30
 const READY_TIMEOUT_MS = 30_000
 
@@ -104,44 +107,68 @@ async function startEmbedded(
   ctx: { project: FullProject },
 ): Promise<StartedCluster> {
   const isolation = cluster.isolation ?? 'auto'
-  const netns = isolation === 'netns' || (isolation === 'auto' && canUseNetns())
+  let netns = isolation === 'netns' || (isolation === 'auto' && canUseNetns())
   if (isolation === 'netns' && !canUseNetns()) {
     throw new Error(
       `project "${ctx.project.name}": cluster.isolation 'netns' needs root and the ip tool; use 'auto' or 'none' to run on loopback`,
     )
   }
-  const runId = randomBytes(3).toString('hex')
-  const baseDir = join(os.tmpdir(), `vt-cluster-${runId}`)
-  const logDir = join(ctx.project.outputDir, '.agents')
-  mkdirSync(baseDir, { recursive: true, mode: 0o700 })
-  mkdirSync(logDir, { recursive: true })
   const shared = cluster.storage?.shared
   if (shared?.type === 'nfs') {
     throw new Error(
       `project "${ctx.project.name}": NFS shared storage needs remote hosts; embedded clusters use a directory`,
     )
   }
-  const sharedPool = shared?.path ? resolve(shared.path) : join(baseDir, 'shared')
-  mkdirSync(sharedPool, { recursive: true })
-
+  const runId = randomBytes(3).toString('hex')
+  const baseDir = join(os.tmpdir(), `vt-cluster-${runId}`)
+  const logDir = join(ctx.project.outputDir, '.agents')
+  const log = (m: string) => process.stderr.write(`${m}\n`)
+  // The record first, under the lock that also guards the reaping of crashed runs: from here on, whatever
+  // this run creates is found again if it dies.
+  const record: RunRecord = {
+    runId,
+    pid: process.pid,
+    startTime: startTimeOf(process.pid),
+    namespaces: [],
+    baseDir,
+    agents: [],
+  }
+  await withRunLock(async () => {
+    await reapDeadRuns(log)
+    if (netns) {
+      record.octet = await claimSubnet(runId)
+      Object.assign(record, underlayNames(runId, count))
+    }
+    writeRunRecord(record)
+  })
   let underlay: Underlay | undefined
+  let watcher: ChildProcess | undefined
   const agents: LocalAgent[] = []
   const stop = async () => {
     await Promise.all(agents.map(a => stopAgent(a.child)))
     await underlay?.destroy()
-    rmSync(baseDir, { recursive: true, force: true })
+    await reapRun(record) // what is left: namespaces of a half-made underlay, the subnet lock, the dir, the record
+    watcher?.stdin?.end() // the record is gone: the watcher exits without touching anything
   }
   try {
+    mkdirSync(baseDir, { recursive: true, mode: 0o700 })
+    mkdirSync(logDir, { recursive: true })
+    watcher = startWatcher(runId, logDir)
+    if (watcher.pid !== undefined) {
+      record.watcher = { pid: watcher.pid, startTime: startTimeOf(watcher.pid) ?? 0 }
+      writeRunRecord(record)
+    }
+    const sharedPool = shared?.path ? resolve(shared.path) : join(baseDir, 'shared')
+    mkdirSync(sharedPool, { recursive: true })
     if (netns) {
-      await cleanLeftovers(m => process.stderr.write(`${m}\n`))
       try {
-        underlay = await createUnderlay(runId, count, baseDir)
+        underlay = await createUnderlay(runId, count, record.octet as number)
       } catch (e) {
-        if (isolation === 'netns') throw e
-        // 'auto': a root without namespace rights (some containers) still gets a working cluster.
-        process.stderr.write(
-          `vt: network namespaces unavailable (${(e as Error).message}); embedded hosts share loopback\n`,
-        )
+        // Only 'auto' on a machine where namespaces cannot be made at all (some containers) uses loopback, and
+        // says so; any other failure is an error, never a silent change of isolation.
+        if (isolation === 'netns' || !(e instanceof NetnsUnavailableError)) throw e
+        log(`vt: network namespaces cannot be created here (${e.message}); embedded hosts share loopback`)
+        netns = false
       }
     }
     const infos = await Promise.all(
@@ -177,13 +204,22 @@ async function startEmbedded(
         const [cmd, argv] = underlay
           ? ['ip', ['netns', 'exec', underlay.hosts[i].netns, process.execPath, ...args]]
           : [process.execPath, args]
+        const logFile = join(logDir, `${name}.log`)
+        // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
+        const logFd = openSync(logFile, 'a')
         const child = spawn(cmd, argv, {
           env: { ...process.env, VT_AGENT_TOKEN: token },
-          stdio: ['pipe', 'pipe', 'pipe'],
+          stdio: ['pipe', 'pipe', logFd],
+          // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
+          // teardown, instead of the agents stopping under the workers' feet.
+          detached: true,
         })
-        const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
-        child.stderr?.pipe(log)
-        const url = await waitReady(child, name, join(logDir, `${name}.log`))
+        closeSync(logFd)
+        if (child.pid !== undefined) {
+          record.agents?.push({ pid: child.pid, startTime: startTimeOf(child.pid) ?? 0 })
+          writeRunRecord(record)
+        }
+        const url = await waitReady(child, name, logFile)
         agents.push({ name, child, url, address })
         return { name, url, token, address, labels: cluster.labels?.[i] ?? {} }
       }),
@@ -196,6 +232,24 @@ async function startEmbedded(
     await stop()
     throw e
   }
+}
+
+/**
+ * The run's watcher: a small process in its own session that outlives us. Its stdin is a pipe from us; when it
+ * closes while the run's record still exists, we died without stopping the run, and it cleans up.
+ */
+function startWatcher(runId: string, logDir: string): ChildProcess {
+  const logFd = openSync(join(logDir, 'watcher.log'), 'a')
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), WATCHER_MAIN, runId], {
+    stdio: ['pipe', 'ignore', logFd],
+    detached: true,
+  })
+  closeSync(logFd)
+  child.on('error', () => {})
+  child.stdin?.on('error', () => {})
+  child.unref()
+  ;(child.stdin as unknown as { unref?: () => void } | null)?.unref?.() // the pipe must not keep us alive
+  return child
 }
 
 async function waitReady(child: ChildProcess, name: string, logFile: string): Promise<string> {

@@ -2,59 +2,26 @@
 // distinct addresses, loopback without isolation, cleanup (also after a crashed run), reservations that
 // never overbook across parallel controllers, remote host configs, and clear errors.
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { Cluster, type Reservation } from '../../src/cluster/cluster.ts'
 import type { ClusterConfig, ClusterConnectionInfo } from '../../src/cluster/config.ts'
 import { startCluster } from '../../src/cluster/embedded.ts'
-import { cleanLeftovers } from '../../src/cluster/netns.ts'
+import { cleanLeftovers, readRunRecord } from '../../src/cluster/runs.ts'
 import { alive, startTestAgent, waitFor } from '../agent/helpers.ts'
 import { requires } from '../helpers/requirements.ts'
+import { agentPids, leftovers, namespaces, runIdOf, startHangingRun } from './helpers.ts'
 
 const out = mkdtempSync(join(os.tmpdir(), 'vt-cluster-test-'))
 after(() => rmSync(out, { recursive: true, force: true }))
 
 const ctx = (name: string) => ({ project: { name, outputDir: join(out, name) } as never, config: {} as never })
 
-function namespaces(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map(l => l.split(' ')[0])
-    .filter(Boolean)
-}
-
-function runIdOf(info: ClusterConnectionInfo): string {
-  return /vt-cluster-([0-9a-f]{6})/.exec(info.sharedPool ?? '')?.[1] ?? ''
-}
-
-/** Live processes whose command line mentions the run's directory (its agents). */
-function agentPids(runId: string): number[] {
-  const pids: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(`vt-cluster-${runId}/`) && alive(Number(name)))
-        pids.push(Number(name))
-    } catch {}
-  }
-  return pids
-}
-
 function assertCleaned(info: ClusterConnectionInfo): void {
-  const runId = runIdOf(info)
-  assert.ok(runId)
-  assert.deepEqual(
-    namespaces().filter(n => n.includes(runId)),
-    [],
-    'namespaces removed',
-  )
-  assert.equal(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).includes(`vt${runId}c`), false, 'veth removed')
-  assert.deepEqual(agentPids(runId), [], 'agents stopped')
-  assert.equal(existsSync(info.sharedPool as string), false, 'run directory removed')
+  assert.ok(runIdOf(info))
+  assert.deepEqual(leftovers(info), [])
 }
 
 test('netns: each host in its own namespace with a distinct address on a private bridge; all removed at stop', async t => {
@@ -84,39 +51,51 @@ test('netns: each host in its own namespace with a distinct address on a private
       await cluster.close()
     }
     // Agent logs are saved per host in the project's output dir.
-    assert.deepEqual(readdirSync(join(out, 'netns', '.agents')).sort(), ['host1.log', 'host2.log', 'host3.log'])
+    assert.deepEqual(readdirSync(join(out, 'netns', '.agents')).sort(), [
+      'host1.log',
+      'host2.log',
+      'host3.log',
+      'watcher.log',
+    ])
   } finally {
     await started.stop()
   }
   assertCleaned(info)
 })
 
-test("netns: a crashed run's namespaces, veth and agents are cleaned at the next start", async t => {
-  if (!requires(t, 'netns')) return
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../fixtures/start-and-hang.ts')],
-    {
-      env: { ...process.env, VT_OUT: join(out, 'crash'), VT_ISOLATION: 'netns' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  )
-  const info = await new Promise<ClusterConnectionInfo>((res, rej) => {
-    let buf = ''
-    child.once('exit', c => rej(new Error(`exited ${c}`)))
-    child.stdout?.on('data', d => {
-      buf += d
-      if (buf.includes('\n')) res(JSON.parse(buf.split('\n')[0]))
-    })
+for (const isolation of ['netns', 'none'] as const) {
+  test(`${isolation}: a killed run's agents, namespaces, veth, temp dir and record go without waiting for a next run`, async t => {
+    if (!requires(t, 'netns')) return
+    const { info, child } = await startHangingRun({ VT_OUT: join(out, `crash-${isolation}`), VT_ISOLATION: isolation })
+    const record = readRunRecord(runIdOf(info))
+    assert.ok(record?.watcher, 'the run has a watcher')
+    const killed = Date.now()
+    child.kill('SIGKILL')
+    // The agents see their stdin close, reap their sessions and exit; the watcher then removes the rest.
+    await waitFor(() => leftovers(info).length === 0, 20_000, `leftovers gone: ${leftovers(info).join(', ')}`)
+    t.diagnostic(`cleaned ${Date.now() - killed} ms after kill -9`)
+    assert.equal(alive(record.watcher.pid), false, 'the watcher exited')
   })
-  child.removeAllListeners('exit')
-  const runId = runIdOf(info)
-  child.kill('SIGKILL')
-  // Agents notice their parent is gone (stdin closed) and stop; the namespaces stay behind.
-  await waitFor(() => agentPids(runId).length === 0, 10_000, 'agents of the crashed run to exit')
-  assert.equal(namespaces().filter(n => n.includes(runId)).length, 3)
-  await cleanLeftovers()
-  assertCleaned(info)
+}
+
+test('a crashed run whose watcher died too is cleaned at the next start, and only that run', async t => {
+  if (!requires(t, 'netns')) return
+  const live = await startCluster({ hosts: 1, isolation: 'netns' }, ctx('live'))
+  try {
+    const { info, child } = await startHangingRun({ VT_OUT: join(out, 'crash2'), VT_ISOLATION: 'netns' })
+    const record = readRunRecord(runIdOf(info))
+    assert.ok(record?.watcher)
+    process.kill(record.watcher.pid, 'SIGKILL')
+    child.kill('SIGKILL')
+    await waitFor(() => agentPids(runIdOf(info)).length === 0, 10_000, 'agents of the crashed run to exit')
+    assert.equal(namespaces().filter(n => n.includes(runIdOf(info))).length, 3)
+    assert.deepEqual(await cleanLeftovers(), [runIdOf(info)])
+    assertCleaned(info)
+    assert.equal(namespaces().filter(n => n.includes(runIdOf(live.info))).length, 2, 'the live run keeps its own')
+  } finally {
+    await live.stop()
+  }
+  assertCleaned(live.info)
 })
 
 test('isolation none: agents share loopback on distinct ports', async () => {
