@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import WebSocket from 'ws'
 import type { AgentClient } from '../../src/cluster/client.ts'
 import { PROTOCOL_VERSION } from '../../src/protocol/wire.ts'
+import { seeded } from '../helpers/property.ts'
 import { alive, assertNoLeak, startTestAgent, type TestAgent } from './helpers.ts'
 
 let agent: TestAgent
@@ -144,7 +145,7 @@ function toText(input: Record<string, unknown>): Extract<Frame, { kind: 'text' }
   return { kind: 'text', text: JSON.stringify(obj), id: expectsAnswer ? (obj.i as string) : undefined }
 }
 
-test('thousands of random and mutated frames: the agent stays up, answers, and other sessions are unaffected', async () => {
+test('thousands of random and mutated frames: the agent stays up, answers, and other sessions are unaffected', async t => {
   const peer = await openPeer()
   let sent = 0
   let pingN = 0
@@ -176,7 +177,7 @@ test('thousands of random and mutated frames: the agent stays up, answers, and o
       assert.equal(peer.responses.get(probe)?.r, pingN)
       assert.equal(await other.service('facts').ping(pingN), pingN)
     }),
-    { numRuns: 200 },
+    seeded(t, { numRuns: 200 }),
   )
   assert.ok(sent >= 2000, `sent ${sent} frames`)
   assert.ok(peer.notices > 0, 'malformed frames without an id got notices')
@@ -207,7 +208,7 @@ test('invalid arguments are refused before the service runs, naming the argument
   await assert.rejects(other.service('files').stat('relative/path'), /absolute path/)
 })
 
-test('many unauthenticated random first frames: all refused, agent up', async () => {
+test('many unauthenticated random first frames: all refused, agent up', async t => {
   await fc.assert(
     fc.asyncProperty(
       fc.oneof(
@@ -225,7 +226,7 @@ test('many unauthenticated random first frames: all refused, agent up', async ()
         assert.equal(await code, 4001)
       },
     ),
-    { numRuns: 100 },
+    seeded(t, { numRuns: 100 }),
   )
   assert.equal(await other.service('facts').ping('still here'), 'still here')
 })

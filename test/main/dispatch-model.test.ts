@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import fc from 'fast-check'
+import { seeded } from '../helpers/property.ts'
 import { cleanupProjects, eventsReporter, makeProject, readEvents, runVt } from './helpers.ts'
 
 after(cleanupProjects)
@@ -91,7 +92,7 @@ const suiteArb = fc.record({
   maxFailures: fc.constantFrom(0, 0, 1, 2),
 })
 
-test('every test gets the results the model predicts, the exit code matches, no worker survives', async () => {
+test('every test gets the results the model predicts, the exit code matches, no worker survives', async t => {
   await fc.assert(
     fc.asyncProperty(suiteArb, async ({ files, workers, retries, fullyParallel, maxFailures }) => {
       const project: Record<string, string> = {
@@ -143,6 +144,6 @@ test('every test gets the results the model predicts, the exit code matches, no 
       assert.ok(pids.length > 0)
       for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} is still running`)
     }),
-    { numRuns: Number(process.env.VT_MODEL_RUNS ?? 5), endOnFailure: true },
+    seeded(t, { numRuns: Number(process.env.VT_MODEL_RUNS ?? 5), endOnFailure: true }),
   )
 })

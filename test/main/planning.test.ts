@@ -22,6 +22,7 @@ import { filterProjects, projectPhases, withDependencies } from '../../src/runne
 import { filterForShard, shardRange } from '../../src/runner/main/shard.ts'
 import { createFileGroups } from '../../src/runner/main/testGroups.ts'
 import { Suite, TestCase } from '../../src/runner/model.ts'
+import { seeded } from '../helpers/property.ts'
 
 const tmp: string[] = []
 after(() => {
@@ -29,7 +30,7 @@ after(() => {
 })
 
 describe('sharding', () => {
-  test('shards 1..n partition the groups exactly, in order, never splitting a group', () => {
+  test('shards 1..n partition the groups exactly, in order, never splitting a group', t => {
     fc.assert(
       fc.property(
         fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 60 }),
@@ -51,11 +52,11 @@ describe('sharding', () => {
           }
         },
       ),
-      { numRuns: 500 },
+      seeded(t, { numRuns: 500 }),
     )
   })
 
-  test('shard ranges cover [0, count) without gaps or overlaps', () => {
+  test('shard ranges cover [0, count) without gaps or overlaps', t => {
     fc.assert(
       fc.property(fc.nat(1000), fc.integer({ min: 1, max: 50 }), (count, total) => {
         let next = 0
@@ -67,6 +68,7 @@ describe('sharding', () => {
         }
         assert.equal(next, count)
       }),
+      seeded(t),
     )
   })
 })

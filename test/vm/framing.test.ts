@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { escapeForGuest, FrameParser, guestScript } from '../../agent/vm/guest.ts'
+import { seeded } from '../helpers/property.ts'
 
 function frames(nonce: string, out: Buffer, err: Buffer, code: number): Buffer {
   return Buffer.concat([
@@ -16,7 +17,7 @@ function frames(nonce: string, out: Buffer, err: Buffer, code: number): Buffer {
   ])
 }
 
-test('frames survive any bytes and any chunking; junk and ready lines between frames are skipped', () => {
+test('frames survive any bytes and any chunking; junk and ready lines between frames are skipped', t => {
   fc.assert(
     fc.property(
       fc.array(
@@ -59,7 +60,7 @@ test('frames survive any bytes and any chunking; junk and ready lines between fr
         })
       },
     ),
-    { numRuns: 200 },
+    seeded(t, { numRuns: 200 }),
   )
 })
 
@@ -77,7 +78,7 @@ test("escapeForGuest round-trips through busybox printf '%b' (the guest's decode
       const r = spawnSync('busybox', ['sh', '-c', 'printf "%b" "$1"', '_', escaped])
       assert.deepEqual(r.stdout, Buffer.from(text, 'utf8'))
     }),
-    { numRuns: 60 },
+    seeded(t, { numRuns: 60 }),
   )
 })
 
