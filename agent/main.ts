@@ -1,51 +1,9 @@
-// `vt agent`: starts the agent, stops it (reaping every session) on SIGINT/SIGTERM or, for embedded agents,
-// when the parent closes our stdin. Also runnable directly:
+// `vt agent` run directly, without the rest of the CLI (the embedded cluster starts agents this way):
 // `node --import tsx agent/main.ts --listen 127.0.0.1:0 --token-env VT_TOKEN`.
-import { pathToFileURL } from 'node:url'
 import { Command } from 'commander'
-import { readyLine } from '../src/cluster/agentReady.ts'
-import { type AgentCliOptions, addAgentCommand, toAgentOptions } from './cli.ts'
-import { type RunningAgent, startAgent } from './server.ts'
+import { addAgentCommand } from './cli.ts'
+import { runAgent } from './run.ts'
 
-export async function runAgent(opts: AgentCliOptions): Promise<RunningAgent> {
-  let agent: RunningAgent
-  try {
-    agent = await startAgent(toAgentOptions(opts))
-  } catch (e) {
-    process.stderr.write(`vt agent: ${(e as Error).message}\n`)
-    process.exit(2)
-  }
-  // One machine-readable line on stdout: the embedded cluster waits for it.
-  process.stdout.write(readyLine({ url: agent.url, pid: process.pid, name: agent.name }))
-  let stopping = false
-  const stop = (why: string) => {
-    if (stopping) return
-    stopping = true
-    agent.log.info('stopping', { why })
-    const force = setTimeout(() => process.exit(1), 15_000)
-    force.unref()
-    agent.stop().then(
-      () => process.exit(0),
-      e => {
-        process.stderr.write(`vt agent: stop failed: ${e}\n`)
-        process.exit(1)
-      },
-    )
-  }
-  // A bug in one call must not take the host's agent (and every session on it) down: log it and go on.
-  process.on('unhandledRejection', e => agent.log.error('unhandled rejection', { error: String(e) }))
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  if (opts.exitWithStdin) {
-    process.stdin.on('end', () => stop('stdin closed'))
-    process.stdin.on('error', () => stop('stdin closed'))
-    process.stdin.resume()
-  }
-  return agent
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const program = new Command('vt').exitOverride(err => process.exit(err.exitCode))
-  addAgentCommand(program, runAgent) // not the lazy import: this module is still evaluating
-  await program.parseAsync(['node', 'vt', 'agent', ...process.argv.slice(2)])
-}
+const program = new Command('vt').exitOverride(err => process.exit(err.exitCode))
+addAgentCommand(program, runAgent)
+await program.parseAsync(['node', 'vt', 'agent', ...process.argv.slice(2)])

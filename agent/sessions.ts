@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { killTree, startTimeOf, waitGone } from './proc.ts'
+import { killTree, startTimeOf, waitGone } from '../src/util/proc.ts'
 import type { Logger, Reaper, ResourceRecord, ResourceSpec, SessionContext, SessionControl } from './service.ts'
 
 export interface SessionFile {

@@ -15,6 +15,7 @@ import type {
   TestResult,
   TestStep,
 } from '../src/runner/reporterApi.ts'
+import { newTestResult } from '../src/runner/results.ts'
 import { serializeConfig } from './json.ts'
 import { resolveOutputFile, writeReport } from './output.ts'
 
@@ -328,20 +329,14 @@ export async function mergeBlobReports(files: string[], reporters: Reporter[], r
     for (const e of events) {
       if (e.type === 'testBegin') {
         const t = testOf(e.testId)
-        const result: TestResult = {
+        const result = newTestResult({
           retry: e.retry,
           workerIndex: e.workerIndex,
           parallelIndex: e.parallelIndex,
           startTime: new Date(e.startTime),
           duration: 0,
           status: 'passed',
-          errors: [],
-          attachments: [],
-          annotations: [],
-          stdout: [],
-          stderr: [],
-          steps: [],
-        }
+        })
         t.results.push(result)
         results.set(key(e.testId, e.retry), result)
         on(r => r.onTestBegin?.(t, result))

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the project's checks in order, stopping at the first failing stage.
-//   1. typecheck (tsc --noEmit)   2. lint and format (biome check .)
+//   1. typecheck (tsc --noEmit)   2. lint and format (biome check .), import boundaries (scripts/check-deps.mjs)
 //   3. unit and end-to-end tests: node's test runner through tsx over every test/**/*.test.ts
 //   4. the examples: `vt test` runs examples/*.vt.ts on the embedded two-host cluster (vt.config.ts)
 //   5. a leak check: no QEMU, agent or vt network namespace may survive the run
@@ -70,6 +70,7 @@ const tapFile = path.join(tapDir, 'tests.tap')
 const stages = [
   !filters.length && ['typecheck', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
   !filters.length && ['lint', bin('biome'), ['check', '.']],
+  !filters.length && ['import boundaries', process.execPath, [path.join(root, 'scripts', 'check-deps.mjs')]],
   [
     `tests (${files.length} files)`,
     process.execPath,

@@ -1,7 +1,7 @@
 // The public entry point: `import { test, expect, defineConfig } from 'vt'`.
 export { test } from '../fixtures/index.ts'
-export type { ClusterConfig, RemoteHostConfig } from './cluster/config.ts'
 export type { Fault, Faults, HostGroup } from './cluster/faults.ts'
+export type { ClusterConfig, RemoteHostConfig } from './config/cluster.ts'
 export type { Config, FullConfig, FullProject, ProjectConfig, UseOptions } from './config/types.ts'
 export { defineConfig } from './config/types.ts'
 export { expect } from './expect/index.ts'

@@ -4,7 +4,7 @@
 import { spawn as spawnChild } from 'node:child_process'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { ExecResult } from '../../src/protocol/exec.ts'
-import { killTree, startTimeOf } from '../proc.ts'
+import { killTree, startTimeOf } from '../../src/util/proc.ts'
 import { implement } from '../service.ts'
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000

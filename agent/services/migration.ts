@@ -2,8 +2,8 @@
 import { realpath, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { sep } from 'node:path'
-import { checkMemoryDumpFile } from '../../src/migration/integrity.ts'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
+import { checkMemoryDumpFile } from '../memtest/check.ts'
 import { implement } from '../service.ts'
 
 function freePort(address: string): Promise<number> {

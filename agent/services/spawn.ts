@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { ProcessInfo } from '../../src/protocol/spawn.ts'
-import { killTree, startTimeOf } from '../proc.ts'
+import { killTree, startTimeOf } from '../../src/util/proc.ts'
 import { implement } from '../service.ts'
 
 interface Entry {

@@ -2,9 +2,9 @@
 // directories are recorded with the session so its reaper removes them, whatever happens to this agent.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { cacheDir } from '../../src/image/cache.ts'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { VmQmpEvent } from '../../src/protocol/vm.ts'
+import { cacheDir } from '../image/cache.ts'
 import { implement } from '../service.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'

@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { cacheDir, ensureDir, withLock } from '../../src/image/cache.ts'
-import { ensureImage } from '../../src/image/index.ts'
 import { vmSpec } from '../../src/protocol/vm.ts'
+import { cacheDir, ensureDir, withLock } from '../image/cache.ts'
+import { ensureImage } from '../image/index.ts'
 import { Machine } from './machine.ts'
 
 export interface AccelProbe {

@@ -1,4 +1,4 @@
-// The host end of the tiny guest's command channel (see src/image/init.ts for the guest end and the
+// The host end of the tiny guest's command channel (see agent/image/init.ts for the guest end and the
 // protocol). Requests are queued and run one at a time; replies are length-prefixed frames tagged with a
 // random per-request nonce, so output can be anything and a late reply to a timed-out request is skipped.
 import { randomBytes } from 'node:crypto'

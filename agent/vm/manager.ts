@@ -3,9 +3,10 @@
 // the hooks so the session's reaper can remove it whatever happens to this process.
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { ensureImage } from '../../src/image/index.ts'
+import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
-import type { QmpEvent } from '../../src/qmp/types.ts'
+import { ensureImage } from '../image/index.ts'
+import { buildMemtestImage } from '../memtest/image.ts'
 import { probeAccel } from './accel.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
@@ -236,6 +237,9 @@ export class VmManager {
         qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
         // A shared overlay outlives this VM on this host (it migrates): the controller that made it removes it.
         out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
+      } else if (d.memtest) {
+        const file = await buildMemtestImage(d.memtest)
+        out.push({ id, file, format: 'raw', bus, readOnly: true })
       } else if (d.size) {
         const file = join(dir, `${id}.${d.format ?? 'qcow2'}`)
         qemuImg(['create', '-q', '-f', d.format ?? 'qcow2', file, d.size])

@@ -16,10 +16,10 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
+import { spawnLocalAgent } from '../../src/cluster/localAgent.ts'
 
 const quick = process.argv.includes('--quick')
 const here = fileURLToPath(new URL('.', import.meta.url))
-const AGENT_MAIN = resolve(here, '../../agent/main.ts')
 const N = quick ? 2000 : 10_000
 const MIB = 1024 * 1024
 const FILE_MIB = 100
@@ -72,25 +72,16 @@ const mibs = (bytes: number, ms: number) => `${(bytes / MIB / (ms / 1000)).toFix
 async function main() {
   const dir = mkdtempSync(join(os.tmpdir(), 'vt-bench-agent-'))
   const token = randomBytes(24).toString('hex')
-  const agent = await startProcess(
-    [
-      AGENT_MAIN,
-      '--listen',
-      '127.0.0.1:0',
-      '--token-env',
-      'T',
-      '--state-dir',
-      join(dir, 'state'),
-      '--allow-root',
-      dir,
-      '--quiet',
-      '--exit-with-stdin',
-    ],
-    { T: token },
-  )
+  const agent = await spawnLocalAgent({
+    token,
+    stateDir: join(dir, 'state'),
+    allowRoots: [dir],
+    quiet: true,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
   const peer = await startProcess([resolve(here, 'httpPeer.ts')], { VT_PEER_FILE: join(dir, 'peer.bin') })
-  const client = await AgentClient.connect({ url: agent.ready.vtAgentReady.url, token })
-  const host = new Host(client, agent.ready.vtAgentReady.url)
+  const client = await AgentClient.connect({ url: agent.url, token })
+  const host = new Host(client, agent.url)
   const httpAgent = new Agent({ keepAlive: true, maxSockets: 64 })
   const port = peer.ready.port as number
   const httpCall = (path: string, method: string, body?: Buffer | string, sink?: (b: Buffer) => void) =>
@@ -202,7 +193,7 @@ async function main() {
   } finally {
     await client.close()
     httpAgent.destroy()
-    agent.child.stdin.end()
+    agent.child.stdin?.end()
     peer.child.stdin.end()
     await Promise.all([once(agent.child, 'exit'), once(peer.child, 'exit')])
     rmSync(dir, { recursive: true, force: true })

@@ -11,10 +11,11 @@
 // Wall time is measured from "start the destination" to "source gone, destination running"; downtime and
 // total time are QEMU's (query-migrate on the source).
 //   npx tsx bench/migration/migrate.ts [--rounds N]
+
+import type { MigrationInfo } from '../../agent/qmp/index.ts'
 import type { Host } from '../../src/cluster/host.ts'
 import { runMigration } from '../../src/migration/migrate.ts'
 import { memtestSpec } from '../../src/migration/vm.ts'
-import type { MigrationInfo } from '../../src/qmp/index.ts'
 import { Vm } from '../../src/vm/index.ts'
 import { startAgents } from '../../test/migration/helpers/agents.ts'
 import { type LocalVm, localDriver } from '../../test/migration/helpers/localDriver.ts'
@@ -132,7 +133,7 @@ try {
   for (const s of scenarios) {
     const pool = await sharedMemtestDisk(MEMORY)
     // The raw and engine sides boot the same range from their own disk copy.
-    const { buildMemtestImage } = await import('../../src/migration/memtest/image.ts')
+    const { buildMemtestImage } = await import('../../agent/memtest/image.ts')
     const { copyFile } = await import('node:fs/promises')
     await copyFile(await buildMemtestImage(s.range), pool.path)
     const results: Record<Side, Sample[]> = { raw: [], engine: [], vt: [] }

@@ -8,10 +8,10 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { waitForAgentReady } from '../../src/cluster/agentReady.ts'
+import { ensureImage } from '../../agent/image/index.ts'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
-import { ensureImage } from '../../src/image/index.ts'
+import { spawnLocalAgent } from '../../src/cluster/localAgent.ts'
 import { Vm } from '../../src/vm/index.ts'
 
 const { values } = parseArgs({
@@ -117,29 +117,15 @@ async function rawBoot(): Promise<number> {
 
 async function startAgent(): Promise<{ url: string; token: string }> {
   const token = 'bench-token-0123456789abcdef'
-  const p = spawn(
-    process.execPath,
-    [
-      'bin/vt.js',
-      'agent',
-      '--listen',
-      '127.0.0.1:0',
-      '--token-env',
-      'VT_BENCH_TOKEN',
-      '--state-dir',
-      join(root, 'state'),
-      '--name',
-      'bench',
-      '--quiet',
-    ],
-    {
-      env: { ...process.env, VT_BENCH_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      cwd: join(import.meta.dirname, '../..'),
-    },
-  )
-  children.add(p)
-  const { url } = await waitForAgentReady(p)
+  const { child: p, url } = await spawnLocalAgent({
+    token,
+    stateDir: join(root, 'state'),
+    name: 'bench',
+    quiet: true,
+    exitWithStdin: false,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    onSpawn: c => children.add(c),
+  })
   return { url, token }
 }
 

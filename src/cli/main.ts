@@ -3,19 +3,12 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError, type Option } from 'commander'
 import { commands } from './commands/index.ts'
+import { CliError } from './errors.ts'
+
+export { CliError }
 
 function version(): string {
   return String(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version)
-}
-
-/** An error meant for the user: printed as its message only, with the given exit code. */
-export class CliError extends Error {
-  readonly exitCode: number
-  constructor(message: string, exitCode = 1) {
-    super(message)
-    this.name = 'CliError'
-    this.exitCode = exitCode
-  }
 }
 
 class CommandFailure extends Error {

@@ -1,9 +1,10 @@
 // A connected cluster: one session per host, `host(name)`, and `select()` which books capacity on a host that
 // fits. Bookings are kept by each host's agent, so parallel worker processes never overbook a host.
+
+import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
 import { AgentClient } from './client.ts'
-import type { ClusterConnectionInfo } from './config.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
 

@@ -9,11 +9,11 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startTimeOf } from '../../agent/proc.ts'
+import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
-import { waitForAgentReady } from './agentReady.ts'
+import { startTimeOf } from '../util/proc.ts'
 import { AgentClient } from './client.ts'
-import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from './config.ts'
+import { spawnLocalAgent } from './localAgent.ts'
 import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
 import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeRunRecord } from './runs.ts'
 
@@ -22,7 +22,6 @@ export interface StartedCluster {
   stop(): Promise<void>
 }
 
-const AGENT_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../agent/main.ts')
 const WATCHER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'watcher.ts')
 const DEFAULT_LEASE_SECONDS = 30
 const READY_TIMEOUT_MS = 30_000
@@ -93,7 +92,7 @@ async function startRemote(
   return { info, stop: async () => {} }
 }
 
-interface LocalAgent {
+interface EmbeddedAgent {
   name: string
   child: ChildProcess
   url: string
@@ -143,7 +142,7 @@ async function startEmbedded(
   })
   let underlay: Underlay | undefined
   let watcher: ChildProcess | undefined
-  const agents: LocalAgent[] = []
+  const agents: EmbeddedAgent[] = []
   const stop = async () => {
     await Promise.all(agents.map(a => stopAgent(a.child)))
     await underlay?.destroy()
@@ -179,47 +178,32 @@ async function startEmbedded(
         const files = join(dir, 'files')
         mkdirSync(files, { recursive: true })
         const address = underlay ? underlay.hosts[i].address : '127.0.0.1'
-        const args = [
-          '--import',
-          import.meta.resolve('tsx'),
-          AGENT_MAIN,
-          '--listen',
-          `${address}:${underlay ? 7070 : 0}`,
-          '--token-env',
-          'VT_AGENT_TOKEN',
-          '--state-dir',
-          join(dir, 'state'),
-          '--name',
-          name,
-          '--allow-root',
-          files,
-          '--allow-root',
-          sharedPool,
-          '--max-lease',
-          String(Math.max(leaseSeconds, 60)),
-          '--exit-with-stdin',
-          ...(underlay ? ['--insecure'] : []), // the underlay exists only inside namespaces this run created
-          ...Object.entries(cluster.labels?.[i] ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
-        ]
-        const [cmd, argv] = underlay
-          ? ['ip', ['netns', 'exec', underlay.hosts[i].netns, process.execPath, ...args]]
-          : [process.execPath, args]
         const logFile = join(logDir, `${name}.log`)
         // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
         const logFd = openSync(logFile, 'a')
-        const child = spawn(cmd, argv, {
-          env: { ...process.env, VT_AGENT_TOKEN: token },
+        const { child, url } = await spawnLocalAgent({
+          listen: `${address}:${underlay ? 7070 : 0}`,
+          token,
+          stateDir: join(dir, 'state'),
+          name,
+          allowRoots: [files, sharedPool],
+          maxLeaseSeconds: Math.max(leaseSeconds, 60),
+          insecure: !!underlay, // the underlay exists only inside namespaces this run created
+          labels: cluster.labels?.[i],
+          netns: underlay?.hosts[i].netns,
           stdio: ['pipe', 'pipe', logFd],
           // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
           // teardown, instead of the agents stopping under the workers' feet.
           detached: true,
+          onSpawn: c => {
+            closeSync(logFd)
+            if (c.pid !== undefined) {
+              record.agents?.push({ pid: c.pid, startTime: startTimeOf(c.pid) ?? 0 })
+              writeRunRecord(record)
+            }
+          },
+          wait: { timeoutMs: READY_TIMEOUT_MS, explain: why => explainNotReady(name, why, logFile) },
         })
-        closeSync(logFd)
-        if (child.pid !== undefined) {
-          record.agents?.push({ pid: child.pid, startTime: startTimeOf(child.pid) ?? 0 })
-          writeRunRecord(record)
-        }
-        const url = await waitReady(child, name, logFile)
         agents.push({ name, child, url, address })
         return { name, url, token, address, labels: cluster.labels?.[i] ?? {} }
       }),
@@ -252,18 +236,12 @@ function startWatcher(runId: string, logDir: string): ChildProcess {
   return child
 }
 
-async function waitReady(child: ChildProcess, name: string, logFile: string): Promise<string> {
-  const ready = await waitForAgentReady(child, {
-    timeoutMs: READY_TIMEOUT_MS,
-    explain: why => {
-      let tail = ''
-      try {
-        tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n')
-      } catch {}
-      return `embedded agent ${name} ${why}${tail ? `:\n${tail}` : ''}`
-    },
-  })
-  return ready.url
+function explainNotReady(name: string, why: string, logFile: string): string {
+  let tail = ''
+  try {
+    tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n')
+  } catch {}
+  return `embedded agent ${name} ${why}${tail ? `:\n${tail}` : ''}`
 }
 
 /** Closes the agent's stdin (it stops and reaps its sessions), then SIGKILLs it if it lingers. */

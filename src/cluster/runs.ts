@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, wr
 import { createServer, type Server } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
-import { isSameProcess, readStat } from '../../agent/proc.ts'
+import { isSameProcess, readStat } from '../util/proc.ts'
 import { deleteNamespace, ip, listNamespaces, NS_PATTERN } from './netns.ts'
 
 export interface ProcessId {

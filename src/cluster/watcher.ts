@@ -3,7 +3,7 @@
 // close. If the run's record is still there then, the controller died without stopping the run: the agents
 // (whose stdin closed too) get a few seconds to reap their sessions and exit, then whatever the record names
 // is removed: remaining agents, namespaces, the controller veth, the subnet lock, the temp dir, the record.
-import { isSameProcess } from '../../agent/proc.ts'
+import { isSameProcess } from '../util/proc.ts'
 import { readRunRecord, reapRun, withRunLock } from './runs.ts'
 
 const AGENTS_GRACE_MS = 10_000

@@ -5,11 +5,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { ConfigOverrides } from '../runner/ipc.ts'
 import { configSchema, describeIssues, findKeyLine, formatKeyPath, type KeyPath } from './schema.ts'
-import type { Config, FullConfig, FullProject, ProjectConfig, ReporterDescription } from './types.ts'
+import type { Config, ConfigOverrides, FullConfig, FullProject, ProjectConfig, ReporterDescription } from './types.ts'
 
-export type { ConfigOverrides } from '../runner/ipc.ts'
+export type { ConfigOverrides } from './types.ts'
 
 export const configFileNames = ['vt.config.ts', 'vt.config.js', 'vt.config.mts', 'vt.config.mjs']
 export const defaultTestMatch = '**/*.vt.ts'

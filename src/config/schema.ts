@@ -1,7 +1,7 @@
 // The zod schema of `vt.config.ts` (the same shape as Config in ./types.ts) and the rendering of its issues into
 // messages that name the key path, e.g. `projects[1].retries: expected a number, got a string`.
 import { z } from 'zod'
-import { clusterConfigSchema } from '../cluster/config.ts'
+import { clusterConfigSchema } from './cluster.ts'
 
 const regexp = z.instanceof(RegExp)
 const pattern = z.union([z.string(), regexp])

@@ -1,8 +1,8 @@
 // Types of `vt.config.ts` as the user writes it (Config) and as the runner resolves it (FullConfig).
 // The zod schema in ./schema.ts validates the same shape at load time; keep the two in step.
-import type { ClusterConfig } from '../cluster/config.ts'
+import type { ClusterConfig } from './cluster.ts'
 
-export type { ClusterConfig } from '../cluster/config.ts'
+export type { ClusterConfig } from './cluster.ts'
 
 export type ReporterDescription = [name: string, options?: Record<string, unknown>]
 
@@ -96,4 +96,20 @@ export interface FullConfig {
 
 export function defineConfig(config: Config): Config {
   return config
+}
+
+/** Settings from the command line that override the config file's. */
+export interface ConfigOverrides {
+  timeout?: number
+  retries?: number
+  repeatEach?: number
+  workers?: number
+  outputDir?: string
+  maxFailures?: number
+  globalTimeout?: number
+  forbidOnly?: boolean
+  failOnFlakyTests?: boolean
+  passWithNoTests?: boolean
+  reporter?: [string, Record<string, unknown>?][]
+  shard?: { current: number; total: number }
 }

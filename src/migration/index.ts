@@ -1,9 +1,8 @@
 // Public surface of vt's live migration (re-exported from 'vt').
+
+export type { BadPage, IntegrityReport, MemtestRange } from '../protocol/memtest.ts'
+export { describeReport, memtestRange } from '../protocol/memtest.ts'
 export { MigrationError } from './errors.ts'
-export type { BadPage, IntegrityReport } from './integrity.ts'
-export { checkMemoryDump, describeReport } from './integrity.ts'
-export type { MemtestRange } from './memtest/image.ts'
-export { memtestRange } from './memtest/image.ts'
 export type {
   MigrateOptions,
   MigrationCapabilityName,

@@ -9,7 +9,7 @@
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
 // and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
-import type { MigrationInfo, QmpEvent } from '../qmp/index.ts'
+import type { MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
 import type {
   DestinationSide,

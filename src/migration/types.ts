@@ -1,7 +1,7 @@
 // The shape of a migration: what the caller asks for, what it gets back, and the narrow view of "a QEMU on a
 // host" the engine drives. The engine (migrate.ts) speaks only QMP through `MigrationSide`; a driver supplies
 // the sides (the Vm handle through the agents, or raw local QEMU processes for tests and the benchmark).
-import type { MigrateParameters, MigrationInfo, QmpEvent } from '../qmp/index.ts'
+import type { MigrateParameters, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 
 /** Friendly names for QEMU's migration capabilities; any other QEMU capability name is passed through. */
 export type MigrationCapabilityName =

@@ -1,13 +1,13 @@
 // verifyMemoryIntegrity: stop the memtest guest, dump its RAM range through QMP pmemsave into a file on the
 // VM's own host, check it there (IntegrityChecker, run by the agent or locally), delete the dump, and resume
 // the guest if it was running. Throws MemoryIntegrityError naming the first bad page.
-import type { QmpClient } from '../qmp/index.ts'
-import { describeReport, type IntegrityReport } from './integrity.ts'
-import type { MemtestRange } from './memtest/image.ts'
+
+import { describeReport, type IntegrityReport, type MemtestRange } from '../protocol/memtest.ts'
+import type { QmpExecutor } from '../protocol/qmp.ts'
 
 /** What the check needs from wherever the VM runs. */
 export interface MemoryDumpAccess {
-  qmp: Pick<QmpClient, 'execute'>
+  qmp: QmpExecutor
   /** A directory on the VM's host where QEMU may write the dump. */
   dumpDir: string
   /** Checks the dump file on the VM's host. */

@@ -2,11 +2,9 @@
 // agents, the memtest guest as a VM spec, verifyMemoryIntegrity for such a VM, and the helpers (ping-pong,
 // several at once). The Vm handle (src/vm/) implements MigratableVm and calls migrateVm from vm.migrate().
 import type { Host } from '../cluster/host.ts'
+import { describeReport, type IntegrityReport, type MemtestRange, memtestRange } from '../protocol/memtest.ts'
 import type { VmInfo, VmQmpEvent, VmSpec } from '../protocol/vm.ts'
 import { currentTestInfo } from '../runner/worker/globals.ts'
-import type { IntegrityReport } from './integrity.ts'
-import { describeReport } from './integrity.ts'
-import { buildMemtestImage, type MemtestRange, memtestRange } from './memtest/image.ts'
 import { runMigration } from './migrate.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationResult, MigrationSide } from './types.ts'
 import { type VerifyOptions, verifyMemoryIntegrityWith } from './verify.ts'
@@ -138,6 +136,8 @@ export function vmDriver<V extends MigratableVm>(
           ...(specDisk.bus ? { bus: specDisk.bus } : {}),
           ...(specDisk.readOnly ? { readOnly: true } : {}),
         }
+        // The memtest boot disk is built by each agent from its range (content-addressed), never sent.
+        if (specDisk.memtest) return { ...common, memtest: specDisk.memtest }
         if (storage === 'copy' && !specDisk.readOnly) {
           const size = blocks.find(b => b.device === d.id || b.inserted?.['node-name'] === d.id)?.inserted?.image?.[
             'virtual-size'
@@ -271,12 +271,12 @@ export async function memtestSpec(options: {
   range?: MemtestRange
 }): Promise<VmSpec> {
   const memoryMiB = options.memoryMiB ?? 256
-  const image = await buildMemtestImage(options.range ?? memtestRange(memoryMiB * MiB))
+  const range = options.range ?? memtestRange(memoryMiB * MiB)
   return {
     name: options.name,
     memory: memoryMiB,
     disks: [
-      { path: image, format: 'raw', bus: 'virtio', readOnly: true, id: 'memtest' },
+      { memtest: { start: range.start, end: range.end }, bus: 'virtio', readOnly: true, id: 'memtest' },
       ...(options.extraDisks ?? []),
     ],
     ready: { console: 'A' },

@@ -4,8 +4,8 @@
 //                     hundreds of MiB never cross the wire; removes it afterwards unless told to keep it
 // Dumps are only read when named vt-memdump-*.bin inside the agent's state dir or allowed roots.
 import { z } from 'zod'
-import type { IntegrityReport } from '../migration/integrity.ts'
 import { absolutePath, call, defineService } from './contract.ts'
+import type { IntegrityReport } from './memtest.ts'
 
 const pageAligned = z
   .number()

@@ -26,6 +26,8 @@ export const diskSpec = z
     image: z.string().min(1).optional(),
     /** An existing disk file used as is. */
     path: absolutePath.optional(),
+    /** The memtest guest's boot disk for this RAM range, built by the agent (raw, read-only). */
+    memtest: z.strictObject({ start: z.number().int().min(0), end: z.number().int().min(0) }).optional(),
     /** A new empty disk of this size (e.g. '1G'). */
     size: z
       .string()
@@ -42,8 +44,8 @@ export const diskSpec = z
       .regex(/^[A-Za-z][A-Za-z0-9_-]*$/)
       .optional(),
   })
-  .refine(d => [d.image, d.path, d.size].filter(x => x !== undefined).length === 1, {
-    message: 'a disk needs exactly one of "image", "path" or "size"',
+  .refine(d => [d.image, d.path, d.size, d.memtest].filter(x => x !== undefined).length === 1, {
+    message: 'a disk needs exactly one of "image", "path", "size" or "memtest"',
   })
 
 export const nicSpec = z.strictObject({

@@ -1,6 +1,8 @@
 // Messages between the main process (dispatcher) and a worker process, over Node's fork IPC channel.
 // Everything here is plain JSON: Buffers travel as base64, Dates as epoch milliseconds.
-import type { ClusterConnectionInfo } from '../cluster/config.ts'
+
+import type { ClusterConnectionInfo } from '../config/cluster.ts'
+import type { ConfigOverrides } from '../config/types.ts'
 import type { Location, TestError, TestStatus } from './reporterApi.ts'
 
 /** What a worker needs to rebuild the same config the main process resolved. */
@@ -10,20 +12,7 @@ export interface SerializedConfig {
   overrides: ConfigOverrides
 }
 
-export interface ConfigOverrides {
-  timeout?: number
-  retries?: number
-  repeatEach?: number
-  workers?: number
-  outputDir?: string
-  maxFailures?: number
-  globalTimeout?: number
-  forbidOnly?: boolean
-  failOnFlakyTests?: boolean
-  passWithNoTests?: boolean
-  reporter?: [string, Record<string, unknown>?][]
-  shard?: { current: number; total: number }
-}
+export type { ConfigOverrides }
 
 // ---------- main → worker ----------
 

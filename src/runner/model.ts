@@ -2,7 +2,7 @@
 // same tree, so a test is found in the worker by its id. Reporters see these classes read-only.
 import { createHash } from 'node:crypto'
 import type { FullProject } from '../config/types.ts'
-import type { Location, TestResult } from './reporterApi.ts'
+import type { Location, TestError, TestResult } from './results.ts'
 
 export type SuiteType = 'root' | 'project' | 'file' | 'describe'
 export type HookType = 'beforeAll' | 'afterAll' | 'beforeEach' | 'afterEach'
@@ -59,7 +59,7 @@ export class Suite {
   /** Set on file suites: absolute path. */
   _file?: string
   /** Set on file suites when the file failed to load. */
-  _loadError?: import('./reporterApi.ts').TestError
+  _loadError?: TestError
 
   constructor(title: string, type: SuiteType) {
     this.title = title

@@ -3,69 +3,11 @@
 // constructed with the options given in the config (`reporter: [['./my-reporter.ts', { ... }]]`).
 import type { FullConfig } from '../config/types.ts'
 import type { Suite, TestCase } from './model.ts'
+import type { FullResult, TestError, TestResult, TestStep } from './results.ts'
 
 export type { FullConfig, FullProject } from '../config/types.ts'
 export type { Suite, TestCase } from './model.ts'
-
-export interface Location {
-  file: string
-  line: number
-  column: number
-}
-
-export type TestStatus = 'passed' | 'failed' | 'timedOut' | 'skipped' | 'interrupted'
-
-export interface TestError {
-  message: string
-  stack?: string
-  /** A code frame pointing at the failing line of the spec, already rendered (no colors). */
-  snippet?: string
-  location?: Location
-  /** Extra structured data, e.g. { host, service, call } for cluster errors. */
-  details?: Record<string, unknown>
-}
-
-export interface Attachment {
-  name: string
-  contentType: string
-  path?: string
-  body?: Buffer
-}
-
-export interface TestStep {
-  title: string
-  titlePath(): string[]
-  /** 'hook' | 'fixture' | 'test.step' | 'expect' | 'attach' */
-  category: string
-  location?: Location
-  parent?: TestStep
-  startTime: Date
-  duration: number
-  error?: TestError
-  steps: TestStep[]
-}
-
-export interface TestResult {
-  retry: number
-  workerIndex: number
-  parallelIndex: number
-  startTime: Date
-  duration: number
-  status: TestStatus
-  error?: TestError
-  errors: TestError[]
-  attachments: Attachment[]
-  annotations: { type: string; description?: string }[]
-  stdout: (string | Buffer)[]
-  stderr: (string | Buffer)[]
-  steps: TestStep[]
-}
-
-export interface FullResult {
-  status: 'passed' | 'failed' | 'timedout' | 'interrupted'
-  startTime: Date
-  duration: number
-}
+export type { Attachment, FullResult, Location, TestError, TestResult, TestStatus, TestStep } from './results.ts'
 
 export interface Reporter {
   /** True when the reporter prints to stdout; the runner then keeps test output off the terminal. */

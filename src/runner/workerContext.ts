@@ -1,6 +1,6 @@
 // The worker process's own facts, set once when the main process sends 'init'. Built-in fixtures (such as
 // `cluster`) read the project's cluster connection from here.
-import type { ClusterConnectionInfo } from '../cluster/config.ts'
+import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
 
 export interface WorkerContext {

@@ -4,8 +4,8 @@ import type { Host } from '../cluster/host.ts'
 import type { MigrationResult } from '../migration/types.ts'
 import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
+import type { QmpArgs, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
-import type { QmpArgs, QmpReturn } from '../qmp/types.ts'
 
 export interface VmExecOptions {
   /** Milliseconds; the guest's process tree is killed when it passes. Default 60 s. */

@@ -8,12 +8,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { readStat } from '../../agent/proc.ts'
 import { Host } from '../../src/cluster/host.ts'
 import { VtRemoteError } from '../../src/protocol/errors.ts'
+import { readStat } from '../../src/util/proc.ts'
 import { alive, assertNoLeak, startTestAgent, waitFor } from './helpers.ts'
 
-const CONTROLLER = resolve(fileURLToPath(import.meta.url), '../fixtures/controller.ts')
+const CONTROLLER = resolve(fileURLToPath(import.meta.url), '../scripts/controller.ts')
 
 function startController(
   url: string,

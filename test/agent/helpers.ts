@@ -6,11 +6,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { readStat } from '../../agent/proc.ts'
-import { waitForAgentReady } from '../../src/cluster/agentReady.ts'
 import { AgentClient, type AgentClientOptions } from '../../src/cluster/client.ts'
+import { spawnLocalAgent } from '../../src/cluster/localAgent.ts'
+import { readStat } from '../../src/util/proc.ts'
 
-export const AGENT_MAIN = resolve(fileURLToPath(import.meta.url), '../../../agent/main.ts')
+export { AGENT_MAIN } from '../../src/cluster/localAgent.ts'
 
 export interface TestAgent {
   url: string
@@ -43,33 +43,21 @@ export async function startTestAgent(options: StartOptions = {}): Promise<TestAg
   const stateDir = join(dir, 'state')
   const root = join(dir, 'root')
   await import('node:fs').then(fs => fs.mkdirSync(root, { recursive: true }))
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      AGENT_MAIN,
-      '--listen',
-      `127.0.0.1:${options.port ?? 0}`,
-      '--token-env',
-      'VT_TEST_TOKEN',
-      '--state-dir',
-      stateDir,
-      '--name',
-      'testhost',
-      '--allow-root',
-      root,
-      '--quiet',
-      '--exit-with-stdin',
-      ...(options.extraArgs ?? []),
-    ],
-    { env: { ...process.env, VT_TEST_TOKEN: token }, stdio: ['pipe', 'pipe', 'pipe'] },
-  )
   let stderr = ''
-  child.stderr?.on('data', d => {
-    stderr += d
+  const { child, url } = await spawnLocalAgent({
+    listen: `127.0.0.1:${options.port ?? 0}`,
+    token,
+    stateDir,
+    name: 'testhost',
+    allowRoots: [root],
+    quiet: true,
+    extraArgs: options.extraArgs,
+    onSpawn: c =>
+      c.stderr?.on('data', d => {
+        stderr += d
+      }),
+    wait: { explain: why => `agent ${why}: ${stderr}` },
   })
-  const { url } = await waitForAgentReady(child, { explain: why => `agent ${why}: ${stderr}` })
   const exited = once(child, 'exit')
   const agent: TestAgent = {
     url,

@@ -5,14 +5,14 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { parseListen } from '../../agent/cli.ts'
 import { sliceLog } from '../../agent/log.ts'
-import { readStat, treeOf } from '../../agent/proc.ts'
+import { parseListen } from '../../agent/options.ts'
 import { Roots } from '../../agent/roots.ts'
 import { readSessionFile } from '../../agent/sessions.ts'
 import { parseSize } from '../../src/cluster/cluster.ts'
 import { fromErrorData, toErrorData, VtError, VtRemoteError } from '../../src/protocol/errors.ts'
 import { checkRpcFrame, decodeJson, decodeStreamChunk, encodeJson, encodeStreamChunk } from '../../src/protocol/wire.ts'
+import { readStat, treeOf } from '../../src/util/proc.ts'
 
 test('parseSize', () => {
   assert.equal(parseSize('512M'), 512 * 1024 ** 2)

@@ -86,7 +86,7 @@ test('a controller killed with -9: the agents heal its partition and slow link w
   const info = started.info
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../fixtures/fault-controller.ts')],
+    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../scripts/fault-controller.ts')],
     { env: { ...process.env, VT_INFO: JSON.stringify(info), VT_WHAT: 'faults' }, stdio: ['ignore', 'pipe', 'inherit'] },
   )
   await new Promise<void>((res, rej) => {

@@ -3,8 +3,8 @@ import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ClusterConnectionInfo } from '../../src/cluster/config.ts'
 import { recordFile } from '../../src/cluster/runs.ts'
+import type { ClusterConnectionInfo } from '../../src/config/cluster.ts'
 import { alive } from '../agent/helpers.ts'
 
 export function namespaces(): string[] {

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
-import { withLock } from '../../src/image/cache.ts'
-import { ensureImage, writeCpio } from '../../src/image/index.ts'
+import { withLock } from '../../agent/image/cache.ts'
+import { ensureImage, writeCpio } from '../../agent/image/index.ts'
 import { requires } from '../helpers/requirements.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'vt-image-test-'))

@@ -14,7 +14,7 @@ import {
   QmpDisconnectedError,
   QmpEventTimeoutError,
   QmpTimeoutError,
-} from '../../src/qmp/index.ts'
+} from '../../agent/qmp/index.ts'
 import { requires } from '../helpers/requirements.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'vt-qmp-test-'))

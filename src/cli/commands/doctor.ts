@@ -24,7 +24,7 @@ export interface CheckOptions {
 export async function runChecks(options: CheckOptions = {}): Promise<Check[]> {
   const { execFileSync } = await import('node:child_process')
   const { accessSync, constants, existsSync, mkdirSync, statfsSync } = await import('node:fs')
-  const { cacheDir } = await import('../../image/cache.ts')
+  const { cacheDir } = await import('../../../agent/image/cache.ts')
   const out = (cmd: string, args: string[]): string | undefined => {
     try {
       return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20_000 })

@@ -12,7 +12,7 @@ const image: CliCommand = {
       .argument('[name]', 'image name', 'tiny')
       .option('--force', 'rebuild even when cached')
       .action(async (name: string, opts: { force?: boolean }) => {
-        const { ensureImage } = await import('../../image/index.ts')
+        const { ensureImage } = await import('../../../agent/image/index.ts')
         try {
           const img = await ensureImage(name, { force: opts.force, progress: m => process.stdout.write(`${m}\n`) })
           process.stdout.write(
@@ -29,7 +29,7 @@ const image: CliCommand = {
       .action(async () => {
         const { readdirSync, readFileSync, existsSync } = await import('node:fs')
         const { join } = await import('node:path')
-        const { cacheDir } = await import('../../image/index.ts')
+        const { cacheDir } = await import('../../../agent/image/index.ts')
         const dir = join(cacheDir(), 'images')
         const entries = existsSync(dir) ? readdirSync(dir).filter(d => existsSync(join(dir, d, 'manifest.json'))) : []
         if (entries.length === 0) process.stdout.write(`no images in ${dir} (vt image build tiny)\n`)
@@ -44,7 +44,7 @@ const image: CliCommand = {
       .action(async () => {
         const { readdirSync, rmSync } = await import('node:fs')
         const { join } = await import('node:path')
-        const { cacheDir, ensureImage } = await import('../../image/index.ts')
+        const { cacheDir, ensureImage } = await import('../../../agent/image/index.ts')
         const keep = await ensureImage('tiny')
         const dir = join(cacheDir(), 'images')
         for (const e of readdirSync(dir)) {

@@ -1,7 +1,7 @@
 // `vt merge-reports [dir]`: replays the blob reports of several shards (`vt test --shard i/n --reporter blob`,
 // each writing blob-report/report-<i>.jsonl) as one run into any reporters, e.g. one JUnit file for CI.
 import type { Command } from 'commander'
-import { CliError } from '../main.ts'
+import { CliError } from '../errors.ts'
 import type { CliCommand } from './types.ts'
 
 interface MergeFlags {

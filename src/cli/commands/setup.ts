@@ -46,7 +46,7 @@ const setup: CliCommand = {
           }
         }
         if (opts.image && !opts.dryRun) {
-          const { ensureImage } = await import('../../image/index.ts')
+          const { ensureImage } = await import('../../../agent/image/index.ts')
           try {
             const img = await ensureImage('tiny', { progress: m => process.stdout.write(`image: ${m}\n`) })
             process.stdout.write(`tiny image: ${img.dir}\n`)

@@ -2,7 +2,7 @@
 // files inside the folder are served: the decoded URL path is resolved against the folder (symlinks included)
 // and anything that lands outside it is refused.
 import type { Command } from 'commander'
-import { CliError } from '../main.ts'
+import { CliError } from '../errors.ts'
 import type { CliCommand } from './types.ts'
 
 interface ShowReportFlags {

@@ -1,8 +1,9 @@
 // Project clusters: started lazily before a project's first test (only then is the embedded cluster module
 // imported), shared by all of the project's workers, stopped after its last test and always at the end of the
 // run (failure, Ctrl-C included).
-import type { ClusterConnectionInfo } from '../../cluster/config.ts'
+
 import type { StartedCluster } from '../../cluster/embedded.ts'
+import type { ClusterConnectionInfo } from '../../config/cluster.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import type { ClusterProvider } from './dispatcher.ts'
 

@@ -2,11 +2,12 @@
 // worker hash matches its idle worker (reuse), else stops that worker and forks a fresh one. Results stream
 // back as IPC messages and become TestResults for the reporters. Failed tests are re-queued for retry (a serial
 // describe as a whole); a worker that dies mid-test fails that test and its group's other tests go on elsewhere.
-import type { ClusterConnectionInfo } from '../../cluster/config.ts'
+import type { ClusterConnectionInfo } from '../../config/cluster.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import type { SerializedConfig, TestEndMessage, WorkerToMain } from '../ipc.ts'
 import type { TestCase } from '../model.ts'
 import type { Location, TestError, TestResult, TestStatus, TestStep } from '../reporterApi.ts'
+import { newTestResult } from '../results.ts'
 import type { Multiplexer } from './reporters.ts'
 import { outermostSerialSuite, type TestGroup } from './testGroups.ts'
 import { describeExit, type WorkerExit, WorkerHost } from './workerHost.ts'
@@ -83,20 +84,7 @@ export interface DispatcherOptions {
 }
 
 function newResult(retry: number, workerIndex: number, parallelIndex: number, startTime: Date): TestResult {
-  return {
-    retry,
-    workerIndex,
-    parallelIndex,
-    startTime,
-    duration: -1,
-    status: 'skipped',
-    errors: [],
-    attachments: [],
-    annotations: [],
-    stdout: [],
-    stderr: [],
-    steps: [],
-  }
+  return newTestResult({ retry, workerIndex, parallelIndex, startTime })
 }
 
 export class Dispatcher {

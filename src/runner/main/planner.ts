@@ -2,7 +2,7 @@
 // index (ids, fixture pools, worker hashes), apply filters (file:line, grep, last-failed, only, shard) and cut the
 // result into test groups per project phase. Nothing runs here; the dispatcher takes the groups.
 import type { FullConfig, FullProject } from '../../config/types.ts'
-import { buildFixturePools } from '../fixtures/index.ts'
+import { buildFixturePools } from '../fixtureEngine/index.ts'
 import { assignTestIds, cloneSuite, loadTestFile, relativeFileTitle } from '../loadFile.ts'
 import { Suite, type TestCase } from '../model.ts'
 import type { TestError } from '../reporterApi.ts'

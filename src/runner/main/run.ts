@@ -10,6 +10,7 @@ import { messageOf, stringProp } from '../../util/thrown.ts'
 import type { ConfigOverrides } from '../ipc.ts'
 import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, TestError } from '../reporterApi.ts'
+import { newTestResult } from '../results.ts'
 import { ClusterManager } from './clusters.ts'
 import { Dispatcher, FailureTracker } from './dispatcher.ts'
 import { describePatterns } from './files.ts'
@@ -307,20 +308,14 @@ async function runPhases(
     for (const [project, dep] of blocked) {
       for (const test of projectSuites.get(project)?.allTests() ?? []) {
         skippedForDependency.add(test)
-        const result = {
+        const result = newTestResult({
           retry: 0,
           workerIndex: -1,
           parallelIndex: -1,
           startTime: new Date(),
           duration: 0,
-          status: 'skipped' as const,
-          errors: [],
-          attachments: [],
           annotations: [{ type: 'skip', description: `dependency project "${dep.name}" failed` }],
-          stdout: [],
-          stderr: [],
-          steps: [],
-        }
+        })
         test.results.push(result)
         reporter.onTestBegin(test, result)
         reporter.onTestEnd(test, result)

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type RunningAgent, startAgent } from '../../../agent/server.ts'
-import { waitForAgentReady } from '../../../src/cluster/agentReady.ts'
 import { AgentClient } from '../../../src/cluster/client.ts'
 import { Host } from '../../../src/cluster/host.ts'
+import { spawnLocalAgent } from '../../../src/cluster/localAgent.ts'
 import type { MigratableVm } from '../../../src/migration/vm.ts'
 import type { VmInfo, VmSpec } from '../../../src/protocol/vm.ts'
 
@@ -97,39 +97,29 @@ export interface AgentProcess {
 
 /** A `vt agent` in its own process (so a test can SIGKILL it), on loopback with a given state dir. */
 export async function spawnAgent(name: string, token: string, stateDir: string): Promise<AgentProcess> {
-  const { spawn } = await import('node:child_process')
-  // The agent's own entry point, as the embedded cluster starts it.
-  const main = new URL('../../../agent/main.ts', import.meta.url).pathname
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      main,
-      '--listen',
-      '127.0.0.1:0',
-      '--token-env',
-      'VT_TEST_TOKEN',
-      '--state-dir',
-      stateDir,
-      '--name',
-      name,
-      ...(process.env.VT_DEBUG_AGENTS ? [] : ['--quiet']),
-    ],
-    { env: { ...process.env, VT_TEST_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  const exited = new Promise<void>(resolve =>
-    proc.on('exit', (code, signal) => {
-      if (process.env.VT_DEBUG_AGENTS)
-        process.stderr.write(`agent ${name} exited: code ${code} signal ${signal}\n${err}\n`)
-      resolve()
-    }),
-  )
   let err = ''
-  proc.stderr?.on('data', d => {
-    err += d
+  let exited!: Promise<void>
+  const { child: proc, url } = await spawnLocalAgent({
+    token,
+    stateDir,
+    name,
+    quiet: !process.env.VT_DEBUG_AGENTS,
+    exitWithStdin: false, // stdin ignored: the tests kill these agents themselves
+    stdio: ['ignore', 'pipe', 'pipe'],
+    onSpawn: c => {
+      exited = new Promise<void>(resolve =>
+        c.on('exit', (code, signal) => {
+          if (process.env.VT_DEBUG_AGENTS)
+            process.stderr.write(`agent ${name} exited: code ${code} signal ${signal}\n${err}\n`)
+          resolve()
+        }),
+      )
+      c.stderr?.on('data', d => {
+        err += d
+      })
+    },
+    wait: { explain: why => `agent ${name} ${why}: ${err}` },
   })
-  const { url } = await waitForAgentReady(proc, { explain: why => `agent ${name} ${why}: ${err}` })
   return { url, name, stateDir, proc, exited }
 }
 

@@ -4,10 +4,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { checkMemoryDumpFile } from '../../../src/migration/integrity.ts'
-import { buildMemtestImage, type MemtestRange, memtestRange } from '../../../src/migration/memtest/image.ts'
+import { checkMemoryDumpFile } from '../../../agent/memtest/check.ts'
+import { buildMemtestImage } from '../../../agent/memtest/image.ts'
+import { QmpClient } from '../../../agent/qmp/index.ts'
 import type { MemoryDumpAccess } from '../../../src/migration/verify.ts'
-import { QmpClient } from '../../../src/qmp/index.ts'
+import { type MemtestRange, memtestRange } from '../../../src/protocol/memtest.ts'
 
 const MiB = 1024 * 1024
 

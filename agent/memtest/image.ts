@@ -3,31 +3,13 @@
 import { createHash } from 'node:crypto'
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cacheDir } from '../../image/cache.ts'
+import { type MemtestRange, PAGE_SIZE } from '../../src/protocol/memtest.ts'
+import { cacheDir } from '../image/cache.ts'
 import { bootblock } from './bootblock.ts'
 
-export const PAGE_SIZE = 4096
 const MiB = 1024 * 1024
 const PARAMS_OFFSET = 0x1f0
 const MAGIC = 'VTMT'
-
-/** The guest-physical RAM range the memtest loop touches: [start, end), both page aligned. */
-export interface MemtestRange {
-  start: number
-  end: number
-}
-
-/**
- * The range used for a guest with `memoryBytes` of RAM: from 1 MiB (above the BIOS area and the boot sector)
- * to 16 MiB below the top of RAM (kept clear of q35's TSEG and firmware tables), and below 2 GiB (low RAM on
- * both pc and q35).
- */
-export function memtestRange(memoryBytes: number): MemtestRange {
-  if (!Number.isFinite(memoryBytes) || memoryBytes < 32 * MiB) {
-    throw new Error(`memtest needs a guest with at least 32 MiB of memory, got ${memoryBytes} bytes`)
-  }
-  return { start: MiB, end: Math.min(memoryBytes - 16 * MiB, 2048 * MiB) }
-}
 
 function checkRange(range: MemtestRange): void {
   const { start, end } = range
@@ -51,7 +33,7 @@ export function memtestBootSector(range: MemtestRange): Buffer {
   checkRange(range)
   const sector = Buffer.from(bootblock)
   if (sector.toString('latin1', PARAMS_OFFSET, PARAMS_OFFSET + 4) !== MAGIC) {
-    throw new Error('memtest boot sector has no VTMT parameter block: re-run src/migration/memtest/assemble.ts')
+    throw new Error('memtest boot sector has no VTMT parameter block: re-run agent/memtest/assemble.ts')
   }
   sector.writeUInt32LE(range.start, PARAMS_OFFSET + 4)
   sector.writeUInt32LE(range.end, PARAMS_OFFSET + 8)

@@ -254,3 +254,16 @@ export type TranscriptEntry =
   | { at: number; dir: 'in'; id: string; ok: false; error: { class: string; desc: string }; ms: number }
   | { at: number; dir: 'event'; event: string; data?: unknown }
   | { at: number; dir: 'note'; text: string }
+
+/**
+ * Something that runs QMP commands with typed arguments and results: the agent's QMP client, or the controller's
+ * proxy to it through the vm service.
+ */
+export interface QmpExecutor {
+  execute<K extends keyof QmpCommands>(
+    command: K,
+    args?: QmpCommands[K][0],
+    options?: { timeout?: number },
+  ): Promise<QmpCommands[K][1]>
+  execute<K extends string>(command: K, args?: QmpArgs<K>, options?: { timeout?: number }): Promise<QmpReturn<K>>
+}

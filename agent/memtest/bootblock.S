@@ -12,7 +12,7 @@
 # pass had reached are one less. src/migration/integrity.ts checks exactly that.
 #
 # The range lives in a parameter block at offset 0x1f0 ('VTMT', start, end) that the image builder patches to
-# the guest's memory size. Assemble with scripts in src/migration/memtest/assemble.ts (GNU as + ld).
+# the guest's memory size. Assemble with scripts in agent/memtest/assemble.ts (GNU as + ld).
 
         .code16
         .text

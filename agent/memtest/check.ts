@@ -1,4 +1,4 @@
-// Checks a RAM dump of the memtest guest (src/migration/memtest/bootblock.S). Every 4 KiB page of the range
+// Checks a RAM dump of the memtest guest (agent/memtest/bootblock.S). Every 4 KiB page of the range
 // holds a counter in byte 0 (bytes 1..3 zero) and its own physical address in bytes 4..7. The guest bumps the
 // counters low to high, pass after pass, then counts the pass in bytes 8..11 of the first page. So the guest,
 // stopped at any instant, has finished P passes and bumped the first k pages of the next one (0 <= k <= pages):
@@ -12,32 +12,9 @@
 //
 // Pure Node, no vt imports: the agent runs it next to the dump so hundreds of MiB never cross the wire.
 import { open } from 'node:fs/promises'
+import type { BadPage, IntegrityReport } from '../../src/protocol/memtest.ts'
 
 const PAGE = 4096
-
-export interface BadPage {
-  /** Index of the page in the range. */
-  page: number
-  /** Its guest-physical address. */
-  address: number
-  what: 'counter' | 'tag' | 'size' | 'passes'
-  expected: number
-  actual: number
-}
-
-export interface IntegrityReport {
-  ok: boolean
-  /** Pages checked. */
-  pages: number
-  /** The first page's counter (passes completed mod 256, plus the running one). */
-  counter: number
-  /** Passes the guest finished since it booted (bytes 8..11 of the first page). */
-  passes: number
-  /** First page whose counter is one less than the first page's, or undefined when all agree. */
-  boundary?: number
-  /** The first page that breaks the rule, when not ok. */
-  bad?: BadPage
-}
 
 /** Incremental checker, fed page-aligned chunks of the dump in order. */
 export class IntegrityChecker {
@@ -147,24 +124,4 @@ export async function checkMemoryDumpFile(path: string, start: number, size: num
   } finally {
     await file.close()
   }
-}
-
-/** One line saying what is wrong (or right) with a dump. */
-export function describeReport(r: IntegrityReport): string {
-  const hex = (n: number) => `0x${n.toString(16)}`
-  if (r.ok) {
-    const where = r.boundary === undefined ? 'no boundary' : `boundary at page ${r.boundary}`
-    return `memory intact: ${r.pages} pages, ${r.passes} passes, counter ${r.counter}, ${where}`
-  }
-  const b = r.bad as BadPage
-  if (b.what === 'passes') {
-    return `first page counter ${b.actual} disagrees with the guest's count of finished passes (${r.passes}): expected ${b.expected}`
-  }
-  if (b.what === 'size') return `memory dump holds ${b.actual} pages, expected ${b.expected}`
-  if (b.what === 'tag') {
-    const field = b.expected === 0 ? 'a non-zero word at byte 8' : 'tag'
-    return `page ${b.page} at ${hex(b.address)} carries ${field} ${hex(b.actual)} (expected ${hex(b.expected)}): page misplaced or guest not initialised`
-  }
-  const after = r.boundary === undefined ? 'before any boundary' : `after the boundary at page ${r.boundary}`
-  return `page ${b.page} at ${hex(b.address)} has counter ${b.actual}, expected ${b.expected} (${after}; first page ${r.counter})`
 }

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { test } from 'node:test'
-import { readyLine, waitForAgentReady } from '../../src/cluster/agentReady.ts'
+import { waitForAgentReady } from '../../src/cluster/localAgent.ts'
+import { readyLine } from '../../src/protocol/ready.ts'
 
 function child(script: string) {
   return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })

@@ -5,14 +5,6 @@
 
 import net from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
-import {
-  commandError,
-  QmpConnectError,
-  QmpDisconnectedError,
-  QmpError,
-  QmpEventTimeoutError,
-  QmpTimeoutError,
-} from './errors.ts'
 import type {
   MigrateParameters,
   MigrationCapabilityStatus,
@@ -22,7 +14,15 @@ import type {
   QmpGreeting,
   QmpReturn,
   TranscriptEntry,
-} from './types.ts'
+} from '../../src/protocol/qmp.ts'
+import {
+  commandError,
+  QmpConnectError,
+  QmpDisconnectedError,
+  QmpError,
+  QmpEventTimeoutError,
+  QmpTimeoutError,
+} from './errors.ts'
 
 export interface QmpConnectOptions {
   /** How long to keep trying to connect (the socket may not exist yet while QEMU starts). Default 10 s. */
