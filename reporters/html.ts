@@ -75,7 +75,7 @@ export interface HtmlReport {
 }
 
 const MAX_INLINE_TEXT = 256 * 1024
-const viewerDir = fileURLToPath(new URL('./html', import.meta.url))
+const viewerDir = fileURLToPath(new URL('./html/', import.meta.url))
 
 function userError(message: string): Error {
   return Object.assign(new Error(message), { vtUserError: true })

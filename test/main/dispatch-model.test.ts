@@ -104,7 +104,7 @@ test('every test gets the results the model predicts, the exit code matches, no 
         project[`f${f}.vt.ts`] = [
           'import { test } from VT_IMPORT',
           "import { writeFileSync, mkdirSync } from 'node:fs'",
-          "const pids = new URL('./pids', import.meta.url)",
+          "const pids = new URL('./pids/', import.meta.url)",
           'mkdirSync(pids, { recursive: true })',
           'writeFileSync(new URL(String(process.pid), pids), "")',
           ...(serial ? ["test.describe.serial('serial', () => {", ...decls, '})'] : decls),

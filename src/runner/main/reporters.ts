@@ -9,7 +9,7 @@ import type { FullConfig, ReporterDescription } from '../../config/types.ts'
 import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, ReporterContext, TestError, TestResult, TestStep } from '../reporterApi.ts'
 
-const reportersDir = fileURLToPath(new URL('../../../reporters', import.meta.url))
+const reportersDir = fileURLToPath(new URL('../../../reporters/', import.meta.url))
 /** Built-in reporter names, in the order they are listed in error messages. */
 export const builtinReporterNames = ['list', 'line', 'dot', 'json', 'junit', 'blob', 'html', 'null']
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { InitMessage, MainToWorker, RunMessage, WorkerToMain } from '../ipc.ts'
 
-const workerDir = fileURLToPath(new URL('../worker', import.meta.url))
+const workerDir = fileURLToPath(new URL('../worker/', import.meta.url))
 
 /** The worker entry: a .js file that registers tsx itself, or process.ts run with tsx's loader. */
 function workerEntry(): { file: string; execArgv: string[] } {
