@@ -45,7 +45,7 @@ export function leftovers(info: ClusterConnectionInfo): string[] {
 }
 
 /**
- * Starts test/cluster/fixtures/start-and-hang.ts (an embedded cluster in a process that then hangs) and returns
+ * Starts test/cluster/scripts/start-and-hang.ts (an embedded cluster in a process that then hangs) and returns
  * its connection info and the process, for tests that kill it.
  */
 export async function startHangingRun(
@@ -53,7 +53,7 @@ export async function startHangingRun(
 ): Promise<{ info: ClusterConnectionInfo; child: ReturnType<typeof spawn> }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../fixtures/start-and-hang.ts')],
+    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../scripts/start-and-hang.ts')],
     { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
   )
   const info = await new Promise<ClusterConnectionInfo>((res, rej) => {
