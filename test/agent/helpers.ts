@@ -35,6 +35,8 @@ export interface StartOptions {
   token?: string
   extraArgs?: string[]
   port?: number
+  /** Default true: log only to the state dir. */
+  quiet?: boolean
 }
 
 export async function startTestAgent(options: StartOptions = {}): Promise<TestAgent> {
@@ -59,7 +61,7 @@ export async function startTestAgent(options: StartOptions = {}): Promise<TestAg
       'testhost',
       '--allow-root',
       root,
-      '--quiet',
+      ...(options.quiet === false ? [] : ['--quiet']),
       '--exit-with-stdin',
       ...(options.extraArgs ?? []),
     ],
