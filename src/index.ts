@@ -6,6 +6,8 @@ export type { Config, FullConfig, FullProject, ProjectConfig, UseOptions } from 
 export { defineConfig } from './config/types.ts'
 export { expect } from './expect/index.ts'
 export * from './migration/index.ts'
+export type { Arrival, Participant, SyncReply } from './protocol/sync.ts'
 export type { Suite, TestCase } from './runner/model.ts'
 export type { Attachment, FullResult, Reporter, TestError, TestResult, TestStep } from './runner/reporterApi.ts'
 export type { Fixtures, TestInfo, TestType, WorkerInfo } from './runner/testType.ts'
+export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'

@@ -1,6 +1,7 @@
 // Messages between the main process (dispatcher) and a worker process, over Node's fork IPC channel.
 // Everything here is plain JSON: Buffers travel as base64, Dates as epoch milliseconds.
 import type { ClusterConnectionInfo } from '../cluster/config.ts'
+import type { SyncToMain, SyncToWorker } from '../sync/transport.ts'
 import type { Location, TestError, TestStatus } from './reporterApi.ts'
 
 /** What a worker needs to rebuild the same config the main process resolved. */
@@ -56,7 +57,8 @@ export interface StopMessage {
   type: 'stop'
 }
 
-export type MainToWorker = InitMessage | RunMessage | StopMessage
+/** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
+export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker
 
 // ---------- worker → main ----------
 
@@ -151,3 +153,5 @@ export type WorkerToMain =
   | TestEndMessage
   | DoneMessage
   | TeardownErrorsMessage
+  /** Barriers and keys: requests to the run's sync server (src/sync). */
+  | SyncToMain

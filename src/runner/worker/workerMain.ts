@@ -2,6 +2,7 @@
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { IpcTransport, setSyncTransport } from '../../sync/transport.ts'
 import { safeInstanceOf } from '../../util/thrown.ts'
 import { serializeError } from '../errors.ts'
 import { PoolBuilder } from '../fixtures/pool.ts'
@@ -469,11 +470,15 @@ export function runWorkerProcess(): void {
     lastSent = new Promise(resolve => process.send!(message, undefined, {}, () => resolve()))
   }
   const worker = new WorkerMain(send)
+  const sync = new IpcTransport(send)
+  setSyncTransport(sync)
   captureOutput(worker, send)
   process.on('unhandledRejection', reason => worker.unhandledError(reason))
   process.on('uncaughtException', error => worker.unhandledError(error))
   let queue = Promise.resolve()
   process.on('message', (message: MainToWorker) => {
+    // Sync answers go straight to whoever waits for them, never behind a running group.
+    if (message.type === 'syncReply' || message.type === 'syncArrival') return sync.handle(message)
     queue = queue.then(() =>
       worker.handle(message).then(() => {
         if (message.type === 'stop') exitAfterFlush(0)
@@ -488,6 +493,7 @@ export function runWorkerProcess(): void {
   })
   // The main process went away: clean up worker fixtures and leave.
   process.on('disconnect', () => {
+    sync.closeAll('the main process of vt test went away')
     void worker.stop().finally(() => process.exit(0))
   })
 }
