@@ -193,6 +193,7 @@ export function resolveConfig(
     shard: overrides.shard ?? user.shard ?? null,
     passWithNoTests: overrides.passWithNoTests ?? user.passWithNoTests ?? false,
     preserveOutput: user.preserveOutput ?? 'always',
+    redact: user.redact ?? [],
     version: vtVersion(),
     metadata: { ...(user.metadata ?? {}) },
   }

@@ -48,7 +48,15 @@ export interface Config extends Omit<ProjectConfig, 'name' | 'dependencies'> {
   shard?: { current: number; total: number } | null
   passWithNoTests?: boolean
   preserveOutput?: 'always' | 'never' | 'failures-only'
+  /**
+   * Values that reports must never show (besides cluster tokens, which are always redacted): a literal, the
+   * value of an environment variable, or the content of a file. Redacted from test output, errors, steps,
+   * attachments and the config echo of every reporter.
+   */
+  redact?: RedactSource[]
 }
+
+export type RedactSource = string | { env: string } | { file: string }
 
 export interface FullProject {
   /** Stable id, unique in the run (the name, or 'project-N' when unnamed). */
@@ -90,6 +98,7 @@ export interface FullConfig {
   shard: { current: number; total: number } | null
   passWithNoTests: boolean
   preserveOutput: 'always' | 'never' | 'failures-only'
+  redact: RedactSource[]
   version: string
   metadata: Record<string, unknown>
 }

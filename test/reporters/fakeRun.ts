@@ -48,6 +48,7 @@ export function config(projects: FullProject[]): FullConfig {
     shard: null,
     passWithNoTests: false,
     preserveOutput: 'always',
+    redact: [],
     version: '0.1.0',
     metadata: {},
   }
