@@ -196,6 +196,8 @@ export function resolveConfig(
     redact: user.redact ?? [],
     version: vtVersion(),
     metadata: { ...(user.metadata ?? {}) },
+    replaySeed: overrides.seed ?? null,
+    replayPath: overrides.seedPath ?? null,
   }
 }
 
@@ -228,6 +230,7 @@ function resolveProject(
     grepInvert: p.grepInvert ?? top.grepInvert ?? null,
     cluster: p.cluster ?? top.cluster,
     metadata: { ...(top.metadata ?? {}), ...(p.metadata ?? {}) },
+    seed: p.seed ?? top.seed,
   }
 }
 

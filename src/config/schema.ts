@@ -34,6 +34,7 @@ const projectShape = {
   grepInvert: grep.optional(),
   cluster: clusterConfigSchema.optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  seed: z.number().int().optional(),
 }
 
 export const projectConfigSchema = z.strictObject({

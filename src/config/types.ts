@@ -29,6 +29,8 @@ export interface ProjectConfig {
   /** The hosts this project's tests run on: embedded local agents or remote `vt agent`s. */
   cluster?: ClusterConfig
   metadata?: Record<string, unknown>
+  /** Seed of every property (`test.prop`) of the project; `vt test --seed` and test.use({ seed }) beat it. */
+  seed?: number
 }
 
 export interface Config extends Omit<ProjectConfig, 'name' | 'dependencies'> {
@@ -76,6 +78,7 @@ export interface FullProject {
   grepInvert: RegExp | RegExp[] | null
   cluster?: ClusterConfig
   metadata: Record<string, unknown>
+  seed?: number
 }
 
 export interface FullConfig {
@@ -101,6 +104,9 @@ export interface FullConfig {
   redact: RedactSource[]
   version: string
   metadata: Record<string, unknown>
+  /** `vt test --seed N [--path P]`: fixes the seed (and path) of every property. */
+  replaySeed: number | null
+  replayPath: string | null
 }
 
 export function defineConfig(config: Config): Config {

@@ -24,6 +24,9 @@ export interface ConfigOverrides {
   passWithNoTests?: boolean
   reporter?: [string, Record<string, unknown>?][]
   shard?: { current: number; total: number }
+  /** `vt test --seed`: every property's seed; `--path` with it replays one run. */
+  seed?: number
+  seedPath?: string
 }
 
 // ---------- main → worker ----------

@@ -51,6 +51,8 @@ export function config(projects: FullProject[]): FullConfig {
     redact: [],
     version: '0.1.0',
     metadata: {},
+    replaySeed: null,
+    replayPath: null,
   }
 }
 

@@ -11,6 +11,7 @@ import { FixtureRunner } from '../fixtures/runner.ts'
 import type { InitMessage, MainToWorker, RunMessage, TestEndMessage, WorkerToMain } from '../ipc.ts'
 import { assignTestIds, loadTestFile } from '../loadFile.ts'
 import type { Hook, Suite, TestCase } from '../model.ts'
+import { runProperty } from '../prop/run.ts'
 import type { TestError } from '../reporterApi.ts'
 import type { WorkerInfo } from '../testType.ts'
 import { setWorkerContext } from '../workerContext.ts'
@@ -349,6 +350,18 @@ export class WorkerMain {
         for (const suite of chain)
           for (const hook of suite.hooks.filter(h => h.type === 'beforeEach'))
             await this.runHook(hook, info, pools, test)
+        if (test._prop) {
+          await runProperty({
+            test,
+            info,
+            prop: test._prop,
+            timeouts: this.timeouts,
+            setup: () => this.fixtures.resolveParams(test.fn, pool, ctx),
+            mark: () => this.fixtures.mark(),
+            teardown: (mark, slot) => this.fixtures.teardownScope('test', ctx, slot, mark),
+          })
+          return
+        }
         info._activity = 'setting up fixtures of the test'
         const params = await this.fixtures.resolveParams(test.fn, pool, ctx)
         info._activity = undefined
