@@ -6,8 +6,21 @@ import type { Logger } from './service.ts'
 /** The log is rotated to agent.log.1 past this size (checked every 1000 lines). */
 const MAX_LOG_BYTES = 64 * 1024 * 1024
 
+// Whoever reads our stderr may die first (the embedded controller on kill -9): a broken pipe there must never
+// take the agent down, which then still has its sessions to reap. Log lines then go only to the file.
+let stderrBroken = false
+let watching = false
+function watchStderr(): void {
+  if (watching) return
+  watching = true
+  process.stderr.on('error', () => {
+    stderrBroken = true
+  })
+}
+
 export function createLogger(file: string | undefined, options: { quiet?: boolean; prefix?: string } = {}): Logger {
   let lines = 0
+  if (!options.quiet) watchStderr()
   const write = (level: string, message: string, fields?: Record<string, unknown>) => {
     let line = `${new Date().toISOString()} ${level} ${options.prefix ? `${options.prefix} ` : ''}${message}`
     if (fields) {
@@ -18,7 +31,13 @@ export function createLogger(file: string | undefined, options: { quiet?: boolea
       }
     }
     line = `${line.replace(/\n/g, '\\n')}\n`
-    if (!options.quiet) process.stderr.write(line)
+    if (!options.quiet && !stderrBroken) {
+      try {
+        process.stderr.write(line)
+      } catch {
+        stderrBroken = true
+      }
+    }
     if (file) {
       try {
         if (++lines % 1000 === 0 && statSync(file).size > MAX_LOG_BYTES) renameSync(file, `${file}.1`)

@@ -12,6 +12,8 @@ export async function runAgent(opts: AgentCliOptions): Promise<RunningAgent> {
     process.stderr.write(`vt agent: ${(e as Error).message}\n`)
     process.exit(2)
   }
+  // Nobody may be reading stdout any more (the ready line was read, then the reader died): never crash on it.
+  process.stdout.on('error', () => {})
   // One machine-readable line on stdout: the embedded cluster waits for it.
   process.stdout.write(readyLine({ url: agent.url, pid: process.pid, name: agent.name }))
   let stopping = false

@@ -17,6 +17,7 @@ import { isSameProcess, startTimeOf } from '../src/util/proc.ts'
 import { type BoundModule, bindSession, type SessionBinding } from './bind.ts'
 import { Connection, type ConnectionHost } from './connection.ts'
 import { collectFacts, type StaticFacts, staticFacts } from './facts.ts'
+import { type Keeper, startKeeper } from './keeper.ts'
 import { createLogger } from './log.ts'
 import { Roots } from './roots.ts'
 import type { AgentContext, Logger, ServiceModule, SessionFactory } from './service.ts'
@@ -174,7 +175,8 @@ export class Agent implements ConnectionHost {
     if (!options.token || options.token.length < 16) {
       throw new Error('the agent token must have at least 16 characters (give --token-file or --token-env)')
     }
-    this.lock()
+    await this.lock()
+    this.keeper = startKeeper(options.stateDir)
     const reapedAtStart = await this.store.reapLeftovers()
     if (reapedAtStart) this.log.info('reaped leftovers of a previous run', { resources: reapedAtStart })
     for (const module of Object.values(serviceModules) as ServiceModule[]) {
@@ -224,6 +226,7 @@ export class Agent implements ConnectionHost {
   }
 
   private stopping?: Promise<void>
+  private keeper?: Keeper
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -234,21 +237,29 @@ export class Agent implements ConnectionHost {
       await this.store.closeAll('agent stopping')
       for (const { module } of this.modules) await module.shutdown?.()
       rmSync(join(this.options.stateDir, 'agent.lock'), { force: true })
+      this.keeper?.release()
       this.log.info('agent stopped')
     })()
     return this.stopping
   }
 
-  /** One agent per state dir: a second one would reap the first one's sessions. */
-  private lock(): void {
+  /**
+   * One agent per state dir: a second one would reap the first one's sessions. A keeper reaping after a dead
+   * agent holds the lock for a moment (marked `reaper`): wait for it rather than fail.
+   */
+  private async lock(): Promise<void> {
     const file = join(this.options.stateDir, 'agent.lock')
-    try {
-      const other = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; startTime: number }
-      if (other.pid !== process.pid && isSameProcess(other.pid, other.startTime)) {
-        throw new Error(`another agent (pid ${other.pid}) uses state dir ${this.options.stateDir}`)
+    for (let waited = 0; ; waited += 50) {
+      let other: { pid: number; startTime: number; reaper?: boolean } | undefined
+      try {
+        other = JSON.parse(readFileSync(file, 'utf8'))
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e
       }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e
+      if (!other || other.pid === process.pid || !isSameProcess(other.pid, other.startTime)) break
+      if (!other.reaper) throw new Error(`another agent (pid ${other.pid}) uses state dir ${this.options.stateDir}`)
+      if (waited > 30_000) throw new Error(`the keeper (pid ${other.pid}) reaping ${this.options.stateDir} is stuck`)
+      await new Promise(r => setTimeout(r, 50))
     }
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }))
   }

@@ -12,6 +12,7 @@ import type {
   TestResult,
   TestStep,
 } from '../src/runner/reporterApi.ts'
+import { REDACTED, redactDeep } from '../src/util/secrets.ts'
 import { countOutcomes, type Output, projectName, relativePath, stripAnsi } from './base.ts'
 import { resolveOutputFile, writeReport } from './output.ts'
 
@@ -308,14 +309,20 @@ function attachment(a: Attachment): JsonAttachment {
   }
 }
 
-/** The resolved config as plain JSON: regular expressions as their source text, functions left out. */
+/**
+ * The resolved config as plain JSON: regular expressions as their source text, functions left out, token
+ * values and known secrets redacted.
+ */
 export function serializeConfig(config: FullConfig | undefined): Record<string, unknown> {
   if (!config) return {}
-  return JSON.parse(
-    JSON.stringify(config, (_key, value) => {
-      if (value instanceof RegExp) return value.toString()
-      if (typeof value === 'function') return undefined
-      return value
-    }),
+  return redactDeep(
+    JSON.parse(
+      JSON.stringify(config, (key, value) => {
+        if (value instanceof RegExp) return value.toString()
+        if (typeof value === 'function') return undefined
+        if (key === 'token' && value && typeof value === 'object' && 'value' in value) return { value: REDACTED }
+        return value
+      }),
+    ),
   )
 }

@@ -108,10 +108,14 @@ function checkSkips() {
   return false
 }
 
-/** What a run must not leave behind: QEMU processes, agents, vt's network namespaces. */
+/** What a run must not leave behind: QEMU processes, agents (and their keepers, run watchers), vt's network namespaces. */
 function checkLeaks() {
   const ps = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).stdout ?? ''
-  const procs = ps.split('\n').filter(l => /qemu-system|qemu-img|agent\/main\.ts|vt\.js agent/.test(l))
+  const procs = ps
+    .split('\n')
+    .filter(l =>
+      /qemu-system|qemu-img|agent\/main\.ts|vt\.js agent|vt-agent-keeper|reap-state\.ts|cluster\/watcher\.ts/.test(l),
+    )
   let netns = []
   try {
     netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })

@@ -1,4 +1,6 @@
-// The public entry point: `import { test, expect, defineConfig } from 'vt'`.
+// The public entry point: `import { test, expect, defineConfig } from 'vt'`. `fc` is fast-check, the one copy
+// vt's `test.prop` uses: specs need no second import and versions cannot drift.
+export { default as fc } from 'fast-check'
 export { test } from '../fixtures/index.ts'
 export type { Fault, Faults, HostGroup } from './cluster/faults.ts'
 export type { ClusterConfig, RemoteHostConfig } from './config/cluster.ts'
@@ -6,6 +8,9 @@ export type { Config, FullConfig, FullProject, ProjectConfig, UseOptions } from 
 export { defineConfig } from './config/types.ts'
 export { expect } from './expect/index.ts'
 export * from './migration/index.ts'
+export type { Arrival, Participant, SyncReply } from './protocol/sync.ts'
 export type { Suite, TestCase } from './runner/model.ts'
+export type { PropArbitraries, PropOptions, PropValues } from './runner/prop/declare.ts'
 export type { Attachment, FullResult, Reporter, TestError, TestResult, TestStep } from './runner/reporterApi.ts'
 export type { Fixtures, TestInfo, TestType, WorkerInfo } from './runner/testType.ts'
+export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'

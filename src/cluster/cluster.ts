@@ -4,6 +4,8 @@
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
+import type { Arrival } from '../protocol/sync.ts'
+import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
@@ -165,6 +167,30 @@ export class Cluster {
       }
       await new Promise(r => setTimeout(r, 100))
     }
+  }
+
+  /**
+   * Waits until `parties` arrivals came at barrier `name`: this call, other workers' tests, host scripts and
+   * guests running `vt-sync barrier name N`. Resolves with who arrived when; a timeout or a party that went
+   * away (its worker died, its QEMU was killed) rejects with a SyncError naming who arrived and who is missing.
+   */
+  barrier(name: string, options: BarrierOptions): Promise<Arrival[]> {
+    return barrier(name, options)
+  }
+
+  /** Shares a value under `key` for the whole run (`vt-sync send key value`). */
+  share(key: string, value: string | number | boolean): Promise<void> {
+    return share(key, value)
+  }
+
+  /** The latest value shared under `key`, waiting until one is (`vt-sync wait key`). */
+  wait(key: string, options?: WaitOptions): Promise<string> {
+    return wait(key, options)
+  }
+
+  /** Every value shared under `key`, once there are at least `count` (`vt-sync wait-all key count`). */
+  waitAll(key: string, count: number, options?: WaitOptions): Promise<string[]> {
+    return waitAll(key, count, options)
   }
 
   async releaseAll(): Promise<void> {

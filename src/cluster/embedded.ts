@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
 import { startTimeOf } from '../util/proc.ts'
+import { registerSecret } from '../util/secrets.ts'
 import { AgentClient } from './client.ts'
 import { spawnLocalAgent } from './localAgent.ts'
 import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
@@ -26,7 +27,14 @@ const WATCHER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'watcher.t
 const DEFAULT_LEASE_SECONDS = 30
 const READY_TIMEOUT_MS = 30_000
 
+/** The token a source names, registered as a secret so that no report ever shows it. */
 export function resolveToken(source: TokenSource | undefined, what: string): string {
+  const token = readToken(source, what)
+  registerSecret(token)
+  return token
+}
+
+function readToken(source: TokenSource | undefined, what: string): string {
   if (!source) throw new Error(`${what}: no token given; set cluster.token to { env: 'VAR' } or { file: 'path' }`)
   if ('value' in source) return source.value
   if ('env' in source) {
@@ -174,6 +182,7 @@ async function startEmbedded(
       Array.from({ length: count }, async (_, i) => {
         const name = `host${i + 1}`
         const token = randomBytes(32).toString('hex')
+        registerSecret(token)
         const dir = join(baseDir, name)
         const files = join(dir, 'files')
         mkdirSync(files, { recursive: true })

@@ -192,8 +192,11 @@ export function resolveConfig(
     shard: overrides.shard ?? user.shard ?? null,
     passWithNoTests: overrides.passWithNoTests ?? user.passWithNoTests ?? false,
     preserveOutput: user.preserveOutput ?? 'always',
+    redact: user.redact ?? [],
     version: vtVersion(),
     metadata: { ...(user.metadata ?? {}) },
+    replaySeed: overrides.seed ?? null,
+    replayPath: overrides.seedPath ?? null,
   }
 }
 
@@ -226,6 +229,7 @@ function resolveProject(
     grepInvert: p.grepInvert ?? top.grepInvert ?? null,
     cluster: p.cluster ?? top.cluster,
     metadata: { ...(top.metadata ?? {}), ...(p.metadata ?? {}) },
+    seed: p.seed ?? top.seed,
   }
 }
 

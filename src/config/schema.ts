@@ -34,6 +34,7 @@ const projectShape = {
   grepInvert: grep.optional(),
   cluster: clusterConfigSchema.optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  seed: z.number().int().optional(),
 }
 
 export const projectConfigSchema = z.strictObject({
@@ -65,6 +66,15 @@ export const configSchema = z.strictObject({
     .optional(),
   passWithNoTests: z.boolean().optional(),
   preserveOutput: z.enum(['always', 'never', 'failures-only']).optional(),
+  redact: z
+    .array(
+      z.union([
+        z.string().min(4, 'a secret must have at least 4 characters'),
+        z.strictObject({ env: z.string().min(1) }),
+        z.strictObject({ file: z.string().min(1) }),
+      ]),
+    )
+    .optional(),
 })
 
 export type KeyPath = (string | number)[]

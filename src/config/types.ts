@@ -29,6 +29,8 @@ export interface ProjectConfig {
   /** The hosts this project's tests run on: embedded local agents or remote `vt agent`s. */
   cluster?: ClusterConfig
   metadata?: Record<string, unknown>
+  /** Seed of every property (`test.prop`) of the project; `vt test --seed` and test.use({ seed }) beat it. */
+  seed?: number
 }
 
 export interface Config extends Omit<ProjectConfig, 'name' | 'dependencies'> {
@@ -48,7 +50,15 @@ export interface Config extends Omit<ProjectConfig, 'name' | 'dependencies'> {
   shard?: { current: number; total: number } | null
   passWithNoTests?: boolean
   preserveOutput?: 'always' | 'never' | 'failures-only'
+  /**
+   * Values that reports must never show (besides cluster tokens, which are always redacted): a literal, the
+   * value of an environment variable, or the content of a file. Redacted from test output, errors, steps,
+   * attachments and the config echo of every reporter.
+   */
+  redact?: RedactSource[]
 }
+
+export type RedactSource = string | { env: string } | { file: string }
 
 export interface FullProject {
   /** Stable id, unique in the run (the name, or 'project-N' when unnamed). */
@@ -68,6 +78,7 @@ export interface FullProject {
   grepInvert: RegExp | RegExp[] | null
   cluster?: ClusterConfig
   metadata: Record<string, unknown>
+  seed?: number
 }
 
 export interface FullConfig {
@@ -90,8 +101,12 @@ export interface FullConfig {
   shard: { current: number; total: number } | null
   passWithNoTests: boolean
   preserveOutput: 'always' | 'never' | 'failures-only'
+  redact: RedactSource[]
   version: string
   metadata: Record<string, unknown>
+  /** `vt test --seed N [--path P]`: fixes the seed (and path) of every property. */
+  replaySeed: number | null
+  replayPath: string | null
 }
 
 export function defineConfig(config: Config): Config {
@@ -112,4 +127,7 @@ export interface ConfigOverrides {
   passWithNoTests?: boolean
   reporter?: [string, Record<string, unknown>?][]
   shard?: { current: number; total: number }
+  /** `vt test --seed`: every property's seed; `--path` with it replays one run. */
+  seed?: number
+  seedPath?: string
 }

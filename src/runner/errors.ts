@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { causeChain, describeValue, isErrorLike, messageOf, safeGet, stringProp, toJsonSafe } from '../util/thrown.ts'
-import type { Location, TestError } from './reporterApi.ts'
+import type { Location, TestError } from './results.ts'
 
 // @babel/code-frame ships no types; this is the one function we use.
 const { codeFrameColumns } = createRequire(import.meta.url)('@babel/code-frame') as {

@@ -3,6 +3,7 @@
 
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import type { ConfigOverrides } from '../config/types.ts'
+import type { SyncToMain, SyncToWorker } from '../sync/transport.ts'
 import type { Location, TestError, TestStatus } from './reporterApi.ts'
 
 /** What a worker needs to rebuild the same config the main process resolved. */
@@ -45,7 +46,8 @@ export interface StopMessage {
   type: 'stop'
 }
 
-export type MainToWorker = InitMessage | RunMessage | StopMessage
+/** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
+export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker
 
 // ---------- worker → main ----------
 
@@ -140,3 +142,5 @@ export type WorkerToMain =
   | TestEndMessage
   | DoneMessage
   | TeardownErrorsMessage
+  /** Barriers and keys: requests to the run's sync server (src/sync). */
+  | SyncToMain

@@ -148,6 +148,7 @@ export function cloneSuite(suite: Suite): Suite {
   copy.only = suite.only
   copy.hooks.push(...suite.hooks)
   copy.uses.push(...suite.uses)
+  copy._seed = suite._seed
   copy.modifiers.push(...suite.modifiers)
   copy.annotations.push(...suite.annotations)
   copy.tags.push(...suite.tags)
@@ -162,6 +163,7 @@ export function cloneSuite(suite: Suite): Suite {
       test.timeout = entry.timeout
       test.retries = entry.retries
       test.only = entry.only
+      test._prop = entry._prop
       copy._addTest(test)
     }
   }

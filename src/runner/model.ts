@@ -2,6 +2,7 @@
 // same tree, so a test is found in the worker by its id. Reporters see these classes read-only.
 import { createHash } from 'node:crypto'
 import type { FullProject } from '../config/types.ts'
+import type { PropDeclaration } from './prop/declare.ts'
 import type { Location, TestError, TestResult } from './results.ts'
 
 export type SuiteType = 'root' | 'project' | 'file' | 'describe'
@@ -46,6 +47,8 @@ export class Suite {
   readonly entries: (Suite | TestCase)[] = []
   readonly hooks: Hook[] = []
   readonly uses: FixturesWithLocation[] = []
+  /** test.use({ seed }) here: the seed of the properties inside. */
+  _seed?: number
   readonly modifiers: Modifier[] = []
   readonly annotations: Annotation[] = []
   /** Tags of this describe (`@tag` in its title or `{ tag }` details); tests inherit them. */
@@ -139,6 +142,8 @@ export class TestCase {
   _workerHash = ''
   /** Digest of the whole fixture pool, used to validate that worker and main built the same tree. */
   _poolDigest = ''
+  /** Set for `test.prop()`: the arbitraries and options; `fn` is then `(fixtures, values, testInfo)`. */
+  _prop?: PropDeclaration
 
   constructor(title: string, fn: (...args: any[]) => unknown, testType: unknown, location: Location) {
     this.title = title

@@ -11,6 +11,14 @@ import {
   Suite,
   TestCase,
 } from './model.ts'
+import {
+  checkSeed,
+  declareProp,
+  type PropArbitraries,
+  type PropDeclaration,
+  type PropOptions,
+  type PropValues,
+} from './prop/declare.ts'
 import type { Location, TestError, TestStatus } from './reporterApi.ts'
 import {
   currentDescribeSuite,
@@ -183,6 +191,15 @@ export interface TestType<TestArgs extends KeyValue, WorkerArgs extends KeyValue
   extend<T extends KeyValue, W extends KeyValue = {}>(
     fixtures: Fixtures<T, W, TestArgs, WorkerArgs>,
   ): TestType<TestArgs & T, WorkerArgs & W>
+  /**
+   * A property-based test (the shape of @fast-check/vitest): `body(fixtures, values, testInfo)` runs once per
+   * generated case, each run with fresh test-scoped fixtures; a failure shrinks and prints seed, path, the
+   * shrunk counterexample and the command that replays it.
+   */
+  prop<A extends PropArbitraries>(
+    arbitraries: A,
+    options?: PropOptions,
+  ): (title: string, body: (args: TestArgs & WorkerArgs, values: PropValues<A>, testInfo: TestInfo) => unknown) => void
 }
 
 // ---------------------------------------------------------------- implementation
@@ -226,6 +243,11 @@ export class TestTypeImpl {
       return info
     }
     test.extend = (fixtures: unknown) => this._extend(captureLocation(), fixtures)
+    test.prop = (arbitraries: unknown, options?: unknown) => {
+      const location = captureLocation()
+      const prop = declareProp(arbitraries, options, location)
+      return (title: unknown, body: unknown) => this._createTest('default', location, [title, body], prop)
+    }
     this.test = test
   }
 
@@ -241,8 +263,13 @@ export class TestTypeImpl {
     return suite
   }
 
-  private _createTest(type: 'default' | 'only' | 'skip' | 'fixme' | 'fail', location: Location, args: unknown[]): void {
-    const api = type === 'default' ? 'test()' : `test.${type}()`
+  private _createTest(
+    type: 'default' | 'only' | 'skip' | 'fixme' | 'fail',
+    location: Location,
+    args: unknown[],
+    prop?: PropDeclaration,
+  ): void {
+    const api = prop ? 'test.prop()()' : type === 'default' ? 'test()' : `test.${type}()`
     const suite = this._declarationSuite(api, location)
     const [title, second, third] = args
     if (typeof title !== 'string')
@@ -256,6 +283,7 @@ export class TestTypeImpl {
         `${api} "${title}": details must be an object { tag, annotation } (at ${formatLocation(location)})`,
       )
     const test = new TestCase(title, fn as (...a: any[]) => unknown, this, location)
+    test._prop = prop
     test.tags.push(...suiteTags(suite), ...titleTags(title), ...detailsTags(details as TestDetails, location))
     test.annotations.push(...detailsAnnotations(details as TestDetails, location))
     if (type === 'only') test.only = true
@@ -405,7 +433,10 @@ export class TestTypeImpl {
     const suite = this._declarationSuite('test.use()', location)
     if (!fixtures || typeof fixtures !== 'object' || Array.isArray(fixtures))
       throw new Error(`test.use() expects an object of fixture values (at ${formatLocation(location)})`)
-    suite.uses.push({ fixtures: fixtures as Record<string, unknown>, location })
+    // `seed` is the runner's own option (properties' seed), not a fixture.
+    const { seed, ...rest } = fixtures as Record<string, unknown>
+    if ('seed' in fixtures) suite._seed = checkSeed(seed, 'test.use()', location)
+    if (Object.keys(rest).length || !('seed' in fixtures)) suite.uses.push({ fixtures: rest, location })
   }
 
   private _setTimeout(location: Location, ms: unknown): void {

@@ -35,6 +35,8 @@ export interface StartOptions {
   token?: string
   extraArgs?: string[]
   port?: number
+  /** Default true: log only to the state dir. */
+  quiet?: boolean
 }
 
 export async function startTestAgent(options: StartOptions = {}): Promise<TestAgent> {
@@ -50,7 +52,7 @@ export async function startTestAgent(options: StartOptions = {}): Promise<TestAg
     stateDir,
     name: 'testhost',
     allowRoots: [root],
-    quiet: true,
+    quiet: options.quiet !== false,
     extraArgs: options.extraArgs,
     onSpawn: c =>
       c.stderr?.on('data', d => {

@@ -48,8 +48,11 @@ export function config(projects: FullProject[]): FullConfig {
     shard: null,
     passWithNoTests: false,
     preserveOutput: 'always',
+    redact: [],
     version: '0.1.0',
     metadata: {},
+    replaySeed: null,
+    replayPath: null,
   }
 }
 

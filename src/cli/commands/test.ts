@@ -29,6 +29,18 @@ export function parseShard(value: string): { current: number; total: number } {
   return { current, total }
 }
 
+function seedArg(value: string): number {
+  const n = Number(value.trim())
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('expected an integer seed, as printed by a property run')
+  return n | 0
+}
+
+function pathArg(value: string): string {
+  if (!/^\d+(:\d+)*$/.test(value.trim())) throw new InvalidArgumentError('expected a fast-check path such as 7:1:0')
+  return value.trim()
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
 }
@@ -63,6 +75,8 @@ export interface TestFlags {
   lastFailed?: boolean
   output?: string
   quiet?: boolean
+  seed?: number
+  path?: string
 }
 
 /** Turns parsed flags into RunOptions (workers as a percentage are resolved later, against the cores). */
@@ -79,6 +93,15 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
   if (flags.passWithNoTests) overrides.passWithNoTests = true
   if (flags.shard) overrides.shard = flags.shard
   if (flags.output) overrides.outputDir = flags.output
+  if (flags.seed !== undefined) overrides.seed = flags.seed
+  if (flags.path !== undefined) {
+    if (flags.seed === undefined)
+      throw Object.assign(
+        new Error('vt test: --path replays a run of one seed: give --seed too (a failing property prints both)'),
+        { vtUserError: true },
+      )
+    overrides.seedPath = flags.path
+  }
   if (flags.reporter) overrides.reporter = flags.reporter.map(name => [name])
   return {
     cwd,
@@ -125,6 +148,8 @@ const command: CliCommand = {
       )
       .option('--last-failed', 'run only the tests that failed or did not run in the previous run')
       .option('--output <dir>', 'directory for test artifacts and .last-run.json (default: test-results)')
+      .option('--seed <n>', 'seed of every property (test.prop): replays a printed run', seedArg)
+      .option('--path <path>', 'with --seed: the fast-check path of a failing property run, e.g. 7:1:0', pathArg)
       .addOption(new Option('--quiet', 'print less: no test output, no progress'))
       .action(async (filters: string[], flags: TestFlags) => {
         const { runTests } = await import('../../runner/main/run.ts')

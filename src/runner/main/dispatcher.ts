@@ -4,6 +4,8 @@
 // describe as a whole); a worker that dies mid-test fails that test and its group's other tests go on elsewhere.
 import type { ClusterConnectionInfo } from '../../config/cluster.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { SyncServer } from '../../sync/server.ts'
+import { serveWorker } from '../../sync/transport.ts'
 import type { SerializedConfig, TestEndMessage, WorkerToMain } from '../ipc.ts'
 import type { TestCase } from '../model.ts'
 import type { Location, TestError, TestResult, TestStatus, TestStep } from '../reporterApi.ts'
@@ -81,6 +83,8 @@ export interface DispatcherOptions {
   env: NodeJS.ProcessEnv
   /** How long a worker may take to tear down after 'stop' before it is killed. */
   stopGraceMs?: number
+  /** Barriers and keys of the run (one server for every worker). */
+  sync?: SyncServer
 }
 
 function newResult(retry: number, workerIndex: number, parallelIndex: number, startTime: Date): TestResult {
@@ -102,10 +106,12 @@ export class Dispatcher {
   private killed = false
   private wake?: () => void
   private woken = false
+  readonly sync: SyncServer
 
   constructor(private readonly o: DispatcherOptions) {
     this.slots = Array.from({ length: Math.max(1, o.config.workers) }, (_, index) => ({ index, busy: false }))
     this.projects = new Map(o.config.projects.map(p => [p.id, p]))
+    this.sync = o.sync ?? new SyncServer()
   }
 
   get isInterrupted(): boolean {
@@ -285,7 +291,12 @@ export class Dispatcher {
       this.stderrTail.set(worker, (prev + chunk.toString()).slice(-4000))
       this.o.reporter.onStdErr(chunk)
     })
+    const owner = `worker ${worker.params.workerIndex}`
     worker.on('message', msg => {
+      if (msg.type === 'sync' || msg.type === 'syncCancel') {
+        serveWorker(this.sync, owner, msg, reply => worker.send(reply))
+        return
+      }
       // Output between jobs (worker fixtures setting up or tearing down at stop) belongs to no test; during a
       // job, runJob's handler reports it.
       if ((msg.type === 'stdout' || msg.type === 'stderr') && !this.inJob.has(worker)) {
@@ -300,7 +311,11 @@ export class Dispatcher {
         }
       }
     })
-    worker.on('exit', () => this.allWorkers.delete(worker))
+    worker.on('exit', exit => {
+      this.allWorkers.delete(worker)
+      // What it waited for at barriers fails for the other parties, naming it, instead of hanging.
+      this.sync.dropOwner(owner, `worker process ${worker.params.workerIndex} exited (${describeExit(exit)})`)
+    })
     return worker
   }
 

@@ -6,8 +6,10 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { FullConfig, ReporterDescription } from '../../config/types.ts'
+import { redactDeep } from '../../util/secrets.ts'
 import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, ReporterContext, TestError, TestResult, TestStep } from '../reporterApi.ts'
+import { configForReporters } from './redact.ts'
 
 const reportersDir = fileURLToPath(new URL('../../../reporters/', import.meta.url))
 /** Built-in reporter names, in the order they are listed in error messages. */
@@ -98,7 +100,8 @@ export class Multiplexer implements Reporter {
     return this.reporters.some(r => (r.printsToStdio ? r.printsToStdio() : true))
   }
   onBegin(config: FullConfig, suite: Suite): void {
-    this.each('onBegin', r => r.onBegin?.(config, suite))
+    const shown = configForReporters(config)
+    this.each('onBegin', r => r.onBegin?.(shown, suite))
   }
   onTestBegin(test: TestCase, result: TestResult): void {
     this.each('onTestBegin', r => r.onTestBegin?.(test, result))
@@ -119,6 +122,8 @@ export class Multiplexer implements Reporter {
     this.each('onTestEnd', r => r.onTestEnd?.(test, result))
   }
   onError(error: TestError): void {
+    // Errors of the main process itself (globalSetup, cluster start) did not pass through redactMessage.
+    redactDeep(error)
     this.each('onError', r => r.onError?.(error))
   }
   async onEnd(result: FullResult): Promise<{ status?: FullResult['status'] } | undefined> {

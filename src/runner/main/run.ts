@@ -19,6 +19,7 @@ import { readLastRun, writeLastRun } from './lastRun.ts'
 import type { RunOptions } from './options.ts'
 import { createPlan, type Plan } from './planner.ts'
 import { transitiveDependencies } from './projects.ts'
+import { registerConfigSecrets } from './redact.ts'
 import { createReporters, Multiplexer } from './reporters.ts'
 
 export function userError(message: string): Error {
@@ -129,6 +130,7 @@ export async function runTests(options: RunOptions): Promise<number> {
   const configFile = resolveConfigFile(options.cwd, options.config)
   const config = await loadConfig(configFile, overrides)
   if (options.quiet) config.quiet = true
+  registerConfigSecrets(config)
 
   const fileFilters = parseFileFilters(options.filters, options.cwd)
   const grep = options.grep !== undefined ? parseGrep(options.grep, '--grep') : undefined

@@ -4,7 +4,9 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { redactBuffer } from '../../util/secrets.ts'
 import type { InitMessage, MainToWorker, RunMessage, WorkerToMain } from '../ipc.ts'
+import { redactMessage } from './redact.ts'
 
 const workerDir = fileURLToPath(new URL('../worker/', import.meta.url))
 
@@ -74,9 +76,10 @@ export class WorkerHost extends EventEmitter<{
       serialization: 'json',
     })
     this.child = child
-    child.stdout!.on('data', (chunk: Buffer) => this.emit('stdout', chunk))
-    child.stderr!.on('data', (chunk: Buffer) => this.emit('stderr', chunk))
-    child.on('message', (msg: WorkerToMain) => this.emit('message', msg))
+    // Known secrets leave nothing the worker says: reporters only ever see redacted output.
+    child.stdout!.on('data', (chunk: Buffer) => this.emit('stdout', redactBuffer(chunk)))
+    child.stderr!.on('data', (chunk: Buffer) => this.emit('stderr', redactBuffer(chunk)))
+    child.on('message', (msg: WorkerToMain) => this.emit('message', redactMessage(msg)))
     // A disconnected channel can emit EPIPE on send; the exit event reports the real story.
     child.on('error', () => {})
     child.on('exit', (code, signal) => {

@@ -278,6 +278,12 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     return { stepId, end }
   }
 
+  /** A step whose end its caller decides (a property's shrinking phase); `run` runs code inside it. */
+  _openStep(title: string, category: string, location: Location | undefined) {
+    const { stepId, end } = this._beginStep(title, category, location)
+    return { end, run: <T>(body: () => T): T => stepStorage.run({ id: stepId }, body) }
+  }
+
   _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T {
     const { stepId, end } = this._beginStep(title, category, location)
     let result: T

@@ -2,6 +2,7 @@
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
+import { IpcTransport, setSyncTransport } from '../../sync/transport.ts'
 import { safeInstanceOf } from '../../util/thrown.ts'
 import { serializeError } from '../errors.ts'
 import { PoolBuilder } from '../fixtureEngine/pool.ts'
@@ -10,6 +11,7 @@ import { FixtureRunner } from '../fixtureEngine/runner.ts'
 import type { InitMessage, MainToWorker, RunMessage, TestEndMessage, WorkerToMain } from '../ipc.ts'
 import { assignTestIds, loadTestFile } from '../loadFile.ts'
 import type { Hook, Suite, TestCase } from '../model.ts'
+import { runProperty } from '../prop/run.ts'
 import type { TestError } from '../reporterApi.ts'
 import type { WorkerInfo } from '../testType.ts'
 import { setWorkerContext } from '../workerContext.ts'
@@ -348,6 +350,18 @@ export class WorkerMain {
         for (const suite of chain)
           for (const hook of suite.hooks.filter(h => h.type === 'beforeEach'))
             await this.runHook(hook, info, pools, test)
+        if (test._prop) {
+          await runProperty({
+            test,
+            info,
+            prop: test._prop,
+            timeouts: this.timeouts,
+            setup: () => this.fixtures.resolveParams(test.fn, pool, ctx),
+            mark: () => this.fixtures.mark(),
+            teardown: (mark, slot) => this.fixtures.teardownScope('test', ctx, slot, mark),
+          })
+          return
+        }
         info._activity = 'setting up fixtures of the test'
         const params = await this.fixtures.resolveParams(test.fn, pool, ctx)
         info._activity = undefined
@@ -469,11 +483,15 @@ export function runWorkerProcess(): void {
     lastSent = new Promise(resolve => process.send!(message, undefined, {}, () => resolve()))
   }
   const worker = new WorkerMain(send)
+  const sync = new IpcTransport(send)
+  setSyncTransport(sync)
   captureOutput(worker, send)
   process.on('unhandledRejection', reason => worker.unhandledError(reason))
   process.on('uncaughtException', error => worker.unhandledError(error))
   let queue = Promise.resolve()
   process.on('message', (message: MainToWorker) => {
+    // Sync answers go straight to whoever waits for them, never behind a running group.
+    if (message.type === 'syncReply' || message.type === 'syncArrival') return sync.handle(message)
     queue = queue.then(() =>
       worker.handle(message).then(() => {
         if (message.type === 'stop') exitAfterFlush(0)
@@ -488,6 +506,7 @@ export function runWorkerProcess(): void {
   })
   // The main process went away: clean up worker fixtures and leave.
   process.on('disconnect', () => {
+    sync.closeAll('the main process of vt test went away')
     void worker.stop().finally(() => process.exit(0))
   })
 }

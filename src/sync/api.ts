@@ -1,0 +1,137 @@
+// Barriers and keys as spec code uses them (`cluster.barrier`, `cluster.share`, `cluster.wait`): each call
+// is a test step, a barrier's step gets one sub-step per arrival ("who arrived when"), and a failure is a
+// SyncError whose message names who arrived and who is missing.
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { VtError } from '../protocol/errors.ts'
+import {
+  type Arrival,
+  type Participant,
+  type SyncFailure,
+  type SyncOp,
+  type SyncReply,
+  syncOp,
+} from '../protocol/sync.ts'
+import { currentTestInfo } from '../runner/worker/globals.ts'
+import { maybeWorkerContext } from '../runner/workerContext.ts'
+import { syncTransport } from './transport.ts'
+
+export interface BarrierOptions {
+  /** How many arrivals release the barrier: spec code, host scripts (`vt-sync`) and guests together. */
+  parties: number
+  /** Milliseconds to wait; then the barrier breaks for every party. Default: no limit (the test's timeout). */
+  timeout?: number
+}
+
+export interface WaitOptions {
+  timeout?: number
+}
+
+export class SyncError extends VtError {
+  constructor(
+    readonly failure: SyncFailure,
+    message: string,
+  ) {
+    super(failure === 'timeout' ? 'SyncTimeoutError' : 'SyncError', message, { code: failure.toUpperCase() })
+  }
+}
+
+type StepInfo = {
+  title?: string
+  _runStep<T>(title: string, body: () => Promise<T>, options: object, location: Location): Promise<T>
+}
+type Location = { file: string; line: number; column: number }
+
+/** Who the running spec code is, for the other parties' messages. */
+export function specParticipant(): Participant {
+  const info = currentTestInfo() as unknown as StepInfo | undefined
+  const worker = maybeWorkerContext()?.workerIndex
+  const where = worker === undefined ? `pid ${process.pid}` : `worker ${worker}`
+  return { kind: 'spec', label: info?.title ? `test "${info.title}" (${where})` : `spec code (${where})` }
+}
+
+function callerLocation(): Location {
+  for (const line of new Error().stack?.split('\n').slice(1) ?? []) {
+    const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(line.trim())
+    if (!m) continue
+    const file = m[1].replace(/^file:\/\//, '')
+    if (/\/src\/(sync|cluster|runner)\//.test(file) || file.includes('/node_modules/')) continue
+    return { file, line: Number(m[2]), column: Number(m[3]) }
+  }
+  return { file: '<unknown>', line: 0, column: 0 }
+}
+
+function check(op: SyncOp): SyncOp {
+  const parsed = syncOp.safeParse(op)
+  if (parsed.success) return parsed.data
+  const what = 'name' in op ? `barrier "${op.name}"` : 'key' in op ? `key "${op.key}"` : op.op
+  const detail = parsed.error.issues.map(i => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')
+  throw new SyncError('error', `${what}: ${detail}`)
+}
+
+/** Requests made by spec code of this process and not answered yet. */
+const specRequests = new Set<string>()
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`
+}
+
+/**
+ * Sends one request as a step. Arrivals reported by the server become sub-steps. If the step is abandoned
+ * (the test timed out), the request is withdrawn when the test's fixtures are torn down (`withdrawAll`).
+ */
+async function run(title: string, op: SyncOp, location: Location): Promise<SyncReply & { ok: true }> {
+  const transport = syncTransport()
+  const info = currentTestInfo() as unknown as StepInfo | undefined
+  const body = async () => {
+    const inStep = AsyncLocalStorage.snapshot()
+    let first: number | undefined
+    const onArrival = info
+      ? (a: Arrival) => {
+          first ??= a.at
+          const t = `arrived +${seconds(a.at - first)}: ${a.who}`
+          inStep(() => void info._runStep(t, async () => {}, {}, location).catch(() => {}))
+        }
+      : undefined
+    const { id, reply } = transport.request(specParticipant(), op, onArrival)
+    specRequests.add(id)
+    const r = await reply.finally(() => specRequests.delete(id))
+    if (!r.ok) throw new SyncError(r.code, r.message)
+    if (info && op.op === 'wait' && r.arrivals?.[0]) {
+      const a = r.arrivals[0]
+      await info._runStep(`shared by ${a.who}`, async () => {}, {}, location)
+    }
+    return r
+  }
+  return info ? info._runStep(title, body, {}, location) : body()
+}
+
+export async function barrier(name: string, options: BarrierOptions): Promise<Arrival[]> {
+  if (!options || typeof options.parties !== 'number')
+    throw new SyncError('error', `barrier "${name}": give the number of parties: barrier(name, { parties: 3 })`)
+  const op = check({ op: 'barrier', name, parties: options.parties, timeoutMs: options.timeout })
+  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, callerLocation())
+  return r.arrivals ?? []
+}
+
+export async function share(key: string, value: string | number | boolean): Promise<void> {
+  const op = check({ op: 'send', key, value: String(value) })
+  await run(`share "${key}"`, op, callerLocation())
+}
+
+export async function wait(key: string, options: WaitOptions = {}): Promise<string> {
+  const op = check({ op: 'wait', key, timeoutMs: options.timeout })
+  const r = await run(`wait "${key}"`, op, callerLocation())
+  return r.value ?? ''
+}
+
+export async function waitAll(key: string, count: number, options: WaitOptions = {}): Promise<string[]> {
+  const op = check({ op: 'waitAll', key, count, timeoutMs: options.timeout })
+  const r = await run(`wait for ${count} values of "${key}"`, op, callerLocation())
+  return r.values ?? []
+}
+
+/** Withdraws this process's unanswered spec requests (the test that made them ended). */
+export function withdrawAll(reason: string): void {
+  const transport = syncTransport()
+  for (const id of [...specRequests]) transport.cancel(id, reason)
+}

@@ -1,0 +1,85 @@
+// What an agent leaves when things die around it. Its log pipe breaking (the controller that read its stderr
+// died) must not kill it: it still reaps its sessions when its stdin closes. When the agent itself is killed
+// with -9, its keeper reaps what its sessions started (host.spawn trees, a running host.exec) at once, not at
+// the agent's next start.
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { alive, startTestAgent, waitFor } from './helpers.ts'
+
+/** Pids of live `sleep <seconds>` processes: each test uses durations no one else does. */
+function sleeps(seconds: number[]): number[] {
+  const want = new Set(seconds.map(String))
+  const out: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')
+      if (argv[0].endsWith('sleep') && want.has(argv[1]) && alive(Number(name))) out.push(Number(name))
+    } catch {}
+  }
+  return out
+}
+
+const unique = () => 500_000 + Math.floor(Math.random() * 400_000)
+
+test('a broken log pipe does not kill the agent: it keeps serving, and reaps its sessions when stdin closes', async () => {
+  const agent = await startTestAgent({ quiet: false })
+  try {
+    const s = unique()
+    const client = await agent.connect()
+    await client.service('spawn').start({ command: `sleep ${s}` })
+    await waitFor(() => sleeps([s]).length === 1, 5000, 'the spawned sleep')
+    // Our end of its stderr closes, as when the controller reading it dies: every log line now hits EPIPE.
+    agent.child.stderr?.destroy()
+    agent.child.stdout?.destroy()
+    for (let i = 0; i < 20; i++) assert.equal((await client.service('exec').run({ command: 'true' })).exitCode, 0)
+    assert.ok(alive(agent.pid), 'the agent survived writing to a broken pipe')
+    const exited = once(agent.child, 'exit')
+    agent.child.stdin?.end() // the controller is gone
+    const [code, signal] = await exited
+    assert.deepEqual([code, signal], [0, null], 'the agent stopped normally')
+    assert.deepEqual(sleeps([s]), [], 'its session was reaped')
+    assert.match(agent.log(), /agent stopped/)
+    await client.close()
+  } finally {
+    await agent.dispose()
+  }
+})
+
+test("an agent killed with -9: its keeper reaps the session's spawn trees and running exec at once", async t => {
+  const agent = await startTestAgent()
+  try {
+    const [a, b, c] = [unique(), unique(), unique()]
+    const client = await agent.connect()
+    // A tree: sh with a background grandchild in the same group, plus a running exec.
+    await client.service('spawn').start({ command: `sleep ${a} & sleep ${b}` })
+    const running = client.service('exec').run({ command: `sleep ${c}` })
+    running.catch(() => {})
+    await waitFor(() => sleeps([a, b, c]).length === 3, 5000, 'three sleeps')
+    const killed = Date.now()
+    await agent.kill9()
+    const ms = await waitFor(() => sleeps([a, b, c]).length === 0, 10_000, 'the sleeps to be reaped')
+    t.diagnostic(
+      `spawned and exec'd processes gone ${Date.now() - killed} ms after the agent's kill -9 (${ms} ms wait)`,
+    )
+    await waitFor(() => !existsSync(join(agent.stateDir, 'agent.lock')), 5000, 'the keeper to release the lock')
+    assert.deepEqual(readdirSync(join(agent.stateDir, 'sessions')), [], 'session records reaped')
+    assert.match(agent.log(), /agent died without stopping; its sessions were reaped by its keeper/)
+    await client.close()
+  } finally {
+    await agent.dispose()
+  }
+})
+
+test('a clean stop releases the keeper without reaping anything twice', async () => {
+  const agent = await startTestAgent()
+  const client = await agent.connect()
+  await client.close()
+  await agent.stop()
+  await new Promise(r => setTimeout(r, 300))
+  assert.doesNotMatch(agent.log(), /keeper/)
+  await agent.dispose()
+})
