@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startTimeOf } from '../../agent/proc.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { isLoopbackHost } from '../util/loopback.ts'
 import { registerSecret } from '../util/secrets.ts'
 import { waitForAgentReady } from './agentReady.ts'
 import { AgentClient } from './client.ts'
@@ -87,7 +88,7 @@ async function startRemote(
   }
   for (const h of info.hosts) {
     const url = new URL(h.url)
-    if (url.protocol === 'ws:' && !/^(127\.|localhost$|\[::1\]$)/.test(url.hostname)) {
+    if (url.protocol === 'ws:' && !isLoopbackHost(url.hostname)) {
       throw new Error(`project "${ctx.project.name}", host ${h.name}: ${h.url} is not loopback; use wss:// (TLS)`)
     }
   }
