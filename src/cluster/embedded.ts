@@ -85,6 +85,7 @@ async function startRemote(
     leaseSeconds,
     tls: cluster.tls,
     sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+    networks: cluster.networks,
   }
   for (const h of info.hosts) {
     const url = new URL(h.url)
@@ -235,7 +236,7 @@ async function startEmbedded(
       }),
     )
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool },
+      info: { hosts: infos, leaseSeconds, sharedPool, networks: cluster.networks },
       stop,
     }
   } catch (e) {
