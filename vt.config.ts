@@ -10,5 +10,10 @@ export default defineConfig({
       testMatch: ['hosts.vt.ts', 'migration.vt.ts', 'ping-pong.vt.ts', 'storage-migration.vt.ts', 'vm.vt.ts'],
       cluster: { hosts: 2 },
     },
+    {
+      name: 'network',
+      testMatch: ['network.vt.ts', 'faults.vt.ts'],
+      cluster: { hosts: 2, networks: { lan: { subnet: '10.77.0.0/24' } } },
+    },
   ],
 })

@@ -15,6 +15,8 @@ import {
   encodeJson,
   HELLO_TIMEOUT_MS,
   LEASE_SECONDS,
+  MAX_HELLO_BYTES,
+  MAX_TOKEN_CHARS,
   type Notice,
   PROTOCOL_VERSION,
   type Refused,
@@ -36,12 +38,17 @@ export interface ConnectionHost {
   bind(session: Session): SessionBinding
   /** The binding of a live session (for a resume). */
   binding(sessionId: string): SessionBinding | undefined
+  /** The peer's token checked out (lifts the limits on unauthenticated connections, agent/gate.ts). */
+  authenticated(remote: string): void
 }
+
+/** Frames a peer may send behind its hello before the welcome; they run after it, in order. */
+const MAX_EARLY_FRAMES = 256
 
 const helloSchema = z.strictObject({
   t: z.literal('hello'),
   protocol: z.number(),
-  token: z.string().max(4096),
+  token: z.string().max(MAX_TOKEN_CHARS),
   client: z.strictObject({ name: z.string().max(200), pid: z.number() }),
   leaseSeconds: z.number().positive().max(LEASE_SECONDS.max).optional(),
   resume: z.strictObject({ session: z.string().max(64), secret: z.string().max(128) }).optional(),
@@ -66,6 +73,8 @@ export class Connection implements SessionConnection {
   private onRpcMessage?: (data: unknown) => unknown
   private helloTimer?: NodeJS.Timeout
   private pendingChunks = 0
+  /** Frames that arrived during the handshake (undefined once it ended). */
+  private early?: { data: Buffer; isBinary: boolean }[]
 
   constructor(
     readonly agent: ConnectionHost,
@@ -141,6 +150,14 @@ export class Connection implements SessionConnection {
         void this.handshake(data, isBinary)
         return
       }
+      if (this.early) {
+        // Behind the hello, before the welcome: kept for after it, never dropped unanswered.
+        if (this.early.length >= MAX_EARLY_FRAMES) {
+          this.early = []
+          this.close(`more than ${MAX_EARLY_FRAMES} frames before the welcome`)
+        } else this.early.push({ data, isBinary })
+        return
+      }
       this.state.session.touch()
       if (isBinary) {
         const decoded = decodeStreamChunk(data)
@@ -194,9 +211,15 @@ export class Connection implements SessionConnection {
   }
 
   private async handshake(data: Buffer, isBinary: boolean): Promise<void> {
+    this.early = []
     try {
       await this.handshakeSteps(data, isBinary)
+      const early = this.early
+      this.early = undefined
+      // Only a welcomed connection runs them; a refused one is closing and they go with it.
+      if (this.rpc) for (const f of early) this.onMessage(f.data, f.isBinary)
     } catch (e) {
+      this.early = undefined
       this.agent.log.error('handshake failed', { remote: this.remote, error: String(e) })
       this.refuse(
         ErrorNames.internal,
@@ -213,6 +236,9 @@ export class Connection implements SessionConnection {
     const pending = { session: { touch() {} } } as unknown as SessionBinding
     this.state = pending
     if (isBinary) return this.refuse(ErrorNames.auth, 'AUTH', 'first frame must be the hello handshake (got binary)')
+    if (data.length > MAX_HELLO_BYTES) {
+      return this.refuse(ErrorNames.auth, 'AUTH', `the hello has ${data.length} bytes, more than ${MAX_HELLO_BYTES}`)
+    }
     let parsed: z.infer<typeof helloSchema>
     try {
       const raw = decodeJson(data.toString('utf8')) as { protocol?: unknown }
@@ -230,6 +256,7 @@ export class Connection implements SessionConnection {
     if (!sameSecret(parsed.token, this.agent.token)) {
       return this.refuse(ErrorNames.auth, 'AUTH', 'wrong token', { client: parsed.client.name })
     }
+    this.agent.authenticated(this.remote)
     if (parsed.protocol !== PROTOCOL_VERSION) return this.versionMismatch(parsed.protocol)
     const facts = await this.agent.facts()
 

@@ -31,7 +31,7 @@ export class Roots {
   /** The real path `path` refers to (following a final symlink), refused when outside every root. */
   async resolve(path: string): Promise<string> {
     const real = await resolveReal(path)
-    if (!this.contains(real)) throw outside(path, real, this.real)
+    if (!this.contains(real)) throw outsideRoots(path, real, this.real)
     return real
   }
 
@@ -43,12 +43,12 @@ export class Roots {
     const abs = resolve(path)
     const parent = await resolveReal(dirname(abs))
     const entry = join(parent, basename(abs))
-    if (!this.contains(entry)) throw outside(path, entry, this.real)
+    if (!this.contains(entry)) throw outsideRoots(path, entry, this.real)
     return entry
   }
 }
 
-function outside(path: string, real: string, roots: string[]): VtError {
+export function outsideRoots(path: string, real: string, roots: string[]): VtError {
   const via = real !== resolve(path) ? ` (resolves to ${real})` : ''
   return new VtError(
     ErrorNames.outsideRoots,

@@ -12,11 +12,13 @@ import { WebSocketServer } from 'ws'
 import { ErrorNames, VtError } from '../src/protocol/errors.ts'
 import type { HostFacts } from '../src/protocol/facts.ts'
 import type { ServiceName } from '../src/protocol/registry.ts'
-import { encodeStreamChunk, MAX_FRAME_BYTES } from '../src/protocol/wire.ts'
+import { encodeStreamChunk, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_TOKEN_CHARS } from '../src/protocol/wire.ts'
+import { isLoopbackHost } from '../src/util/loopback.ts'
 import { isSameProcess, startTimeOf } from '../src/util/proc.ts'
 import { type BoundModule, bindSession, type SessionBinding } from './bind.ts'
 import { Connection, type ConnectionHost } from './connection.ts'
 import { collectFacts, type StaticFacts, staticFacts } from './facts.ts'
+import { connectionKey, Gate, type GateLimits } from './gate.ts'
 import { type Keeper, startKeeper } from './keeper.ts'
 import { createLogger } from './log.ts'
 import { Roots } from './roots.ts'
@@ -48,6 +50,16 @@ export interface AgentOptions {
   quiet?: boolean
   /** Address the controller should use when it differs from the listen address (e.g. 0.0.0.0). */
   advertise?: string
+  /** Limits on connections that have not authenticated yet (agent/gate.ts). */
+  limits?: Partial<GateLimits>
+}
+
+export const DEFAULT_GATE_LIMITS: GateLimits = {
+  perAgent: 128,
+  perPeer: 32,
+  // Longer than the WebSocket-level hello timeout, which answers a WebSocket peer with a reason first.
+  deadlineMs: HELLO_TIMEOUT_MS + 1000,
+  maxBytes: 64 * 1024,
 }
 
 export interface RunningAgent {
@@ -60,10 +72,6 @@ export interface RunningAgent {
   /** How many leftover resources of a previous run were reaped at start. */
   reapedAtStart: number
   stop(): Promise<void>
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
 export class Agent implements ConnectionHost {
@@ -83,6 +91,7 @@ export class Agent implements ConnectionHost {
   private server?: HttpServer
   private wss?: WebSocketServer
   readonly capacity: { memoryBytes?: number; cpus?: number }
+  readonly gate: Gate
 
   constructor(readonly options: AgentOptions) {
     this.name = options.name ?? os.hostname()
@@ -95,6 +104,7 @@ export class Agent implements ConnectionHost {
     if (!options.roots?.length) mkdirSync(roots[0], { recursive: true })
     this.roots = new Roots(roots)
     this.store = new SessionStore(options.stateDir, this.log)
+    this.gate = new Gate({ ...DEFAULT_GATE_LIMITS, ...options.limits }, this.log)
     this.context = {
       name: this.name,
       stateDir: options.stateDir,
@@ -146,6 +156,10 @@ export class Agent implements ConnectionHost {
     return binding
   }
 
+  authenticated(remote: string): void {
+    this.gate.authenticated(remote)
+  }
+
   binding(sessionId: string): SessionBinding | undefined {
     return this.bindings.get(sessionId)
   }
@@ -167,13 +181,18 @@ export class Agent implements ConnectionHost {
   async start(): Promise<RunningAgent> {
     const { options } = this
     const host = options.host ?? '127.0.0.1'
-    if (!isLoopback(host) && !options.tls && !options.insecure) {
+    if (!isLoopbackHost(host) && !options.tls && !options.insecure) {
       throw new Error(
         `refusing to listen on ${host} without TLS: give --tls-cert and --tls-key, or --insecure on a network you trust`,
       )
     }
     if (!options.token || options.token.length < 16) {
       throw new Error('the agent token must have at least 16 characters (give --token-file or --token-env)')
+    }
+    if (options.token.length > MAX_TOKEN_CHARS) {
+      throw new Error(
+        `the agent token has ${options.token.length} characters, more than the ${MAX_TOKEN_CHARS} a controller can send: use a shorter token`,
+      )
     }
     await this.lock()
     this.keeper = startKeeper(options.stateDir)
@@ -189,8 +208,10 @@ export class Agent implements ConnectionHost {
           ...(options.tls.ca ? { ca: readFileSync(options.tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
         })
       : createHttpServer()
+    // Plain TCP first (for TLS too): an unauthenticated peer is admitted under the caps, with a deadline.
+    this.server.on('connection', socket => this.gate.admit(socket))
     this.server.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' })
+      res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' })
       res.end('vt agent: connect with a WebSocket\n')
     })
     this.wss = new WebSocketServer({
@@ -198,14 +219,23 @@ export class Agent implements ConnectionHost {
       maxPayload: MAX_FRAME_BYTES + 1024,
       perMessageDeflate: false,
     })
+    // The WebSocketServer repeats the HTTP server's errors, which are handled (and logged) on the server itself.
+    this.wss.on('error', () => {})
     this.wss.on('connection', (ws, req: IncomingMessage) => {
-      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`
+      const remote = connectionKey(req.socket)
+      this.gate.watch(req.socket, remote)
       new Connection(this, ws, remote)
     })
-    await new Promise<void>((resolve, reject) => {
-      this.server?.once('error', reject)
-      this.server?.listen(options.port ?? 0, host, () => resolve())
-    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server?.once('error', reject)
+        this.server?.listen(options.port ?? 0, host, () => resolve())
+      })
+    } catch (e) {
+      await this.stop()
+      throw listenError(e as NodeJS.ErrnoException, host, options.port ?? 0)
+    }
+    this.server.on('error', e => this.log.error('server error', { error: String(e) }))
     const port = (this.server.address() as AddressInfo).port
     const advertised = options.advertise ?? host
     const hostPart = isIP(advertised) === 6 ? `[${advertised}]` : advertised
@@ -263,6 +293,17 @@ export class Agent implements ConnectionHost {
     }
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }))
   }
+}
+
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const where = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+  const why: Record<string, string> = {
+    EADDRINUSE: 'the port is in use (another agent or program listens there): stop it or give another --listen port',
+    EADDRNOTAVAIL: 'no interface of this machine has that address: give one of its addresses to --listen',
+    EACCES: 'permission denied (ports below 1024 need root): give a port of 1024 or more to --listen',
+    ENOTFOUND: 'the name does not resolve: give an IP address to --listen',
+  }
+  return new Error(`cannot listen on ${where}: ${why[e.code ?? ''] ?? e.message}`)
 }
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {

@@ -41,9 +41,12 @@ if [ -n "$blk$net$con" ]; then ${insmod(mods.core)}; fi
 [ -z "$net" ] || { ${insmod(mods.net)}; }
 
 read -r cmdline < /proc/cmdline
-ips= gw= hn=vt
+ips= gw= hn=vt nics=
 for w in $cmdline; do
-  case $w in vt.ip=*) ips=\${w#vt.ip=} ;; vt.gw=*) gw=\${w#vt.gw=} ;; vt.hostname=*) hn=\${w#vt.hostname=} ;; esac
+  case $w in
+    vt.ip=*) ips=\${w#vt.ip=} ;; vt.gw=*) gw=\${w#vt.gw=} ;; vt.hostname=*) hn=\${w#vt.hostname=} ;;
+    vt.nic=*) nics="$nics \${w#vt.nic=}" ;;
+  esac
 done
 echo "$hn" > /proc/sys/kernel/hostname
 ip link set lo up
@@ -54,6 +57,18 @@ if [ -n "$net" ]; then
   for a in $(echo "$ips" | tr , ' '); do
     ip addr add "$a" dev eth$k
     k=$((k + 1))
+  done
+  # vt.nic=<mac>,<ip/prefix|->,<mtu|->: the NIC is found by its MAC (guest networks: MTU below the VXLAN's).
+  for spec in $nics; do
+    set -- $(echo "$spec" | tr , ' ')
+    dev= n=0
+    while [ -z "$dev" ] && [ $n -lt 200 ]; do
+      for e in /sys/class/net/eth*; do read -r m < "$e/address" && [ "$m" = "$1" ] && dev=\${e##*/}; done
+      [ -n "$dev" ] || { usleep 10000; n=$((n + 1)); }
+    done
+    [ -n "$dev" ] || { echo "vt: no NIC with MAC $1" > /dev/console; continue; }
+    [ "$3" = - ] || ip link set "$dev" mtu "$3"
+    [ "$2" = - ] || ip addr add "$2" dev "$dev"
   done
   for e in /sys/class/net/eth*; do [ -e "$e" ] && ip link set \${e##*/} up; done
   [ -z "$gw" ] || ip route add default via "$gw"

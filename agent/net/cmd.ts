@@ -6,7 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 
 const execFileP = promisify(execFile)
 
-export async function tool(cmd: 'ip' | 'nft' | 'tc', args: string[], input?: string): Promise<string> {
+export async function tool(cmd: 'ip' | 'nft' | 'tc' | 'bridge', args: string[], input?: string): Promise<string> {
   try {
     if (input === undefined) return (await execFileP(cmd, args, { timeout: 15_000 })).stdout
     return await new Promise<string>((resolve, reject) => {

@@ -7,6 +7,7 @@ import { factsService } from './facts.ts'
 import { faultsService } from './faults.ts'
 import { filesService } from './files.ts'
 import { migrationService } from './migration.ts'
+import { networkService } from './network.ts'
 import { sessionService } from './session.ts'
 import { spawnService } from './spawn.ts'
 import { vmService } from './vm.ts'
@@ -19,5 +20,6 @@ export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
   session: sessionService,
   migration: migrationService,
   faults: faultsService,
+  network: networkService,
   vm: vmService,
 }

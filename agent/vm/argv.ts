@@ -102,7 +102,9 @@ export function qemuArgv(input: ArgvInput): string[] {
   }
   ;(spec.nics ?? []).forEach((n, i) => {
     const id = `net${i}`
-    if (n.mode === 'tap') a.push('-netdev', `tap,id=${id},ifname=${optValue(n.ifname ?? '')},script=no,downscript=no`)
+    // mode 'bridge' arrives here as 'tap' with the tap the manager made; handled the same for safety.
+    if (n.mode === 'tap' || n.mode === 'bridge')
+      a.push('-netdev', `tap,id=${id},ifname=${optValue(n.ifname ?? '')},script=no,downscript=no`)
     else a.push('-netdev', `user,id=${id},restrict=on`)
     a.push('-device', `virtio-net-pci,netdev=${id},id=${id}-dev${n.mac ? `,mac=${n.mac}` : ''}`)
   })

@@ -7,6 +7,7 @@ import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
+import { createTap, deleteLink } from '../net/tap.ts'
 import { probeAccel } from './accel.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
@@ -15,7 +16,10 @@ import { formatMiB, toMiB } from './size.ts'
 export interface VmHooks {
   /** Records a resource for the reaper; returns its id. */
   track?(
-    r: { kind: 'process'; pid: number; group: boolean; label: string } | { kind: 'path'; path: string; label: string },
+    r:
+      | { kind: 'process'; pid: number; group: boolean; label: string }
+      | { kind: 'path'; path: string; label: string }
+      | { kind: 'link'; name: string; label: string },
   ): Promise<string>
   untrack?(id: string): Promise<void>
   onConsole?(name: string, text: string): void
@@ -42,6 +46,8 @@ interface Entry {
   disks: VmInfo['disks']
   consoles: Record<string, string>
   tracked: string[]
+  /** Taps made for NICs on guest networks (deleted with the VM). */
+  taps: string[]
 }
 
 export class VmManager {
@@ -68,6 +74,7 @@ export class VmManager {
     }
     this.starting.add(spec.name)
     const tracked: string[] = []
+    const taps: string[] = []
     const dir = join(this.opts.dir, 'vms', spec.name)
     try {
       const memoryMiB = toMiB(spec.memory, 256)
@@ -99,10 +106,11 @@ export class VmManager {
           .join(' ')
       }
       const disks = await this.prepareDisks(spec, dir, label)
+      const nics = await this.prepareNics(spec, label, tracked, taps)
       const machine = await Machine.start({
         host: this.host,
         dir,
-        spec,
+        spec: { ...spec, nics },
         accel,
         memoryMiB,
         kernel,
@@ -124,6 +132,7 @@ export class VmManager {
         machine,
         consoles,
         tracked,
+        taps,
         disks: disks.map(d => ({
           id: d.id,
           file: d.file,
@@ -135,6 +144,7 @@ export class VmManager {
       return machine.info(this.host, entry)
     } catch (err) {
       for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+      for (const t of taps) await deleteLink(t)
       rmSync(dir, { recursive: true, force: true })
       throw err
     } finally {
@@ -167,7 +177,29 @@ export class VmManager {
     this.vms.delete(name)
     await e.machine.destroy()
     rmSync(e.machine.dir, { recursive: true, force: true })
+    for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+  }
+
+  /** NICs on a guest network get a tap on its bridge (recorded before QEMU opens it); QEMU sees a plain tap. */
+  private async prepareNics(
+    spec: VmSpecParsed,
+    label: string,
+    tracked: string[],
+    taps: string[],
+  ): Promise<VmSpecParsed['nics']> {
+    const out: NonNullable<VmSpecParsed['nics']> = []
+    for (const n of spec.nics ?? []) {
+      if (n.mode !== 'bridge') {
+        out.push(n)
+        continue
+      }
+      const tap = await createTap(n.bridge as string)
+      taps.push(tap)
+      if (this.opts.hooks?.track) tracked.push(await this.opts.hooks.track({ kind: 'link', name: tap, label }))
+      out.push({ ...n, mode: 'tap', ifname: tap })
+    }
+    return out
   }
 
   async destroyAll(): Promise<void> {
@@ -258,11 +290,21 @@ export class VmManager {
   }
 }
 
+/**
+ * What the tiny guest configures: `vt.nic=<mac>,<ip/prefix or ->,<mtu or ->` per NIC with a MAC (found by
+ * its MAC, whatever the guest names it), else the older positional `vt.ip=a,b` for eth0, eth1...
+ */
 function netArgs(spec: VmSpecParsed): string {
   const nics = spec.nics ?? []
-  const ips = nics.map(n => n.ip).filter(Boolean)
   const gw = nics.find(n => n.gateway)?.gateway
-  return [ips.length ? `vt.ip=${ips.join(',')}` : '', gw ? `vt.gw=${gw}` : ''].filter(Boolean).join(' ')
+  const words = gw ? [`vt.gw=${gw}`] : []
+  if (nics.some(n => n.mac)) {
+    for (const n of nics) if (n.mac) words.push(`vt.nic=${n.mac.toLowerCase()},${n.ip ?? '-'},${n.mtu ?? '-'}`)
+    return words.join(' ')
+  }
+  const ips = nics.map(n => n.ip).filter(Boolean)
+  if (ips.length) words.push(`vt.ip=${ips.join(',')}`)
+  return words.join(' ')
 }
 
 export function hostMemoryMiB(): number {

@@ -9,6 +9,7 @@ import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } 
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
+import { MacRegistry, Network, type NetworkOptions } from './network.ts'
 
 export interface SelectOptions {
   /** Every label must match. */
@@ -59,11 +60,60 @@ export class Cluster {
   readonly reservations = new Set<Reservation>()
   /** Faults a spec injects (partition, slowLink, killQemu); all healed at the end of each test. */
   readonly faults = new Faults()
+  private readonly networks = new Map<string, Network>()
+  /** @internal MACs handed out on this cluster's networks (unique per VM). */
+  readonly macs = new MacRegistry()
 
   constructor(
     readonly hosts: Host[],
     readonly sharedPool?: string,
-  ) {}
+    networks: Record<string, NetworkOptions> = {},
+  ) {
+    for (const [name, opts] of Object.entries(networks)) this.addNetwork(name, opts)
+  }
+
+  private addNetwork(name: string, opts: NetworkOptions): Network {
+    const net = new Network(name, opts, this.hosts, this.macs, this.faults)
+    this.networks.set(name, net)
+    return net
+  }
+
+  /** A guest network declared in the config (`cluster.networks`) or made with createNetwork. */
+  network(name: string): Network {
+    const net = this.networks.get(name)
+    if (!net) {
+      const known = [...this.networks.keys()]
+      throw new VtError(
+        ErrorNames.notFound,
+        `no network named "${name}" in this cluster (${known.length ? `networks: ${known.join(', ')}` : 'it has none'}): declare it in vt.config.ts as cluster: { networks: { ${name}: { subnet: '10.77.0.0/24' } } } or call cluster.createNetwork('${name}', { subnet })`,
+      )
+    }
+    return net
+  }
+
+  /** Creates a guest network on every host now (for this worker's session; gone when it ends). */
+  async createNetwork(name: string, options: NetworkOptions): Promise<Network> {
+    if (this.networks.has(name))
+      throw new VtError(ErrorNames.badRequest, `a network named "${name}" already exists in this cluster`)
+    if (!/^[A-Za-z][A-Za-z0-9_-]{0,31}$/.test(name))
+      throw new VtError(
+        ErrorNames.badRequest,
+        `"${name}" is not a network name: a letter, then letters, digits, _ or -`,
+      )
+    if (!/^(\d{1,3}\.){3}\d{1,3}\/([8-9]|[12]\d|30)$/.test(options?.subnet ?? ''))
+      throw new VtError(
+        ErrorNames.badRequest,
+        `createNetwork('${name}'): subnet must be like '10.77.0.0/24' (prefix /8 to /30), got ${String(options?.subnet)}`,
+      )
+    const net = this.addNetwork(name, options)
+    try {
+      await net.ready()
+    } catch (e) {
+      this.networks.delete(name)
+      throw e
+    }
+    return net
+  }
 
   /** Connects to every host of the info the main process handed over. */
   static async connect(info: ClusterConnectionInfo, options: { clientName?: string } = {}): Promise<Cluster> {
@@ -92,7 +142,7 @@ export class Cluster {
         },
       )
     }
-    return new Cluster(hosts, info.sharedPool)
+    return new Cluster(hosts, info.sharedPool, info.networks)
   }
 
   host(name: string): Host {

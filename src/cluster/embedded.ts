@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { isLoopbackHost } from '../util/loopback.ts'
 import { startTimeOf } from '../util/proc.ts'
 import { registerSecret } from '../util/secrets.ts'
 import { AgentClient } from './client.ts'
@@ -83,10 +84,11 @@ async function startRemote(
     leaseSeconds,
     tls: cluster.tls,
     sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+    networks: cluster.networks,
   }
   for (const h of info.hosts) {
     const url = new URL(h.url)
-    if (url.protocol === 'ws:' && !/^(127\.|localhost$|\[::1\]$)/.test(url.hostname)) {
+    if (url.protocol === 'ws:' && !isLoopbackHost(url.hostname)) {
       throw new Error(`project "${ctx.project.name}", host ${h.name}: ${h.url} is not loopback; use wss:// (TLS)`)
     }
   }
@@ -218,7 +220,7 @@ async function startEmbedded(
       }),
     )
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool },
+      info: { hosts: infos, leaseSeconds, sharedPool, networks: cluster.networks },
       stop,
     }
   } catch (e) {

@@ -28,6 +28,22 @@ export interface ClusterConfig {
   storage?: {
     shared?: { type: 'dir'; path?: string } | { type: 'nfs'; server: string; export: string }
   }
+  /** Guest networks that exist on every host for the whole run, by name (see docs/networks.md). */
+  networks?: Record<string, NetworkConfig>
+}
+
+/** A guest network: one L2 segment over every host (bridge per host, VXLAN between hosts). */
+export interface NetworkConfig {
+  /** IPv4 subnet guests get addresses from, e.g. '10.77.0.0/24'. */
+  subnet: string
+  /** Default route the guests get (an address in the subnet, e.g. an attached host's). */
+  gateway?: string
+  /** VXLAN id (default: random per run, so two runs never share a segment). */
+  vni?: number
+  /** VXLAN UDP port (default 4789). */
+  port?: number
+  /** Underlay interface on each host (default: the one routing to the other hosts). */
+  device?: string
 }
 
 const leaseRange = `must be between ${LEASE_SECONDS.min} and ${LEASE_SECONDS.max} seconds (2 s to 24 h; default 30)`
@@ -38,6 +54,30 @@ const tokenSchema = z.union([
   z.strictObject({ file: z.string().min(1) }),
   z.strictObject({ value: z.string().min(1) }),
 ])
+
+const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/
+
+export const networkConfigSchema = z.strictObject({
+  subnet: z
+    .string()
+    .regex(
+      /^(\d{1,3}\.){3}\d{1,3}\/([8-9]|[12]\d|30)$/,
+      "an IPv4 subnet with a prefix from /8 to /30, like '10.77.0.0/24'",
+    )
+    .refine(s => ipv4.test(s.split('/')[0]), 'an IPv4 subnet like 10.77.0.0/24'),
+  gateway: z.string().regex(ipv4, 'an IPv4 address like 10.77.0.1').optional(),
+  vni: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 24 - 1)
+    .optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  device: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, 'an interface name')
+    .optional(),
+})
 
 export const clusterConfigSchema = z.strictObject({
   hosts: z.union([
@@ -70,6 +110,12 @@ export const clusterConfigSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  networks: z
+    .record(
+      z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,31}$/, 'a network name: a letter, then letters, digits, _ or -'),
+      networkConfigSchema,
+    )
+    .optional(),
 })
 
 /** What the main process hands to workers once a project's cluster is up: enough to connect. */
@@ -79,4 +125,6 @@ export interface ClusterConnectionInfo {
   sharedPool?: string
   leaseSeconds: number
   tls?: { ca?: string; cert?: string; key?: string }
+  /** The project's declared guest networks. */
+  networks?: Record<string, NetworkConfig>
 }

@@ -162,6 +162,14 @@ export function vmDriver<V extends MigratableVm>(
     },
     freePort: to => to.service('migration').freePort({ address: to.address }),
     async commit(_dest, to) {
+      // Guest networks: have QEMU announce the guest's MAC from its new port at once (RARP rounds), so the
+      // bridges and VXLAN devices of every host learn where it is now instead of waiting for its traffic.
+      if ((vm.spec.nics ?? []).some(n => n.mode === 'bridge')) {
+        await (destHost ?? to)
+          .service('vm')
+          .qmp(vm.name, 'announce-self', { initial: 50, max: 550, rounds: 5, step: 100 })
+          .catch(() => {})
+      }
       // The destination's info first: should that fail, the source (paused in postmigrate) still exists.
       const info = await to.service('vm').info(vm.name)
       const from = vm.host

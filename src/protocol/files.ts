@@ -32,9 +32,10 @@ export const files = defineService('files', {
     bytes,
     z.strictObject({ mode: mode.optional(), mkdirs: z.boolean().optional(), keep: z.boolean().optional() }).optional(),
   ).returns<FileStat>(),
+  /** A regular file of at most maxBytes; devices and FIFOs only with `special: true` (still bounded). */
   readSmall: call(
     absolutePath,
-    z.strictObject({ maxBytes: z.number().int().min(0).optional() }).optional(),
+    z.strictObject({ maxBytes: z.number().int().min(0).optional(), special: z.boolean().optional() }).optional(),
   ).returns<Uint8Array>(),
   /** Opens a write stream: chunks on `stream` follow, then `commit` (atomic rename) or `abort`. */
   openWrite: call(

@@ -5,6 +5,7 @@ import { facts } from './facts.ts'
 import { faults } from './faults.ts'
 import { files } from './files.ts'
 import { migration } from './migration.ts'
+import { network } from './network.ts'
 import { session } from './session.ts'
 import { spawn } from './spawn.ts'
 import { vm } from './vm.ts'
@@ -17,6 +18,7 @@ export const services = {
   session,
   migration,
   faults,
+  network,
   vm,
 } as const
 

@@ -48,25 +48,37 @@ export const diskSpec = z
     message: 'a disk needs exactly one of "image", "path", "size" or "memtest"',
   })
 
-export const nicSpec = z.strictObject({
-  /** 'user': QEMU's user-mode network restricted to the host (no outside traffic); 'tap': an existing tap. */
-  mode: z.enum(['user', 'tap']).default('user'),
-  /** Tap interface name (mode 'tap'). */
-  ifname: z.string().min(1).max(15).optional(),
-  mac: z
-    .string()
-    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i)
-    .optional(),
-  /** Address the tiny guest configures on this NIC, e.g. '10.0.0.2/24'. */
-  ip: z
-    .string()
-    .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/)
-    .optional(),
-  gateway: z
-    .string()
-    .regex(/^\d+\.\d+\.\d+\.\d+$/)
-    .optional(),
-})
+export const nicSpec = z
+  .strictObject({
+    /**
+     * 'user': QEMU's user-mode network restricted to the host (no outside traffic); 'tap': an existing tap;
+     * 'bridge': a new tap on a guest network's bridge (see the `network` service), removed with the VM.
+     */
+    mode: z.enum(['user', 'tap', 'bridge']).default('user'),
+    /** Tap interface name (mode 'tap'). */
+    ifname: z.string().min(1).max(15).optional(),
+    /** The guest network's bridge on this host (mode 'bridge'): vtb + the VNI in 6 hex digits. */
+    bridge: z
+      .string()
+      .regex(/^vtb[0-9a-f]{6}$/, "a guest network's bridge, vtb + 6 hex digits")
+      .optional(),
+    /** MTU the tiny guest sets on this NIC (guest networks: the underlay's minus the VXLAN overhead). */
+    mtu: z.number().int().min(576).max(65535).optional(),
+    mac: z
+      .string()
+      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i)
+      .optional(),
+    /** Address the tiny guest configures on this NIC, e.g. '10.0.0.2/24'. */
+    ip: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/)
+      .optional(),
+    gateway: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+\.\d+$/)
+      .optional(),
+  })
+  .refine(n => n.mode !== 'bridge' || n.bridge !== undefined, { message: "mode 'bridge' needs `bridge`" })
 
 export const vmSpec = z
   .strictObject({

@@ -14,6 +14,10 @@ export const MAX_FRAME_BYTES = 64 * 1024 * 1024
 export const STREAM_CHUNK_BYTES = 1024 * 1024
 /** The agent closes a connection whose first frame has not arrived within this time. */
 export const HELLO_TIMEOUT_MS = 5000
+/** Largest hello the agent reads (the token is at most MAX_TOKEN_CHARS). */
+export const MAX_HELLO_BYTES = 8 * 1024
+/** Longest token a hello may carry: an agent refuses to start with a longer one. */
+export const MAX_TOKEN_CHARS = 4096
 
 /**
  * The lease a controller may ask for. Below 2 s heartbeats (a quarter of half the lease) cannot keep a

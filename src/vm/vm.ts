@@ -1,6 +1,7 @@
 // The controller's handle on one VM running on some host: exec in the guest, the serial console, QMP and
 // lifecycle, all through the host agent's `vm` service. `host` changes when the VM migrates (attachTo).
 import type { Host } from '../cluster/host.ts'
+import type { Network } from '../cluster/network.ts'
 import type { MigrationResult } from '../migration/types.ts'
 import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
@@ -127,6 +128,8 @@ export class Vm {
   destroyed = false
   /** The hosts of the cluster this VM belongs to (set by the fixtures): `migrate` refuses any other. */
   clusterHosts?: readonly Host[]
+  /** @internal The cluster's networks (set by the fixtures): for ip() and mac(). */
+  networks?: { network(name: string): Network }
 
   private constructor(
     public host: Host,
@@ -304,6 +307,24 @@ export class Vm {
   }
 
   /** Kills QEMU and removes the VM's files on the host. Safe to call twice. */
+  /** The VM's address on a guest network (without prefix), e.g. for `ping`. */
+  ip(network: string): string {
+    return this.address(network).ip.split('/')[0]
+  }
+
+  /** The VM's MAC on a guest network (the same on every host it migrates to). */
+  mac(network: string): string {
+    return this.address(network).mac
+  }
+
+  private address(network: string) {
+    if (!this.networks) throw new Error(`VM ${this.name} was not created by createVm: it has no guest networks`)
+    const found = this.networks.network(network).addressesOf(this.name)[0]
+    if (!found)
+      throw new Error(`VM ${this.name} has no NIC on network ${network}: give it nics: [{ network: '${network}' }]`)
+    return found
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return
     this.destroyed = true

@@ -132,3 +132,35 @@ test('a short token is refused at start', async () => {
   assert.equal(r.status, 2)
   assert.match(r.stderr, /at least 16 characters/)
 })
+
+/** Runs `vt agent` with these flags (token in $T) and returns its exit status and stderr. */
+async function agentFails(flags: string[], token = 'x'.repeat(32)): Promise<{ status: number | null; stderr: string }> {
+  const { spawnSync } = await import('node:child_process')
+  const { AGENT_MAIN } = await import('./helpers.ts')
+  const r = spawnSync(process.execPath, ['--import', 'tsx', AGENT_MAIN, '--token-env', 'T', ...flags], {
+    env: { ...process.env, T: token },
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
+  return { status: r.status, stderr: r.stderr }
+}
+
+test('a name that starts with "127." is not loopback: no cleartext listen on it', async () => {
+  const r = await agentFails(['--listen', '127.example.invalid:0', '--state-dir', `${agent.dir}/other3`])
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /refusing to listen on 127\.example\.invalid without TLS/)
+})
+
+test('a token longer than a hello can carry is refused at start', async () => {
+  const r = await agentFails(['--listen', '127.0.0.1:0', '--state-dir', `${agent.dir}/other4`], 'y'.repeat(5000))
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /token has 5000 characters, more than the 4096/)
+})
+
+test('--listen on a busy port says so, without a stack trace', async () => {
+  const port = new URL(agent.url).port
+  const r = await agentFails(['--listen', `127.0.0.1:${port}`, '--state-dir', `${agent.dir}/other5`])
+  assert.equal(r.status, 2, r.stderr)
+  assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use`))
+  assert.doesNotMatch(r.stderr, /EADDRINUSE|\n\s+at /)
+})

@@ -182,6 +182,13 @@ test('remote hosts: tokens resolved and each agent checked before tests; a wrong
       startCluster({ hosts: [{ name: 'far', url: 'ws://192.0.2.1:7070' }], token: { value: 'x' } }, ctx('remote')),
       /not loopback; use wss:\/\//,
     )
+    // Loopback is an address, not a spelling: these names start with "127." and may resolve anywhere.
+    for (const url of ['ws://127.0.0.1.example.invalid:7070', 'ws://127.example.invalid:7070']) {
+      await assert.rejects(
+        startCluster({ hosts: [{ name: 'far', url }], token: { value: 'x' } }, ctx('remote')),
+        /not loopback; use wss:\/\//,
+      )
+    }
   } finally {
     delete process.env.VT_TEST_REMOTE_TOKEN
     await agent.dispose()
