@@ -151,6 +151,7 @@ export async function runMigration<Host, V>(
   let duringRun: Promise<unknown> | undefined
   try {
     await guard(driver.precheck(options.to))
+    await guard(leaveEarlierMigration(src))
 
     phase = 'start-destination'
     starting = driver.startDestination(options.to, { storage })
@@ -211,6 +212,7 @@ export async function runMigration<Host, V>(
       duringRun = Promise.resolve().then(() => options.during?.(vm))
       duringRun.catch(() => {})
     }
+    if (driver.checkPath) await guard(driver.checkPath(options.to))
     const migrateAt = performance.now()
     // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
@@ -323,10 +325,17 @@ export async function runMigration<Host, V>(
     const quiet = <T>(p: Promise<T>) => p.catch(() => undefined)
     if (migrateIssued && !switchedToPostcopy) {
       await quiet(src.execute('migrate_cancel'))
-      for (let i = 0; i < 200; i++) {
+      // Report only once the source has really left the migration (a stream cut by a partition takes a
+      // while to cancel): a retry right after the failure must find QEMU ready for a new one.
+      const deadline = performance.now() + CANCEL_WAIT_MS
+      for (;;) {
         const info = (await quiet(src.execute('query-migrate'))) as MigrationInfo | undefined
         if (!info || !ACTIVE.has(info.status ?? 'none')) {
           qemuError = info?.['error-desc']
+          break
+        }
+        if (performance.now() > deadline) {
+          qemuError = `the source QEMU is still in migration state '${info.status}' ${CANCEL_WAIT_MS / 1000} s after migrate_cancel`
           break
         }
         await sleep(25)
@@ -352,6 +361,27 @@ export async function runMigration<Host, V>(
       sourceRunning = after?.running ?? false
     }
     return { sourceRunning, qemuError }
+  }
+}
+
+const CANCEL_WAIT_MS = 30_000
+
+/** Waits (up to CANCEL_WAIT_MS) for the source to leave a migration an earlier attempt left cancelling. */
+async function leaveEarlierMigration(src: MigrationSide): Promise<void> {
+  const deadline = performance.now() + CANCEL_WAIT_MS
+  for (;;) {
+    const info = (await src.execute('query-migrate')) as MigrationInfo
+    const status = info.status ?? 'none'
+    if (!ACTIVE.has(status)) return
+    if (status !== 'cancelling') {
+      throw new Error(`the source is already migrating (QEMU reports '${status}'): wait for that migration to end`)
+    }
+    if (performance.now() > deadline) {
+      throw new Error(
+        `the source QEMU is still cancelling an earlier migration after ${CANCEL_WAIT_MS / 1000} s: retry later`,
+      )
+    }
+    await sleep(50)
   }
 }
 

@@ -108,6 +108,12 @@ export interface MigrationDriver<Host> {
   startDestination(to: Host, options: StartDestinationOptions): Promise<DestinationSide>
   /** A TCP port free on the destination host's address (for the NBD export). */
   freePort(to: Host): Promise<number>
+  /**
+   * Optional: throws when the source cannot open a TCP connection to the destination host right now. Checked
+   * just before `migrate`: QEMU cannot cancel a migration whose connect hangs (a partition drops the SYNs),
+   * it stays 'cancelling' until the kernel gives up on the connect, minutes later.
+   */
+  checkPath?(to: Host): Promise<void>
   /** Migration succeeded: the source QEMU is paused in postmigrate; shut it down, point the handle at `dest`. */
   commit(dest: DestinationSide, to: Host): Promise<void>
 }

@@ -161,6 +161,8 @@ export function vmDriver<V extends MigratableVm>(
       } satisfies DestinationSide
     },
     freePort: to => to.service('migration').freePort({ address: to.address }),
+    // The source's agent connects to the destination's agent port: the same underlay path the stream takes.
+    checkPath: to => vm.host.service('migration').probe({ address: to.address, port: agentPort(to), timeoutMs: 3000 }),
     async commit(_dest, to) {
       // Guest networks: have QEMU announce the guest's MAC from its new port at once (RARP rounds), so the
       // bridges and VXLAN devices of every host learn where it is now instead of waiting for its traffic.
@@ -180,6 +182,11 @@ export function vmDriver<V extends MigratableVm>(
         .catch(() => {})
     },
   }
+}
+
+function agentPort(h: Host): number {
+  const u = new URL(h.url)
+  return Number(u.port) || (u.protocol === 'wss:' ? 443 : 80)
 }
 
 function isReadOnly(spec: VmSpec, id: string): boolean {
