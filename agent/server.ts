@@ -194,6 +194,7 @@ export class Agent implements ConnectionHost {
         `the agent token has ${options.token.length} characters, more than the ${MAX_TOKEN_CHARS} a controller can send: use a shorter token`,
       )
     }
+    scrubEnvironment(options.token)
     await this.lock()
     this.keeper = startKeeper(options.stateDir)
     const reapedAtStart = await this.store.reapLeftovers()
@@ -293,6 +294,15 @@ export class Agent implements ConnectionHost {
     }
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }))
   }
+}
+
+/**
+ * Removes the token from this process's environment (the variable --token-env named, and any other holding
+ * it): every command, spawn and QEMU the agent starts inherits that environment, and a test printing `env`
+ * would put the token into its reports.
+ */
+function scrubEnvironment(token: string): void {
+  for (const [name, value] of Object.entries(process.env)) if (value?.includes(token)) delete process.env[name]
 }
 
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
