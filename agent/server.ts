@@ -50,9 +50,14 @@ export interface AgentOptions {
   quiet?: boolean
   /** Address the controller should use when it differs from the listen address (e.g. 0.0.0.0). */
   advertise?: string
+  /** Refuse exec, spawn, raw QEMU arguments, exec: migration URIs and HMP (for shared labs). */
+  confined?: boolean
   /** Limits on connections that have not authenticated yet (agent/gate.ts). */
   limits?: Partial<GateLimits>
 }
+
+/** Services a confined agent refuses outright: they run host commands by design. */
+const CONFINED_SERVICES = new Set<ServiceName>(['exec', 'spawn'])
 
 export const DEFAULT_GATE_LIMITS: GateLimits = {
   perAgent: 128,
@@ -109,6 +114,7 @@ export class Agent implements ConnectionHost {
       name: this.name,
       stateDir: options.stateDir,
       roots: this.roots.real,
+      confined: options.confined ?? false,
       labels: options.labels ?? {},
       capacity: this.capacity,
       log: this.log,
@@ -142,13 +148,14 @@ export class Agent implements ConnectionHost {
         address: this.address,
         version: AGENT_VERSION,
         startedAt: this.startedAt,
+        confined: this.options.confined,
       },
       this.factProviders,
     )
   }
 
   bind(session: Session): SessionBinding {
-    const binding = bindSession(this.name, session, this.modules)
+    const binding = bindSession(this.name, session, this.modules, this.options.confined ? CONFINED_SERVICES : undefined)
     this.bindings.set(session.id, binding)
     session.onClose(() => {
       this.bindings.delete(session.id)
