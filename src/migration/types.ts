@@ -86,6 +86,10 @@ export interface MigrationSide {
   onEvent(listener: (ev: QmpEvent) => void): () => void
   /** Resolves when the QEMU process (or the link to it) is gone, with the reason. */
   lost: Promise<string>
+  /** Why the link to this side's host is down now (undefined while it is up): the error names that host. */
+  linkDown?(): string | undefined
+  /** The host is known to be gone for good (its agent died): recovery does not call it. */
+  gone?(): boolean
 }
 
 /** A destination QEMU started by the driver, paused and waiting (`-incoming defer`). */

@@ -33,6 +33,11 @@ export interface MigrateVmOptions<V extends MigratableVm = MigratableVm> extends
 
 function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
   const svc = host.service('vm')
+  const linkDown = () => {
+    const { state, closedError } = host.client
+    if (state === 'connected') return undefined
+    return `the link to host ${host.name}'s agent is ${state}${closedError ? ` (${closedError.message})` : ''}`
+  }
   const lost = new Promise<string>(resolve => {
     subs.push(
       host.on('vm', 'state', (e: { name: string; status: string; reason?: string }) => {
@@ -40,9 +45,9 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
       }),
     )
     const timer = setInterval(() => {
-      const state = host.client.state
-      if (state !== 'connected') resolve(`the link to host ${host.name}'s agent is ${state}`)
-    }, 200)
+      const why = linkDown()
+      if (why) resolve(why)
+    }, 100)
     subs.push(() => clearInterval(timer))
   })
   return {
@@ -56,6 +61,8 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
           listener({ event: e.event, data: e.data as Record<string, unknown>, timestamp: e.timestamp })
       }),
     lost,
+    linkDown,
+    gone: () => host.client.state === 'closed',
   }
 }
 
