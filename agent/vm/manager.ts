@@ -1,6 +1,7 @@
 // The VMs of one session on one host: validates a spec against the host (memory, accelerator, files),
 // prepares disks (qcow2 overlays on cached bases), starts a Machine, and records what it created through
 // the hooks so the session's reaper can remove it whatever happens to this process.
+
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
@@ -8,6 +9,7 @@ import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } fr
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
+import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
@@ -42,6 +44,8 @@ export interface VmManagerOptions {
   progress?: (message: string) => void
   /** A confined agent: no raw QEMU arguments, no exec: migration URIs, no HMP (agent/vm/hostPaths.ts). */
   confined?: boolean
+  /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
+  sync?: SyncEndpoint
 }
 
 interface Entry {
@@ -131,6 +135,7 @@ export class VmManager {
         initrd,
         append,
         disks,
+        sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
         onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),

@@ -65,6 +65,7 @@ export class AgentClient {
   private reconnecting?: Promise<void>
   private closing = false
   private readonly serviceProxies = new Map<string, unknown>()
+  private readonly closedListeners = new Set<(why: string) => void>()
   readonly notices: ErrorData[] = []
 
   private constructor(readonly options: AgentClientOptions) {
@@ -269,6 +270,7 @@ export class AgentClient {
     if (this.options.reconnect === false) {
       this.state = 'closed'
       this.closedError = this.connectionLost(undefined, why)
+      this.announceClosed()
       return
     }
     this.state = 'reconnecting'
@@ -299,6 +301,7 @@ export class AgentClient {
     }
     this.state = 'closed'
     this.reconnecting = undefined
+    queueMicrotask(() => this.announceClosed())
     this.closedError = new VtRemoteError({
       name: ErrorNames.sessionExpired,
       message: `session lost: the link broke (${why}) and could not be resumed within the ${this.session.leaseSeconds} s lease${
@@ -361,6 +364,18 @@ export class AgentClient {
       this.serviceProxies.set(name, proxy)
     }
     return proxy
+  }
+
+  /** Called once when the client closes for good (lease lost, agent gone, or close()). */
+  onClosed(listener: (why: string) => void): () => void {
+    this.closedListeners.add(listener)
+    return () => this.closedListeners.delete(listener)
+  }
+
+  private announceClosed(): void {
+    const why = this.closedError?.message ?? 'the client closed'
+    for (const l of [...this.closedListeners]) l(why)
+    this.closedListeners.clear()
   }
 
   /** Subscribes to a service's events; returns the unsubscribe function. */
