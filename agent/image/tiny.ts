@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { cacheDir, ensureDir, withLock } from './cache.ts'
 import { type CpioEntry, writeCpio } from './cpio.ts'
 import { busyboxDeb, extractDeb, kernelDeb } from './debs.ts'
-import { initScript, type ModuleGroups } from './init.ts'
+import { initScript, type ModuleGroups, vtSyncScript } from './init.ts'
 
 const run = promisify(execFile)
 
@@ -91,6 +91,7 @@ function recipeKey(kdeb: string, bdeb: string): string {
   const h = createHash('sha256')
   h.update(`v${RECIPE_VERSION}\n${fileHash(kdeb)}\n${fileHash(bdeb)}\n`)
   h.update(initScript({ core: ['x'], console: ['y'], blk: ['z'], net: ['w'] }))
+  h.update(vtSyncScript())
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
 }
@@ -188,6 +189,7 @@ async function build(tmp: string, kdeb: string, bdeb: string, key: string, progr
   for (const a of applets) entries.push({ path: `bin/${a}`, type: 'symlink', target: 'busybox' })
   entries.push({ path: 'sbin', type: 'symlink', target: 'bin' })
   entries.push({ path: 'init', type: 'file', data: Buffer.from(initScript(groups)), mode: 0o755 })
+  entries.push({ path: 'bin/vt-sync', type: 'file', data: Buffer.from(vtSyncScript()), mode: 0o755 })
   entries.push({ path: 'etc/hostname', type: 'file', data: Buffer.from('vt\n') })
   entries.push({ path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n') })
   entries.push({ path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') })

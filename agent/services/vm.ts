@@ -6,6 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { VmQmpEvent } from '../../src/protocol/vm.ts'
 import { cacheDir } from '../image/cache.ts'
 import { implement } from '../service.ts'
+import { syncEndpointOf } from '../sync/forwarder.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'
 
@@ -46,8 +47,10 @@ export const vmService = implement('vm', agent => {
     const mgr = new VmManager({
       host: agent.name,
       dir: session.dir,
+      sync: syncEndpointOf(session.id),
       // Disks, kernels and firmware must come from the allowed roots or the image cache.
       roots: [...agent.roots, agent.stateDir, cacheDir()],
+      confined: agent.confined,
       progress: message => {
         session.log.info(`image: ${message}`)
         session.emit('progress', { message })
@@ -75,7 +78,11 @@ export const vmService = implement('vm', agent => {
       resume: name => mgr.get(name).resume(),
       shutdown: (name, opts) => mgr.shutdown(name, opts?.timeoutMs),
       destroy: name => mgr.destroy(name),
-      qmp: (name, command, args) => mgr.get(name).requireQmp().execute(command, args),
+      qmp: (name, command, args) => {
+        const m = mgr.get(name)
+        mgr.checkQmp(name, command, args)
+        return m.requireQmp().execute(command, args)
+      },
       async waitForQmpEvent(name, { event, data, timeoutMs, sinceStart }) {
         const ev = await mgr
           .get(name)

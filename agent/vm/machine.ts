@@ -1,12 +1,14 @@
 // One QEMU process: spawn (no shell), QMP, console capture, the guest command channel, readiness, lifecycle.
 // QEMU runs in its own process group and, where setpriv exists, with a parent-death signal so that it dies
 // with the agent; the session's reaper covers everything else (see agent/services/vm.ts).
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import type { VmInfo, VmSpecParsed, VmStatus } from '../../src/protocol/vm.ts'
 import { QmpClient } from '../qmp/index.ts'
+import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { paths, qemuArgv, type ResolvedDisk } from './argv.ts'
 import { ConsoleCapture } from './console.ts'
 import { connectUnix, GuestChannel, GuestError, type GuestResult } from './guest.ts'
@@ -46,6 +48,8 @@ export interface MachineOptions {
   onQmpEvent?: (ev: QmpEvent) => void
   /** Called right after the spawn, before anything can fail, e.g. to record the process for the reaper. */
   onSpawn?: (pid: number) => Promise<void> | void
+  /** Answers `vt-sync` in the guest. */
+  sync?: SyncEndpoint
 }
 
 export class Machine {
@@ -80,6 +84,9 @@ export class Machine {
           label: this.label,
           cmdSocket: p.cmd,
           ctlSocket: p.ctl,
+          sync: opts.sync,
+          vmName: spec.name,
+          host: opts.host,
           // The socket usually closes a moment before the exit status is known: wait for it briefly.
           disconnectReason: async () => {
             const exited = await Promise.race([this.exited.then(() => true), delay(2000).then(() => false)])

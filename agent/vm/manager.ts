@@ -1,6 +1,7 @@
 // The VMs of one session on one host: validates a spec against the host (memory, accelerator, files),
 // prepares disks (qcow2 overlays on cached bases), starts a Machine, and records what it created through
 // the hooks so the session's reaper can remove it whatever happens to this process.
+
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
@@ -8,8 +9,10 @@ import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } fr
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
+import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
 import type { ResolvedDisk } from './argv.ts'
+import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
 import { formatMiB, toMiB } from './size.ts'
 
@@ -39,6 +42,10 @@ export interface VmManagerOptions {
   hooks?: VmHooks
   /** Report image build progress (first use builds the tiny image). */
   progress?: (message: string) => void
+  /** A confined agent: no raw QEMU arguments, no exec: migration URIs, no HMP (agent/vm/hostPaths.ts). */
+  confined?: boolean
+  /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
+  sync?: SyncEndpoint
 }
 
 interface Entry {
@@ -54,7 +61,16 @@ export class VmManager {
   private readonly vms = new Map<string, Entry>()
   private readonly starting = new Set<string>()
 
-  constructor(private readonly opts: VmManagerOptions) {}
+  private readonly policy: HostPathPolicy
+
+  constructor(private readonly opts: VmManagerOptions) {
+    this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
+  }
+
+  /** Checks a QMP command from a controller for host paths outside the roots (and HMP when confined). */
+  checkQmp(name: string, command: string, args: Record<string, unknown> | undefined): void {
+    checkQmpCommand(command, args, `VM ${name} on host ${this.host}`, this.policy)
+  }
 
   get host(): string {
     return this.opts.host
@@ -69,6 +85,8 @@ export class VmManager {
     }
     const spec = parsed.data
     const label = `VM ${spec.name} on host ${this.host}`
+    checkExtraArgs(spec.extraArgs ?? [], label, this.policy)
+    if (spec.incoming) checkMigrationUri(spec.incoming, `${label}: incoming`, this.policy)
     if (this.vms.has(spec.name) || this.starting.has(spec.name)) {
       throw new VmError(`${label} already exists in this session: pick another name`, 'EXISTS')
     }
@@ -117,6 +135,7 @@ export class VmManager {
         initrd,
         append,
         disks,
+        sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
         onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),

@@ -65,6 +65,7 @@ export class AgentClient {
   private reconnecting?: Promise<void>
   private closing = false
   private readonly serviceProxies = new Map<string, unknown>()
+  private readonly closedListeners = new Set<(why: string) => void>()
   readonly notices: ErrorData[] = []
 
   private constructor(readonly options: AgentClientOptions) {
@@ -133,7 +134,11 @@ export class AgentClient {
       ws.once('error', e => {
         clearTimeout(timer)
         reject(
-          this.error(ErrorNames.connectionLost, 'CONNECT', `cannot connect to agent at ${options.url}: ${e.message}`),
+          this.error(
+            ErrorNames.connectionLost,
+            (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'CONNECTION_REFUSED' : 'CONNECT',
+            `cannot connect to agent at ${options.url}: ${e.message}`,
+          ),
         )
       })
       ws.once('close', (code, reason) => {
@@ -265,6 +270,7 @@ export class AgentClient {
     if (this.options.reconnect === false) {
       this.state = 'closed'
       this.closedError = this.connectionLost(undefined, why)
+      this.announceClosed()
       return
     }
     this.state = 'reconnecting'
@@ -283,18 +289,36 @@ export class AgentClient {
       } catch (e) {
         lastError = e
         if (e instanceof VtRemoteError && (e.code === 'SESSION_EXPIRED' || e.code === 'AUTH')) break
+        // Refused: the host answered, but no agent listens any more. It stopped or was killed, and an agent
+        // restarted on the host reaps our session at its start: waiting out the lease cannot bring it back.
+        if (e instanceof VtRemoteError && e.code === 'CONNECTION_REFUSED') {
+          this.closeAsGone(why)
+          return
+        }
       }
       await new Promise(r => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))))
       delay = Math.min(delay * 2, 1000)
     }
     this.state = 'closed'
     this.reconnecting = undefined
+    queueMicrotask(() => this.announceClosed())
     this.closedError = new VtRemoteError({
       name: ErrorNames.sessionExpired,
       message: `session lost: the link broke (${why}) and could not be resumed within the ${this.session.leaseSeconds} s lease${
         lastError ? ` (last attempt: ${(lastError as Error).message})` : ''
       }`,
       code: 'SESSION_EXPIRED',
+      host: this.host,
+    })
+  }
+
+  private closeAsGone(why: string): void {
+    this.state = 'closed'
+    this.reconnecting = undefined
+    this.closedError = new VtRemoteError({
+      name: ErrorNames.connectionLost,
+      message: `the agent is gone: the link broke (${why}) and nothing listens at ${this.options.url} any more (connection refused); the agent stopped or was killed, and its session with everything in it is lost`,
+      code: 'AGENT_GONE',
       host: this.host,
     })
   }
@@ -340,6 +364,18 @@ export class AgentClient {
       this.serviceProxies.set(name, proxy)
     }
     return proxy
+  }
+
+  /** Called once when the client closes for good (lease lost, agent gone, or close()). */
+  onClosed(listener: (why: string) => void): () => void {
+    this.closedListeners.add(listener)
+    return () => this.closedListeners.delete(listener)
+  }
+
+  private announceClosed(): void {
+    const why = this.closedError?.message ?? 'the client closed'
+    for (const l of [...this.closedListeners]) l(why)
+    this.closedListeners.clear()
   }
 
   /** Subscribes to a service's events; returns the unsubscribe function. */
