@@ -2,8 +2,11 @@
 // vt's `test.prop` uses: specs need no second import and versions cannot drift.
 export { default as fc } from 'fast-check'
 export { test } from '../fixtures/index.ts'
+export type { Cluster } from './cluster/cluster.ts'
 export type { Fault, Faults, HostGroup } from './cluster/faults.ts'
-export type { ClusterConfig, RemoteHostConfig } from './config/cluster.ts'
+export type { Host } from './cluster/host.ts'
+export type { GuestNic, Network, NetworkAddress, NetworkOptions } from './cluster/network.ts'
+export type { ClusterConfig, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
 export type { Config, FullConfig, FullProject, ProjectConfig, UseOptions } from './config/types.ts'
 export { defineConfig } from './config/types.ts'
 export { expect } from './expect/index.ts'
