@@ -26,6 +26,8 @@ export interface TinyImage {
   append: string
   kernelVersion: string
   key: string
+  /** Smallest memory a VM of this image boots in, with room for its commands. */
+  minMemoryMiB: number
 }
 
 export type Progress = (message: string) => void
@@ -36,6 +38,12 @@ export type Progress = (message: string) => void
  * doesn't work"); cryptomgr.notests skips crypto self-tests (~0.3 s under TCG).
  */
 export const TINY_APPEND = 'console=ttyS0 quiet no_timer_check cryptomgr.notests mitigations=off nokaslr'
+
+/**
+ * Measured: below ~76 MiB the kernel panics ("System is deadlocked on memory") or cannot even unpack itself
+ * (no console output at all); 96 MiB leaves room for the guest's commands.
+ */
+export const TINY_MIN_MEMORY_MIB = 96
 
 const WANTED = { core: ['virtio_pci'], console: ['virtio_console'], blk: ['virtio_blk'], net: ['virtio_net'] }
 
@@ -114,6 +122,7 @@ function readManifest(dir: string): TinyImage {
   return {
     ...m,
     append: TINY_APPEND,
+    minMemoryMiB: TINY_MIN_MEMORY_MIB,
     dir,
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initrd.cpio'),

@@ -11,10 +11,11 @@ import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
 import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
-import type { ResolvedDisk } from './argv.ts'
+import { portSocket, type ResolvedDisk } from './argv.ts'
 import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
 import { formatMiB, toMiB } from './size.ts'
+import { makeSocketDir } from './sockets.ts'
 
 export interface VmHooks {
   /** Records a resource for the reaper; returns its id. */
@@ -94,6 +95,7 @@ export class VmManager {
     const tracked: string[] = []
     const taps: string[] = []
     const dir = join(this.opts.dir, 'vms', spec.name)
+    let sockDir: string | undefined
     try {
       const memoryMiB = toMiB(spec.memory, 256)
       const totalMiB = hostMemoryMiB()
@@ -108,6 +110,10 @@ export class VmManager {
       rmSync(dir, { recursive: true, force: true })
       mkdirSync(dir, { recursive: true })
       if (this.opts.hooks?.track) tracked.push(await this.opts.hooks.track({ kind: 'path', path: dir, label }))
+      // Sockets go to a short directory of their own: their paths must not grow with the name or the state dir.
+      sockDir = makeSocketDir()
+      if (this.opts.hooks?.track)
+        tracked.push(await this.opts.hooks.track({ kind: 'path', path: sockDir, label: `${label} (sockets)` }))
 
       // What to boot: an image's kernel + initramfs (default tiny), an explicit kernel, or firmware + disks.
       let kernel = spec.kernel && this.checkPath(spec.kernel, 'kernel', label)
@@ -117,6 +123,13 @@ export class VmManager {
       if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
       if (!kernel && !bootsDisk && !spec.firmware) {
         const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
+        if (memoryMiB < image.minMemoryMiB) {
+          throw new VmError(
+            `${label}: memory ${formatMiB(memoryMiB)} is too little for the ${image.name} image, which needs at ` +
+              `least ${formatMiB(image.minMemoryMiB)}; ask for memory: "${image.minMemoryMiB}M" or more`,
+            'MEMORY',
+          )
+        }
         kernel = image.kernel
         initrd = image.initrd
         append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
@@ -128,6 +141,7 @@ export class VmManager {
       const machine = await Machine.start({
         host: this.host,
         dir,
+        sockDir,
         spec: { ...spec, nics },
         accel,
         memoryMiB,
@@ -146,7 +160,7 @@ export class VmManager {
         },
       })
       const consoles: Record<string, string> = {}
-      for (const c of spec.consoles ?? []) consoles[c.name] = join(dir, `console-${c.name}.sock`)
+      for (const [i, c] of (spec.consoles ?? []).entries()) consoles[c.name] = portSocket(sockDir, i)
       const entry: Entry = {
         machine,
         consoles,
@@ -165,6 +179,7 @@ export class VmManager {
       for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
       for (const t of taps) await deleteLink(t)
       rmSync(dir, { recursive: true, force: true })
+      if (sockDir) rmSync(sockDir, { recursive: true, force: true })
       throw err
     } finally {
       this.starting.delete(spec.name)
@@ -196,6 +211,7 @@ export class VmManager {
     this.vms.delete(name)
     await e.machine.destroy()
     rmSync(e.machine.dir, { recursive: true, force: true })
+    rmSync(e.machine.sockDir, { recursive: true, force: true })
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
   }
