@@ -42,7 +42,7 @@ export interface AgentClientOptions {
 }
 
 type Rpc = BirpcReturn<Record<string, (...args: any[]) => any>, ControllerFunctions>
-type Listener = (payload: any) => void
+export type Listener = (payload: any) => void
 
 export type ClientState = 'connected' | 'reconnecting' | 'closed'
 
