@@ -17,6 +17,7 @@ import {
   encodeStreamChunk,
   type Hello,
   MAX_FRAME_BYTES,
+  MAX_TOKEN_CHARS,
   PROTOCOL_VERSION,
   type Welcome,
 } from '../protocol/wire.ts'
@@ -73,6 +74,12 @@ export class AgentClient {
   }
 
   static async connect(options: AgentClientOptions): Promise<AgentClient> {
+    if (options.token.length > MAX_TOKEN_CHARS) {
+      // An agent refuses to start with such a token; say so instead of a refused handshake.
+      throw new Error(
+        `the token for ${options.name ?? options.url} has ${options.token.length} characters, more than the ${MAX_TOKEN_CHARS} a hello may carry`,
+      )
+    }
     const client = new AgentClient(options)
     await client.open()
     return client
