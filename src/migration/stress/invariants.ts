@@ -1,7 +1,7 @@
 // What must hold after every step of migration stress, checked against the real cluster: the VM runs on exactly
 // the host the model says, in the state it says; no QEMU of it anywhere else (process or agent record); its
 // memory is intact (memtest guest); its workload counter never went back.
-import { domainStep } from '../../cluster/step.ts'
+import { apiStep } from '../../runner/apiStep.ts'
 import { verifyMemoryIntegrity } from '../vm.ts'
 import type { MigrationModel, MigrationSystem, StepRecord } from './model.ts'
 
@@ -31,7 +31,7 @@ async function settled<T>(probe: () => Promise<T>, ok: (t: T) => boolean, ms = 5
 }
 
 export async function checkInvariants(m: MigrationModel, s: MigrationSystem, record: StepRecord): Promise<void> {
-  await domainStep(`invariants after: ${record.description}`, async () => {
+  await apiStep(`invariants after: ${record.description}`, async () => {
     const expected = s.hosts[m.host]
     if (s.vm.host !== expected)
       throw new InvariantError(`the model has the VM on ${expected.name}, its handle says ${s.vm.host.name}`)

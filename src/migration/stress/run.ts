@@ -4,8 +4,8 @@
 import fc from 'fast-check'
 import type { Cluster } from '../../cluster/cluster.ts'
 import type { Host } from '../../cluster/host.ts'
-import { domainStep } from '../../cluster/step.ts'
 import type { VmSpec } from '../../protocol/vm.ts'
+import { apiStep } from '../../runner/apiStep.ts'
 import type { Vm } from '../../vm/vm.ts'
 import { memtestSpec, verifyMemoryIntegrity } from '../vm.ts'
 import type { MigrationCommand } from './commands.ts'
@@ -43,7 +43,7 @@ export async function runMigrationCommands(
   if (hosts.length < 1) throw new Error('runMigrationCommands needs a cluster with hosts')
   const guest = options.guest ?? 'memtest'
   const name = `stress${++seq}-${process.pid}`
-  const vm = await domainStep(`boot ${name} (${guest}) on ${hosts[0].name}`, async () => {
+  const vm = await apiStep(`boot ${name} (${guest}) on ${hosts[0].name}`, async () => {
     if (guest !== 'memtest')
       return createVm({ name, host: hosts[0], ...(options.memoryMiB ? { memory: options.memoryMiB } : {}) })
     const v = await createVm({ ...(await memtestSpec({ name, memoryMiB: options.memoryMiB ?? 64 })), host: hosts[0] })
