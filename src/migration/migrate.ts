@@ -9,7 +9,7 @@
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
 // and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
-import type { MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
+import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
 import type {
   DestinationSide,
@@ -179,10 +179,9 @@ export async function runMigration<Host, V>(
 
     phase = 'incoming'
     await guard(d.execute('migrate-incoming', { uri: `tcp:${hostPort(d.address, 0)}` }))
-    const incoming = (await guard(d.execute('query-migrate'))) as MigrationInfo & {
-      'socket-address'?: { port?: string }[]
-    }
-    const port = Number(incoming['socket-address']?.[0]?.port)
+    const incoming = await guard(d.execute('query-migrate'))
+    const listen = incoming['socket-address']?.[0]
+    const port = Number(listen?.type === 'inet' ? listen.port : undefined)
     if (!port) throw new Error(`the destination did not report its incoming port: ${JSON.stringify(incoming)}`)
 
     if (storage === 'copy') {
@@ -218,7 +217,7 @@ export async function runMigration<Host, V>(
     let info: MigrationInfo
     for (;;) {
       seen = false
-      info = (await guard(src.execute('query-migrate'))) as MigrationInfo
+      info = await guard(src.execute('query-migrate'))
       last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
       options.onProgress?.(last)
       const status = info.status ?? 'none'
@@ -260,14 +259,10 @@ export async function runMigration<Host, V>(
     if (mirrorJobs.length > 0) storageBytes = await guard(finishMirror(src, d, mirrorJobs))
     phase = 'resume'
     if (!switchedToPostcopy) await guard(resumeWhenLoaded(d, 'precopy'))
-    const final = (await guard(src.execute('query-migrate'))) as MigrationInfo
+    const final = await guard(src.execute('query-migrate'))
     last = progressOf(final, 'complete', performance.now() - started)
-    const enabled = (
-      (await guard(src.execute('query-migrate-capabilities'))) as { capability: string; state: boolean }[]
-    )
-      .filter(c => c.state)
-      .map(c => c.capability)
-    const params = (await guard(src.execute('query-migrate-parameters'))) as MigrationParameters
+    const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
+    const params = await guard(src.execute('query-migrate-parameters'))
 
     phase = 'cleanup'
     await driver.commit(d, options.to)
@@ -324,7 +319,7 @@ export async function runMigration<Host, V>(
     if (migrateIssued && !switchedToPostcopy) {
       await quiet(src.execute('migrate_cancel'))
       for (let i = 0; i < 200; i++) {
-        const info = (await quiet(src.execute('query-migrate'))) as MigrationInfo | undefined
+        const info = await quiet(src.execute('query-migrate'))
         if (!info || !ACTIVE.has(info.status ?? 'none')) {
           qemuError = info?.['error-desc']
           break
@@ -340,7 +335,7 @@ export async function runMigration<Host, V>(
     }
     let sourceRunning = false
     if (!switchedToPostcopy) {
-      const status = (await quiet(src.execute('query-status'))) as { running: boolean; status: string } | undefined
+      const status = await quiet(src.execute('query-status'))
       if (
         status &&
         !status.running &&
@@ -348,7 +343,7 @@ export async function runMigration<Host, V>(
       ) {
         await quiet(src.execute('cont'))
       }
-      const after = (await quiet(src.execute('query-status'))) as { running: boolean } | undefined
+      const after = await quiet(src.execute('query-status'))
       sourceRunning = after?.running ?? false
     }
     return { sourceRunning, qemuError }
@@ -358,10 +353,9 @@ export async function runMigration<Host, V>(
 /** NBD export of every writable disk on the destination, drive-mirror into it from the source. */
 async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: number, jobs: string[]): Promise<void> {
   // A -drive has a device name; a -blockdev disk has only its root node name (same id on both sides).
-  type Block = { device: string; inserted?: { ro: boolean; 'node-name'?: string } }
-  const key = (b: Block) => b.device || b.inserted?.['node-name'] || ''
-  const srcBlocks = ((await src.execute('query-block')) as Block[]).filter(b => b.inserted && !b.inserted.ro && key(b))
-  const destBlocks = (await dest.execute('query-block')) as Block[]
+  const key = (b: BlockInfo) => b.device || b.inserted?.['node-name'] || ''
+  const srcBlocks = (await src.execute('query-block')).filter(b => b.inserted && !b.inserted.ro && key(b))
+  const destBlocks = await dest.execute('query-block')
   const drives =
     dest.copyDrives ??
     srcBlocks.map(b => {
@@ -397,11 +391,9 @@ async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: n
   }
 }
 
-type JobInfo = { device: string; offset: number; len: number; ready: boolean; status: string; error?: string }
-
 async function mirrorProgress(src: MigrationSide, jobs: string[]): Promise<MigrationProgress['storage']> {
   if (jobs.length === 0) return undefined
-  const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  const list = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
   return {
     offset: list.reduce((n, j) => n + j.offset, 0),
     len: list.reduce((n, j) => n + j.len, 0),
@@ -416,7 +408,7 @@ async function waitMirrorReady(
   report: (p: NonNullable<MigrationProgress['storage']>) => void,
 ): Promise<void> {
   for (;;) {
-    const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    const list = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
     if (list.length < jobs.length)
       throw new Error(`a storage mirror job ended before it was ready (${jobs.join(', ')})`)
     const p = {
@@ -432,10 +424,10 @@ async function waitMirrorReady(
 
 /** After the switch-over (source paused): cancel the ready mirrors (which completes them without pivoting). */
 async function finishMirror(src: MigrationSide, dest: DestinationSide, jobs: string[]): Promise<number> {
-  const before = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  const before = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
   for (const job of jobs) await src.execute('block-job-cancel', { device: job })
   for (let i = 0; ; i++) {
-    const left = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    const left = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
     if (left.length === 0) break
     if (i > 2000) throw new Error(`storage mirror jobs did not finish: ${JSON.stringify(left)}`)
     await sleep(5)
@@ -448,7 +440,7 @@ async function finishMirror(src: MigrationSide, dest: DestinationSide, jobs: str
 /** Waits until the destination finished loading (or entered postcopy), then resumes it if it is paused. */
 async function resumeWhenLoaded(dest: MigrationSide, mode: 'precopy' | 'postcopy'): Promise<void> {
   for (let i = 0; ; i++) {
-    const s = (await dest.execute('query-status')) as { running: boolean; status: string }
+    const s = await dest.execute('query-status')
     if (s.running) return
     if (s.status !== 'inmigrate') {
       await dest.execute('cont')
