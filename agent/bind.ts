@@ -21,7 +21,12 @@ export interface SessionBinding {
 }
 
 /** Instantiates every service for `session` and wraps each contract call with argument checks. */
-export function bindSession(host: string, session: Session, modules: BoundModule[]): SessionBinding {
+export function bindSession(
+  host: string,
+  session: Session,
+  modules: BoundModule[],
+  refused?: ReadonlySet<ServiceName>,
+): SessionBinding {
   const functions = new Map<string, (...args: unknown[]) => Promise<unknown>>()
   const binding: SessionBinding = { session, functions, streams: new Map() }
   for (const { module, factory } of modules) {
@@ -45,6 +50,16 @@ export function bindSession(host: string, session: Session, modules: BoundModule
       if (typeof implFn !== 'function') throw new Error(`service ${name} does not implement ${fn}`)
       const where = { host, service: name, call: fn }
       functions.set(methodName(name, fn), async (...args: unknown[]) => {
+        if (refused?.has(name)) {
+          throw toErrorData(
+            new VtError(
+              ErrorNames.badRequest,
+              `${name}.${fn} is refused: this agent is confined (vt agent --confined runs no host commands)`,
+              { code: 'CONFINED' },
+            ),
+            where,
+          )
+        }
         if (session.closed) {
           throw toErrorData(
             new VtError(ErrorNames.sessionExpired, `session ${session.id} is closed`, { code: 'SESSION_EXPIRED' }),

@@ -44,6 +44,7 @@ export function addAgentCommand(program: Command, run?: (opts: AgentCliOptions) 
     .option('--capacity-cpus <n>', 'cpus offered to reservations (default: all cores)', positiveInt)
     .option('--advertise <address>', 'address controllers should use, when not the listen address')
     .option('--quiet', 'log only to <state-dir>/agent.log')
+    .option('--confined', 'refuse exec, spawn, raw QEMU arguments, exec: migration URIs and HMP (shared labs)')
     .addOption(new Option('--exit-with-stdin', 'stop when stdin closes (embedded agents)').hideHelp())
     .action(async (opts: AgentCliOptions) => {
       await (run ?? (await import('./run.ts')).runAgent)(opts)

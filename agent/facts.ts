@@ -77,6 +77,7 @@ export async function collectFacts(
     address: string
     version: string
     startedAt: number
+    confined?: boolean
   },
   providers: (() => Promise<Partial<HostFacts>> | Partial<HostFacts>)[],
 ): Promise<HostFacts> {
@@ -94,7 +95,13 @@ export async function collectFacts(
     labels: agent.labels,
     roots: agent.roots,
     address: agent.address,
-    agent: { version: agent.version, protocol: PROTOCOL_VERSION, pid: process.pid, startedAt: agent.startedAt },
+    agent: {
+      version: agent.version,
+      protocol: PROTOCOL_VERSION,
+      pid: process.pid,
+      startedAt: agent.startedAt,
+      ...(agent.confined ? { confined: true } : {}),
+    },
     extra: {},
   }
   for (const provider of providers) {

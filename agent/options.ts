@@ -23,6 +23,7 @@ export interface AgentCliOptions {
   capacityCpus?: number
   advertise?: string
   quiet?: boolean
+  confined?: boolean
   exitWithStdin?: boolean
 }
 
@@ -82,5 +83,6 @@ export function toAgentOptions(opts: AgentCliOptions): AgentOptions {
     capacity: { memoryBytes: opts.capacityMemory, cpus: opts.capacityCpus },
     quiet: opts.quiet,
     advertise: opts.advertise,
+    confined: opts.confined,
   }
 }

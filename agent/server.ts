@@ -50,9 +50,14 @@ export interface AgentOptions {
   quiet?: boolean
   /** Address the controller should use when it differs from the listen address (e.g. 0.0.0.0). */
   advertise?: string
+  /** Refuse exec, spawn, raw QEMU arguments, exec: migration URIs and HMP (for shared labs). */
+  confined?: boolean
   /** Limits on connections that have not authenticated yet (agent/gate.ts). */
   limits?: Partial<GateLimits>
 }
+
+/** Services a confined agent refuses outright: they run host commands by design. */
+const CONFINED_SERVICES = new Set<ServiceName>(['exec', 'spawn'])
 
 export const DEFAULT_GATE_LIMITS: GateLimits = {
   perAgent: 128,
@@ -109,6 +114,7 @@ export class Agent implements ConnectionHost {
       name: this.name,
       stateDir: options.stateDir,
       roots: this.roots.real,
+      confined: options.confined ?? false,
       labels: options.labels ?? {},
       capacity: this.capacity,
       log: this.log,
@@ -142,13 +148,14 @@ export class Agent implements ConnectionHost {
         address: this.address,
         version: AGENT_VERSION,
         startedAt: this.startedAt,
+        confined: this.options.confined,
       },
       this.factProviders,
     )
   }
 
   bind(session: Session): SessionBinding {
-    const binding = bindSession(this.name, session, this.modules)
+    const binding = bindSession(this.name, session, this.modules, this.options.confined ? CONFINED_SERVICES : undefined)
     this.bindings.set(session.id, binding)
     session.onClose(() => {
       this.bindings.delete(session.id)
@@ -194,6 +201,7 @@ export class Agent implements ConnectionHost {
         `the agent token has ${options.token.length} characters, more than the ${MAX_TOKEN_CHARS} a controller can send: use a shorter token`,
       )
     }
+    scrubEnvironment(options.token)
     await this.lock()
     this.keeper = startKeeper(options.stateDir)
     const reapedAtStart = await this.store.reapLeftovers()
@@ -293,6 +301,15 @@ export class Agent implements ConnectionHost {
     }
     writeFileSync(file, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }))
   }
+}
+
+/**
+ * Removes the token from this process's environment (the variable --token-env named, and any other holding
+ * it): every command, spawn and QEMU the agent starts inherits that environment, and a test printing `env`
+ * would put the token into its reports.
+ */
+function scrubEnvironment(token: string): void {
+  for (const [name, value] of Object.entries(process.env)) if (value?.includes(token)) delete process.env[name]
 }
 
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {

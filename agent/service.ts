@@ -25,6 +25,8 @@ export interface AgentContext {
   stateDir: string
   /** Directories the files service may touch (real paths). */
   roots: string[]
+  /** `vt agent --confined`: no host commands, no raw QEMU arguments, no exec: URIs, no HMP. */
+  confined: boolean
   labels: Record<string, string>
   /** Capacity offered to reservations when set (else the machine's memory and cores). */
   capacity: { memoryBytes?: number; cpus?: number }

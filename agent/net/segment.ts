@@ -1,5 +1,6 @@
 // One host's part of a guest network: a bridge and a VXLAN device with a flooding entry per peer. Learning
 // stays on, so after a migration the VM's gratuitous announcement teaches every bridge its new port.
+import { writeFileSync } from 'node:fs'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import { bridgeName, type NetworkInfo, VXLAN_OVERHEAD, vxlanName } from '../../src/protocol/network.ts'
 import { ipCmd, linkExists, routeDevice, tool } from './cmd.ts'
@@ -53,6 +54,9 @@ export async function createSegment(o: SegmentOptions): Promise<NetworkInfo> {
   try {
     await ipCmd('link', 'add', bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0')
     await ipCmd('link', 'set', bridge, 'mtu', String(mtu))
+    // Answer ARP on the bridge only for addresses on the bridge: a host attached to two networks (or with
+    // addresses elsewhere) must not make them look like one segment.
+    writeFileSync(`/proc/sys/net/ipv4/conf/${bridge}/arp_ignore`, '1')
     const vx = ['link', 'add', vxlan, 'type', 'vxlan', 'id', String(o.vni), 'dstport', String(o.port ?? 4789)]
     if (local) vx.push('local', local)
     vx.push('dev', device)

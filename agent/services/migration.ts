@@ -1,6 +1,6 @@
 // Host-local steps of live migration (contract: src/protocol/migration.ts).
 import { realpath, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { sep } from 'node:path'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import { checkMemoryDumpFile } from '../memtest/check.ts'
@@ -19,6 +19,30 @@ function freePort(address: string): Promise<number> {
   })
 }
 
+function probe(address: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: address, port })
+    const fail = (why: string) => {
+      socket.destroy()
+      reject(
+        new VtError(ErrorNames.timeout, `cannot reach ${address}:${port} from this host: ${why}`, {
+          code: 'UNREACHABLE',
+        }),
+      )
+    }
+    const timer = setTimeout(() => fail(`no TCP connection within ${timeoutMs} ms (partitioned?)`), timeoutMs)
+    socket.once('connect', () => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve()
+    })
+    socket.once('error', e => {
+      clearTimeout(timer)
+      fail(e.message)
+    })
+  })
+}
+
 export const migrationService = implement('migration', agent => {
   const allowed = async () => {
     const dirs = [agent.stateDir, ...agent.roots]
@@ -26,6 +50,7 @@ export const migrationService = implement('migration', agent => {
   }
   return () => ({
     freePort: ({ address }) => freePort(address),
+    probe: ({ address, port, timeoutMs }) => probe(address, port, timeoutMs),
     async checkMemoryDump({ path, start, size, keep }) {
       const real = await realpath(path).catch(() => {
         throw new VtError(ErrorNames.notFound, `memory dump ${path} does not exist (did pmemsave fail?)`)

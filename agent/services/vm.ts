@@ -48,6 +48,7 @@ export const vmService = implement('vm', agent => {
       dir: session.dir,
       // Disks, kernels and firmware must come from the allowed roots or the image cache.
       roots: [...agent.roots, agent.stateDir, cacheDir()],
+      confined: agent.confined,
       progress: message => {
         session.log.info(`image: ${message}`)
         session.emit('progress', { message })
@@ -75,7 +76,11 @@ export const vmService = implement('vm', agent => {
       resume: name => mgr.get(name).resume(),
       shutdown: (name, opts) => mgr.shutdown(name, opts?.timeoutMs),
       destroy: name => mgr.destroy(name),
-      qmp: (name, command, args) => mgr.get(name).requireQmp().execute(command, args),
+      qmp: (name, command, args) => {
+        const m = mgr.get(name)
+        mgr.checkQmp(name, command, args)
+        return m.requireQmp().execute(command, args)
+      },
       async waitForQmpEvent(name, { event, data, timeoutMs, sinceStart }) {
         const ev = await mgr
           .get(name)

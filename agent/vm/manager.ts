@@ -10,6 +10,7 @@ import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
 import { probeAccel } from './accel.ts'
 import type { ResolvedDisk } from './argv.ts'
+import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
 import { formatMiB, toMiB } from './size.ts'
 
@@ -39,6 +40,8 @@ export interface VmManagerOptions {
   hooks?: VmHooks
   /** Report image build progress (first use builds the tiny image). */
   progress?: (message: string) => void
+  /** A confined agent: no raw QEMU arguments, no exec: migration URIs, no HMP (agent/vm/hostPaths.ts). */
+  confined?: boolean
 }
 
 interface Entry {
@@ -54,7 +57,16 @@ export class VmManager {
   private readonly vms = new Map<string, Entry>()
   private readonly starting = new Set<string>()
 
-  constructor(private readonly opts: VmManagerOptions) {}
+  private readonly policy: HostPathPolicy
+
+  constructor(private readonly opts: VmManagerOptions) {
+    this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
+  }
+
+  /** Checks a QMP command from a controller for host paths outside the roots (and HMP when confined). */
+  checkQmp(name: string, command: string, args: Record<string, unknown> | undefined): void {
+    checkQmpCommand(command, args, `VM ${name} on host ${this.host}`, this.policy)
+  }
 
   get host(): string {
     return this.opts.host
@@ -69,6 +81,8 @@ export class VmManager {
     }
     const spec = parsed.data
     const label = `VM ${spec.name} on host ${this.host}`
+    checkExtraArgs(spec.extraArgs ?? [], label, this.policy)
+    if (spec.incoming) checkMigrationUri(spec.incoming, `${label}: incoming`, this.policy)
     if (this.vms.has(spec.name) || this.starting.has(spec.name)) {
       throw new VmError(`${label} already exists in this session: pick another name`, 'EXISTS')
     }

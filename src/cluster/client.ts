@@ -133,7 +133,11 @@ export class AgentClient {
       ws.once('error', e => {
         clearTimeout(timer)
         reject(
-          this.error(ErrorNames.connectionLost, 'CONNECT', `cannot connect to agent at ${options.url}: ${e.message}`),
+          this.error(
+            ErrorNames.connectionLost,
+            (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'CONNECTION_REFUSED' : 'CONNECT',
+            `cannot connect to agent at ${options.url}: ${e.message}`,
+          ),
         )
       })
       ws.once('close', (code, reason) => {
@@ -283,6 +287,12 @@ export class AgentClient {
       } catch (e) {
         lastError = e
         if (e instanceof VtRemoteError && (e.code === 'SESSION_EXPIRED' || e.code === 'AUTH')) break
+        // Refused: the host answered, but no agent listens any more. It stopped or was killed, and an agent
+        // restarted on the host reaps our session at its start: waiting out the lease cannot bring it back.
+        if (e instanceof VtRemoteError && e.code === 'CONNECTION_REFUSED') {
+          this.closeAsGone(why)
+          return
+        }
       }
       await new Promise(r => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))))
       delay = Math.min(delay * 2, 1000)
@@ -295,6 +305,17 @@ export class AgentClient {
         lastError ? ` (last attempt: ${(lastError as Error).message})` : ''
       }`,
       code: 'SESSION_EXPIRED',
+      host: this.host,
+    })
+  }
+
+  private closeAsGone(why: string): void {
+    this.state = 'closed'
+    this.reconnecting = undefined
+    this.closedError = new VtRemoteError({
+      name: ErrorNames.connectionLost,
+      message: `the agent is gone: the link broke (${why}) and nothing listens at ${this.options.url} any more (connection refused); the agent stopped or was killed, and its session with everything in it is lost`,
+      code: 'AGENT_GONE',
       host: this.host,
     })
   }

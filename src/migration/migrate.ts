@@ -106,6 +106,9 @@ function progressOf(
 /**
  * Migrates the VM behind `driver` to `options.to`. `vm` is what `during` and `after` receive.
  */
+/** How long a lost side waits for the links to show which host actually went away. */
+const LOST_SETTLE_MS = 250
+
 export async function runMigration<Host, V>(
   driver: MigrationDriver<Host>,
   options: MigrateOptions<Host, V>,
@@ -145,18 +148,32 @@ export async function runMigration<Host, V>(
     stop.abort(new Interrupt(`cancelled: ${String(options.signal?.reason ?? 'aborted')}`, 'aborted'))
   if (options.signal?.aborted) onAbort()
   options.signal?.addEventListener('abort', onAbort, { once: true })
-  void src.lost.then(reason => stop.abort(new Interrupt(`the source QEMU on ${from} is gone: ${reason}`, 'lost')))
+  // A dying agent takes its QEMU along, and the other side's QEMU then fails as well, often first: let the
+  // links settle a moment, then name the side whose host's link is down, if any, rather than the first to report.
+  const sideLost = (label: string, reason: string) => {
+    setTimeout(() => {
+      if (stop.signal.aborted) return
+      const down: [string, string | undefined][] = [
+        [`the source QEMU on ${from}`, src.linkDown?.()],
+        [`the destination QEMU on ${to}`, dest?.linkDown?.()],
+      ]
+      const [who, why] = down.find(([, why]) => why) ?? [label, reason]
+      stop.abort(new Interrupt(`${who} is gone: ${why}`, 'lost'))
+    }, LOST_SETTLE_MS).unref?.()
+  }
+  void src.lost.then(reason => sideLost(`the source QEMU on ${from}`, reason))
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped])
 
   let duringRun: Promise<unknown> | undefined
   try {
     await guard(driver.precheck(options.to))
+    await guard(leaveEarlierMigration(src))
 
     phase = 'start-destination'
     starting = driver.startDestination(options.to, { storage })
     dest = await guard(starting)
     const d = dest
-    void d.lost.then(reason => stop.abort(new Interrupt(`the destination QEMU on ${to} is gone: ${reason}`, 'lost')))
+    void d.lost.then(reason => sideLost(`the destination QEMU on ${to}`, reason))
 
     phase = 'configure'
     const caps: Record<string, boolean> = { events: true }
@@ -210,6 +227,7 @@ export async function runMigration<Host, V>(
       duringRun = Promise.resolve().then(() => options.during?.(vm))
       duringRun.catch(() => {})
     }
+    if (driver.checkPath) await guard(driver.checkPath(options.to))
     const migrateAt = performance.now()
     // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
@@ -295,9 +313,10 @@ export async function runMigration<Host, V>(
     if (err instanceof MigrationError) throw err
     // An error from `during`/`after` after a completed migration is the caller's, not a migration failure.
     if (phase === 'cleanup' && dest === undefined) throw err
+    const message = await blame((err as Error).message, err instanceof Interrupt)
     const failure = await recover()
     throw new MigrationError({
-      message: (err as Error).message,
+      message,
       phase,
       from,
       to,
@@ -312,29 +331,57 @@ export async function runMigration<Host, V>(
     for (const off of offs) off()
   }
 
+  /**
+   * A failure reported by one side (QEMU's stream broke, a call failed) may have been caused by the other side's
+   * host dying: if a side's link is down (after a moment to settle), the message names that host first.
+   */
+  async function blame(message: string, fromLost: boolean): Promise<string> {
+    if (fromLost) return message // sideLost already settled and named the host
+    const down = () =>
+      src.linkDown?.() !== undefined
+        ? `the source QEMU on ${from} is gone: ${src.linkDown?.()}`
+        : dest?.linkDown?.() !== undefined
+          ? `the destination QEMU on ${to} is gone: ${dest.linkDown?.()}`
+          : undefined
+    if (!down() && phase !== 'precheck') await sleep(LOST_SETTLE_MS)
+    const who = down()
+    return who && !message.startsWith(who) ? `${who}; ${message}` : message
+  }
+
   /** Puts things back: cancel, source running, destination gone. Never throws. */
   async function recover(): Promise<{ sourceRunning: boolean; qemuError?: string }> {
     let qemuError: string | undefined
     const quiet = <T>(p: Promise<T>) => p.catch(() => undefined)
-    if (migrateIssued && !switchedToPostcopy) {
+    // Never wait on a host whose agent is known to be gone: what it ran died with it.
+    const srcGone = src.gone?.() ?? false
+    if (migrateIssued && !switchedToPostcopy && !srcGone) {
       await quiet(src.execute('migrate_cancel'))
-      for (let i = 0; i < 200; i++) {
+      // Report only once the source has really left the migration (a stream cut by a partition takes a
+      // while to cancel): a retry right after the failure must find QEMU ready for a new one.
+      const deadline = performance.now() + CANCEL_WAIT_MS
+      for (;;) {
         const info = await quiet(src.execute('query-migrate'))
         if (!info || !ACTIVE.has(info.status ?? 'none')) {
           qemuError = info?.['error-desc']
           break
         }
+        if (performance.now() > deadline) {
+          qemuError = `the source QEMU is still in migration state '${info.status}' ${CANCEL_WAIT_MS / 1000} s after migrate_cancel`
+          break
+        }
         await sleep(25)
       }
     }
-    for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
+    if (!srcGone) {
+      for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
+    }
     if (!dest && starting) dest = await quiet(starting)
     if (dest) {
-      await quiet(dest.destroy())
+      if (!dest.gone?.()) await quiet(dest.destroy())
       dest = undefined
     }
     let sourceRunning = false
-    if (!switchedToPostcopy) {
+    if (!switchedToPostcopy && !srcGone) {
       const status = await quiet(src.execute('query-status'))
       if (
         status &&
@@ -347,6 +394,27 @@ export async function runMigration<Host, V>(
       sourceRunning = after?.running ?? false
     }
     return { sourceRunning, qemuError }
+  }
+}
+
+const CANCEL_WAIT_MS = 30_000
+
+/** Waits (up to CANCEL_WAIT_MS) for the source to leave a migration an earlier attempt left cancelling. */
+async function leaveEarlierMigration(src: MigrationSide): Promise<void> {
+  const deadline = performance.now() + CANCEL_WAIT_MS
+  for (;;) {
+    const info = await src.execute('query-migrate')
+    const status = info.status ?? 'none'
+    if (!ACTIVE.has(status)) return
+    if (status !== 'cancelling') {
+      throw new Error(`the source is already migrating (QEMU reports '${status}'): wait for that migration to end`)
+    }
+    if (performance.now() > deadline) {
+      throw new Error(
+        `the source QEMU is still cancelling an earlier migration after ${CANCEL_WAIT_MS / 1000} s: retry later`,
+      )
+    }
+    await sleep(50)
   }
 }
 

@@ -85,6 +85,10 @@ export interface MigrationSide extends QmpExecutor {
   onEvent(listener: (ev: QmpEvent) => void): () => void
   /** Resolves when the QEMU process (or the link to it) is gone, with the reason. */
   lost: Promise<string>
+  /** Why the link to this side's host is down now (undefined while it is up): the error names that host. */
+  linkDown?(): string | undefined
+  /** The host is known to be gone for good (its agent died): recovery does not call it. */
+  gone?(): boolean
 }
 
 /** A destination QEMU started by the driver, paused and waiting (`-incoming defer`). */
@@ -107,6 +111,12 @@ export interface MigrationDriver<Host> {
   startDestination(to: Host, options: StartDestinationOptions): Promise<DestinationSide>
   /** A TCP port free on the destination host's address (for the NBD export). */
   freePort(to: Host): Promise<number>
+  /**
+   * Optional: throws when the source cannot open a TCP connection to the destination host right now. Checked
+   * just before `migrate`: QEMU cannot cancel a migration whose connect hangs (a partition drops the SYNs),
+   * it stays 'cancelling' until the kernel gives up on the connect, minutes later.
+   */
+  checkPath?(to: Host): Promise<void>
   /** Migration succeeded: the source QEMU is paused in postmigrate; shut it down, point the handle at `dest`. */
   commit(dest: DestinationSide, to: Host): Promise<void>
 }

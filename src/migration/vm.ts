@@ -33,6 +33,11 @@ export interface MigrateVmOptions<V extends MigratableVm = MigratableVm> extends
 
 function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
   const svc = host.service('vm')
+  const linkDown = () => {
+    const { state, closedError } = host.client
+    if (state === 'connected') return undefined
+    return `the link to host ${host.name}'s agent is ${state}${closedError ? ` (${closedError.message})` : ''}`
+  }
   const lost = new Promise<string>(resolve => {
     subs.push(
       host.on('vm', 'state', (e: { name: string; status: string; reason?: string }) => {
@@ -40,9 +45,9 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
       }),
     )
     const timer = setInterval(() => {
-      const state = host.client.state
-      if (state !== 'connected') resolve(`the link to host ${host.name}'s agent is ${state}`)
-    }, 200)
+      const why = linkDown()
+      if (why) resolve(why)
+    }, 100)
     subs.push(() => clearInterval(timer))
   })
   return {
@@ -54,6 +59,8 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
         if (e.name === name) listener({ event: e.event, data: e.data, timestamp: e.timestamp })
       }),
     lost,
+    linkDown,
+    gone: () => host.client.state === 'closed',
   }
 }
 
@@ -156,6 +163,8 @@ export function vmDriver<V extends MigratableVm>(
       } satisfies DestinationSide
     },
     freePort: to => to.service('migration').freePort({ address: to.address }),
+    // The source's agent connects to the destination's agent port: the same underlay path the stream takes.
+    checkPath: to => vm.host.service('migration').probe({ address: to.address, port: agentPort(to), timeoutMs: 3000 }),
     async commit(_dest, to) {
       // Guest networks: have QEMU announce the guest's MAC from its new port at once (RARP rounds), so the
       // bridges and VXLAN devices of every host learn where it is now instead of waiting for its traffic.
@@ -175,6 +184,11 @@ export function vmDriver<V extends MigratableVm>(
         .catch(() => {})
     },
   }
+}
+
+function agentPort(h: Host): number {
+  const u = new URL(h.url)
+  return Number(u.port) || (u.protocol === 'wss:' ? 443 : 80)
 }
 
 function isReadOnly(spec: VmSpec, id: string): boolean {

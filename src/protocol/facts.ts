@@ -24,7 +24,8 @@ export interface HostFacts {
   roots: string[]
   /** Address the agent listens on, as the controller should reach it. */
   address: string
-  agent: { version: string; protocol: number; pid: number; startedAt: number }
+  /** `confined`: no exec, spawn, raw QEMU arguments, exec: URIs or HMP (`vt agent --confined`). */
+  agent: { version: string; protocol: number; pid: number; startedAt: number; confined?: boolean }
   /** Extra facts contributed by services, by service name. */
   extra: Record<string, unknown>
 }

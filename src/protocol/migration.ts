@@ -16,6 +16,14 @@ const pageAligned = z
 
 export const migration = defineService('migration', {
   freePort: call(z.strictObject({ address: z.string().min(1).max(255) })).returns<number>(),
+  /** Opens (and closes) a TCP connection from this host to address:port: is the path there open now? */
+  probe: call(
+    z.strictObject({
+      address: z.string().min(1).max(255),
+      port: z.number().int().min(1).max(65535),
+      timeoutMs: z.number().int().min(1).max(60_000),
+    }),
+  ).returns<void>(),
   checkMemoryDump: call(
     z.strictObject({
       path: absolutePath.refine(p => /\/vt-memdump-[A-Za-z0-9_.-]+\.bin$/.test(p), {

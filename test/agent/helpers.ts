@@ -25,6 +25,7 @@ export interface TestAgent {
   log(): string
   /** Stops gracefully (stdin closed). */
   stop(): Promise<void>
+  /** SIGKILLs the agent and waits for its keeper to have reaped its sessions. */
   kill9(): Promise<void>
   /** Stops and removes its directories. */
   dispose(): Promise<void>
@@ -88,6 +89,8 @@ export async function startTestAgent(options: StartOptions = {}): Promise<TestAg
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGKILL')
       await exited
+      // Its keeper reaps the sessions and then drops the lock: wait, so that tests see a settled state dir.
+      await waitFor(() => !existsSync(join(stateDir, 'agent.lock')), 10_000, "the dead agent's keeper to finish")
     },
     async dispose() {
       await agent.stop()

@@ -109,7 +109,7 @@ function hello(token = agent.token): string {
   return JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, token, client: { name: 'hostile', pid: 1 } })
 }
 
-test('raw TCP connections that never send a byte are closed at the deadline', async () => {
+test('raw TCP connections that never send a byte are closed at the deadline', { timeout: 60_000 }, async () => {
   const start = Date.now()
   const conns = await Promise.all(Array.from({ length: 20 }, () => rawTcp()))
   await Promise.all(conns.map(c => c.closed))
@@ -122,7 +122,9 @@ test('raw TCP connections that never send a byte are closed at the deadline', as
   await waitFor(() => /closed an unauthenticated connection .*no authentication within/.test(agent.log()), 2000, 'log')
 })
 
-test('a flood of 400 connections from one address: all but 32 turned away, controllers keep working', async () => {
+test('a flood of 400 connections from one address: all but 32 turned away, controllers keep working', {
+  timeout: 60_000,
+}, async () => {
   const fdsBefore = openFds(agent.pid)
   const start = Date.now()
   const conns = await Promise.all(Array.from({ length: 400 }, () => rawTcp('127.0.0.1')))
@@ -144,7 +146,7 @@ test('a flood of 400 connections from one address: all but 32 turned away, contr
   assert.match(agent.log(), /turned away unauthenticated connections/)
 })
 
-test('connections from many addresses: at most 128 unauthenticated in all', async () => {
+test('connections from many addresses: at most 128 unauthenticated in all', { timeout: 60_000 }, async () => {
   const fdsBefore = openFds(agent.pid)
   const conns: RawConn[] = []
   for (let a = 10; a < 16; a++) {
@@ -158,7 +160,9 @@ test('connections from many addresses: at most 128 unauthenticated in all', asyn
   await Promise.all(conns.map(c => c.closed))
 })
 
-test('16 half-sent 64 MiB first frames are cut off after a few KiB: agent memory stays small', async () => {
+test('16 half-sent 64 MiB first frames are cut off after a few KiB: agent memory stays small', {
+  timeout: 60_000,
+}, async () => {
   const rssBefore = rssBytes(agent.pid)
   const conns = await Promise.all(Array.from({ length: 16 }, () => rawUpgrade()))
   const chunk = Buffer.alloc(256 * 1024, 0x61)
@@ -181,7 +185,7 @@ test('16 half-sent 64 MiB first frames are cut off after a few KiB: agent memory
   assert.equal(await live.service('facts').ping('after'), 'after')
 })
 
-test('a hello larger than the cap is refused naming the limit', async () => {
+test('a hello larger than the cap is refused naming the limit', { timeout: 60_000 }, async () => {
   const big = JSON.stringify({
     t: 'hello',
     protocol: PROTOCOL_VERSION,
@@ -194,7 +198,9 @@ test('a hello larger than the cap is refused naming the limit', async () => {
   assert.match(c.messages[0], new RegExp(`more than ${MAX_HELLO_BYTES}`))
 })
 
-test('a call pipelined right behind the hello is answered after the welcome, every time', async () => {
+test('a call pipelined right behind the hello is answered after the welcome, every time', {
+  timeout: 60_000,
+}, async () => {
   for (let round = 0; round < 20; round++) {
     const c = await openWs()
     c.ws.send(hello())
@@ -206,7 +212,7 @@ test('a call pipelined right behind the hello is answered after the welcome, eve
   }
 })
 
-test('a call pipelined behind a wrong-token hello never runs', async () => {
+test('a call pipelined behind a wrong-token hello never runs', { timeout: 60_000 }, async () => {
   const marker = join(agent.root, 'pipelined-marker')
   const c = await openWs()
   c.ws.send(hello('wrong-token-wrong-token'))

@@ -85,6 +85,23 @@ describe('config validation', () => {
     assert.ok(paths.includes('shard'), paths.join(', '))
   })
 
+  test('a guest network with a bad subnet or key is refused with file:line and its path', async () => {
+    const e = await configError(`export default {
+  projects: [
+    { name: 'n', cluster: {
+      hosts: 2,
+      networks: { lan: { subnet: '10.77.0.0' }, wan: { subnet: '10.78.0.0/24', vni: 0 } },
+    } },
+  ],
+}
+`)
+    assert.match(
+      e.message,
+      /vt\.config\.ts:5: projects\[0\]\.cluster\.networks\.lan\.subnet: .*like '10\.77\.0\.0\/24'/,
+    )
+    assert.match(e.message, /projects\[0\]\.cluster\.networks\.wan\.vni/)
+  })
+
   test('cluster numbers and timeouts outside their range are refused at load, naming the range', async () => {
     for (const lease of [100000, 0.05, 0, -1]) {
       const e = await configError(`export default {
