@@ -157,10 +157,10 @@ export class QmpClient implements QmpExecutor {
         }
         return client
       } catch (err) {
-        if (err instanceof QmpConnectError && !(err as { retry?: boolean }).retry) throw err
+        if (err instanceof QmpConnectError && !err.retry) throw err
         lastError = err as Error
         const code = (err as NodeJS.ErrnoException).code
-        const retriable = code === 'ENOENT' || code === 'ECONNREFUSED' || (err as { retry?: boolean }).retry
+        const retriable = code === 'ENOENT' || code === 'ECONNREFUSED' || (err instanceof QmpConnectError && err.retry)
         if (!retriable || Date.now() >= deadline) {
           throw new QmpConnectError(
             `QMP ${label}: cannot connect to ${path} within ${connectTimeout} ms: ${lastError.message}`,
@@ -524,15 +524,10 @@ function openAndGreet(
       socket.destroy()
       reject(err)
     }
-    const timer = setTimeout(
-      () => fail(Object.assign(new QmpConnectError(`no QMP greeting within ${timeout} ms`), { retry: false })),
-      timeout,
-    )
+    const timer = setTimeout(() => fail(new QmpConnectError(`no QMP greeting within ${timeout} ms`)), timeout)
     socket.setEncoding('utf8')
     socket.on('error', fail)
-    socket.on('close', () =>
-      fail(Object.assign(new QmpConnectError('connection closed before the QMP greeting'), { retry: true })),
-    )
+    socket.on('close', () => fail(new QmpConnectError('connection closed before the QMP greeting', { retry: true })))
     const onData = (chunk: string) => {
       buffer += chunk
       const nl = buffer.indexOf('\n')

@@ -9,6 +9,7 @@
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
 // and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
+import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
 import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
 import type {
@@ -34,12 +35,19 @@ class Interrupt extends Error {
   }
 }
 
-/** QEMU's own words in a QMP failure, locally (QmpCommandError.desc) or through an agent (in the message). */
-function qemuErrorOf(err: unknown): string | undefined {
-  const desc = (err as { desc?: unknown }).desc
-  if (typeof desc === 'string') return desc
-  const m = /QMP .* failed: [A-Za-z]+: (.+)$/s.exec(String((err as Error)?.message ?? ''))
-  return m?.[1]
+/** QEMU reported the migration failed (query-migrate), with its error-desc. */
+class QemuMigrationFailed extends Error {
+  constructor(
+    message: string,
+    readonly qemuError: string | undefined,
+  ) {
+    super(message)
+  }
+}
+
+/** QEMU's answer to a rejected QMP command: set by the QMP client, kept in the error data through an agent. */
+function qmpErrorOf(err: unknown): QmpErrorInfo | undefined {
+  return err instanceof VtError ? err.qmp : undefined
 }
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
@@ -241,11 +249,9 @@ export async function runMigration<Host, V>(
       const status = info.status ?? 'none'
       if (status === 'completed') break
       if (status === 'failed' || status === 'cancelled' || status === 'none') {
-        throw Object.assign(
-          new Error(`QEMU reports migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`),
-          {
-            qemuError: info['error-desc'],
-          },
+        throw new QemuMigrationFailed(
+          `QEMU reports migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
+          info['error-desc'],
         )
       }
       if (options.postcopy && !switchedToPostcopy && status === 'active') {
@@ -320,7 +326,8 @@ export async function runMigration<Host, V>(
       phase,
       from,
       to,
-      qemuError: (err as { qemuError?: string }).qemuError ?? qemuErrorOf(err) ?? failure.qemuError,
+      qemuError: (err instanceof QemuMigrationFailed ? err.qemuError : qmpErrorOf(err)?.desc) ?? failure.qemuError,
+      qmp: qmpErrorOf(err),
       lastStats: last,
       sourceRunning: failure.sourceRunning,
       cause: err,
