@@ -1,5 +1,5 @@
 // vt's own example projects: `npx vt test` runs examples/ on embedded clusters.
-import { defineConfig } from 'vt'
+import { defineConfig } from 'vmtest-cluster'
 
 export default defineConfig({
   testDir: 'examples',

@@ -6,7 +6,7 @@
 // the final entry's directory and its name, and works on `/proc/self/fd/<fd>/<name>`: a single lookup of a name
 // that is not followed when it is a link.
 import { constants } from 'node:fs'
-import { type FileHandle, lstat, mkdir, open, readlink } from 'node:fs/promises'
+import { type FileHandle, lstat, mkdir, open, readdir, readlink, rmdir, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { ErrorNames, VtError } from '../src/protocol/errors.ts'
 import { outsideRoots, type Roots } from './roots.ts'
@@ -166,4 +166,35 @@ function located(
     at: fdPath(top.handle, name),
     close: closeAll,
   }
+}
+
+/**
+ * Removes `name` from an open directory without following links: a tree is walked by descriptor (Node's
+ * recursive `rm` walks by path, so a subdirectory swapped for a link mid-walk would be followed).
+ */
+export async function removeAt(dir: FileHandle, name: string, recursive: boolean): Promise<void> {
+  const path = fdPath(dir, name)
+  const st = await lstat(path)
+  if (!st.isDirectory()) return unlink(path)
+  if (!recursive) {
+    throw new VtError(ErrorNames.badRequest, `${name} is a directory: remove it with { recursive: true }`, {
+      code: 'EISDIR',
+    })
+  }
+  let sub: FileHandle
+  try {
+    sub = await open(path, DIR_FLAGS)
+  } catch (e) {
+    // Swapped for a link (or a file) since the lstat: remove that entry itself, never what it points to.
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      return unlink(path)
+    }
+    throw e
+  }
+  try {
+    for (const child of await readdir(fdPath(sub))) await removeAt(sub, child, true)
+  } finally {
+    await sub.close()
+  }
+  await rmdir(path)
 }

@@ -1,7 +1,7 @@
 // Two embedded hosts (project `two-host`): run commands on both, show their distinct addresses, move a file
 // from one to the other, and book capacity. With root each host lives in its own network namespace on a
 // private bridge; without root both share loopback.
-import { expect, test } from 'vt'
+import { expect, test } from 'vmtest-cluster'
 
 test('each host runs commands and has its own address', async ({ hosts }, testInfo) => {
   expect(hosts).toHaveLength(2)

@@ -1,6 +1,6 @@
 // Live migration on the embedded two-host cluster (project `two-host`): a workload keeps running across
 // vm.migrate(), and vt's memtest guest proves that no page of guest memory was lost, in every mode.
-import { expect, type MigrateVmOptions, memtestSpec, test, verifyMemoryIntegrity } from 'vt'
+import { expect, type MigrateVmOptions, memtestSpec, test, verifyMemoryIntegrity } from 'vmtest-cluster'
 
 const MiB = 1024 * 1024
 

@@ -1,7 +1,7 @@
 // Guest networks on the embedded two-host cluster (project `network`, which declares `lan` in vt.config.ts):
 // VMs on different hosts share one L2 segment, a host's own processes join it, and a TCP connection from a
 // client VM survives its server migrating to the other host and back.
-import { expect, test } from 'vt'
+import { expect, test } from 'vmtest-cluster'
 
 test('VMs on two hosts talk over the lan; a host joins with attach', async ({ cluster, createVm }) => {
   const [a, b] = cluster.hosts

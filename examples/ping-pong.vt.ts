@@ -1,6 +1,6 @@
 // Ping-pong: a running guest visits every host of the cluster and comes back, its memory checked after each
 // hop (project `two-host`, or any cluster with more hosts).
-import { expect, memtestSpec, pingPong, test, verifyMemoryIntegrity } from 'vt'
+import { expect, memtestSpec, pingPong, test, verifyMemoryIntegrity } from 'vmtest-cluster'
 
 const MiB = 1024 * 1024
 

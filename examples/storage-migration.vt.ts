@@ -1,7 +1,7 @@
 // Migration without shared storage (project `two-host`): the VM's host-local data disk is copied the way
 // libvirt does it (an NBD export on the destination, a block mirror from the source, switch-over when the
 // mirror is ready), and the data written before the move is there afterwards.
-import { expect, MigrationError, memtestSpec, test, verifyMemoryIntegrity } from 'vt'
+import { expect, MigrationError, memtestSpec, test, verifyMemoryIntegrity } from 'vmtest-cluster'
 
 const MiB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 // Tiny VMs (project `two-host`): a VM on each embedded host that runs commands, reads its serial console and
 // speaks QMP; the `vm` fixture shaped by options; faults reported with the VM, host, command and output.
-import { expect, test } from 'vt'
+import { expect, test } from 'vmtest-cluster'
 
 test('a tiny VM on each host: exec, console, QMP', async ({ cluster, createVm }) => {
   const vms = await Promise.all(cluster.hosts.map(host => createVm({ host })))

@@ -8,6 +8,12 @@
 //                                         @@<nonce> X <exit code>\n
 // Output is length-prefixed, so any bytes survive (binary, no trailing newline, text that looks like a
 // marker). Requests run one at a time; the "vt.ctl" port takes "kill" to end the running one (timeouts).
+//
+// vt-sync (barriers and keys of the run, /bin/vt-sync below): a request's script inherits the port as fd 9, so
+// while it runs, vt-sync writes   "@@sync <nonce> <op> x<hex arg> x<hex arg> x<hex timeout>"
+// and reads the agent's answer    "@@sync <nonce> <exit code> <text escaped for printf %b>"
+// from it (the command loop waits for the script meanwhile). An answer arriving after its script ended is
+// skipped by the loop. No network port is opened in the guest.
 
 export interface ModuleGroups {
   core: string[]
@@ -124,6 +130,7 @@ while :; do
       case $nonce in
         '') continue ;;
         ping) read -r up _ < /proc/uptime; printf '@@vt-ready %s\\n' "$up"; continue ;;
+        @@*) continue ;;
       esac
       k=$((k + 1))
       printf '%b' "$esc" > /run/vt/c
@@ -145,8 +152,57 @@ while :; do
       # New files per request so a leftover background process cannot write into a later one's output.
       [ $((k % 64)) != 0 ] || rm -f /run/vt/o.* /run/vt/e.*
     done
-  } <>"$cmd" >&0
+  } <>"$cmd" >&0 9>&0
   usleep 20000
 done
+`
+}
+
+/** /bin/vt-sync in the tiny guest (protocol above). Exit codes as on hosts: 0 ok, 1 error, 2 timeout, 64 usage. */
+export function vtSyncScript(): string {
+  return `#!/bin/sh
+# vt-sync: barriers and keys of the vt run, through the command channel to the agent (fd 9).
+usage() {
+  echo "usage: vt-sync barrier NAME N [--timeout S] | send KEY VALUE | wait KEY [--timeout S] | wait-all KEY N [--timeout S] | role" >&2
+  exit 64
+}
+[ $# -ge 1 ] || usage
+op=$1; shift
+a1= a2= t=
+case $op in
+  barrier|wait-all) [ $# -ge 2 ] || usage; a1=$1; a2=$2; shift 2 ;;
+  send) [ $# -eq 2 ] || usage; a1=$1; a2=$2; shift 2 ;;
+  wait) [ $# -ge 1 ] || usage; a1=$1; shift ;;
+  role) ;;
+  *) usage ;;
+esac
+while [ $# -gt 0 ]; do
+  case $1 in
+    --timeout) [ $# -ge 2 ] || usage; t=$2; shift 2 ;;
+    --timeout=*) t=\${1#--timeout=}; shift ;;
+    *) usage ;;
+  esac
+done
+case $(readlink /proc/self/fd/9) in /dev/vport*) ;; *)
+  echo "vt-sync: no channel to the vt agent: run vt-sync in the foreground of a command the test runs (vm.exec)" >&2
+  exit 1 ;;
+esac
+hex() { printf %s "$1" | od -An -v -tx1 | tr -d ' \\n'; }
+[ "$op" = wait ] && a2=$t && t=
+n=$$
+printf '@@sync %s %s x%s x%s x%s\\n' "$n" "$op" "$(hex "$a1")" "$(hex "$a2")" "$(hex "$t")" >&9
+while :; do
+  if ! read -r tag rn rc msg <&9; then
+    echo "vt-sync: the channel to the vt agent closed" >&2
+    exit 1
+  fi
+  [ "$tag" = @@sync ] && [ "$rn" = "$n" ] && break
+done
+if [ "$rc" = 0 ]; then
+  [ -z "$msg" ] || printf '%b\\n' "$msg"
+else
+  printf 'vt-sync: %b\\n' "$msg" >&2
+fi
+exit "$rc"
 `
 }

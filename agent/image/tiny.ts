@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { cacheDir, ensureDir, withLock } from './cache.ts'
 import { type CpioEntry, writeCpio } from './cpio.ts'
 import { busyboxDeb, extractDeb, kernelDeb } from './debs.ts'
-import { initScript, type ModuleGroups } from './init.ts'
+import { initScript, type ModuleGroups, vtSyncScript } from './init.ts'
 
 const run = promisify(execFile)
 
@@ -26,6 +26,8 @@ export interface TinyImage {
   append: string
   kernelVersion: string
   key: string
+  /** Smallest memory a VM of this image boots in, with room for its commands. */
+  minMemoryMiB: number
 }
 
 export type Progress = (message: string) => void
@@ -36,6 +38,12 @@ export type Progress = (message: string) => void
  * doesn't work"); cryptomgr.notests skips crypto self-tests (~0.3 s under TCG).
  */
 export const TINY_APPEND = 'console=ttyS0 quiet no_timer_check cryptomgr.notests mitigations=off nokaslr'
+
+/**
+ * Measured: below ~76 MiB the kernel panics ("System is deadlocked on memory") or cannot even unpack itself
+ * (no console output at all); 96 MiB leaves room for the guest's commands.
+ */
+export const TINY_MIN_MEMORY_MIB = 96
 
 const WANTED = { core: ['virtio_pci'], console: ['virtio_console'], blk: ['virtio_blk'], net: ['virtio_net'] }
 
@@ -91,6 +99,7 @@ function recipeKey(kdeb: string, bdeb: string): string {
   const h = createHash('sha256')
   h.update(`v${RECIPE_VERSION}\n${fileHash(kdeb)}\n${fileHash(bdeb)}\n`)
   h.update(initScript({ core: ['x'], console: ['y'], blk: ['z'], net: ['w'] }))
+  h.update(vtSyncScript())
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
 }
@@ -113,6 +122,7 @@ function readManifest(dir: string): TinyImage {
   return {
     ...m,
     append: TINY_APPEND,
+    minMemoryMiB: TINY_MIN_MEMORY_MIB,
     dir,
     kernel: join(dir, 'vmlinuz'),
     initrd: join(dir, 'initrd.cpio'),
@@ -188,6 +198,7 @@ async function build(tmp: string, kdeb: string, bdeb: string, key: string, progr
   for (const a of applets) entries.push({ path: `bin/${a}`, type: 'symlink', target: 'busybox' })
   entries.push({ path: 'sbin', type: 'symlink', target: 'bin' })
   entries.push({ path: 'init', type: 'file', data: Buffer.from(initScript(groups)), mode: 0o755 })
+  entries.push({ path: 'bin/vt-sync', type: 'file', data: Buffer.from(vtSyncScript()), mode: 0o755 })
   entries.push({ path: 'etc/hostname', type: 'file', data: Buffer.from('vt\n') })
   entries.push({ path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n') })
   entries.push({ path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') })

@@ -6,6 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { ExecResult } from '../../src/protocol/exec.ts'
 import { killTree, startTimeOf } from '../../src/util/proc.ts'
 import { implement } from '../service.ts'
+import { syncEnv } from './sync.ts'
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000
 const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024
@@ -21,7 +22,8 @@ export const execService = implement('exec', () => session => {
         throw new VtError(ErrorNames.badRequest, `an exec with id ${id} is already running`, { code: 'BAD_REQUEST' })
       }
       const argv = req.argv ?? ['/bin/sh', '-c', req.command as string]
-      const env = req.clearEnv ? { ...req.env } : { ...process.env, ...req.env }
+      // vt-sync on PATH and its socket, unless the caller asked for exactly its own environment.
+      const env = req.clearEnv ? { ...req.env } : { ...process.env, ...(await syncEnv(session.id)), ...req.env }
       const started = Date.now()
       const child = spawnChild(argv[0], argv.slice(1), {
         cwd: req.cwd,

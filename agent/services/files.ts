@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { FileStat } from '../../src/protocol/files.ts'
 import { STREAM_CHUNK_BYTES, STREAM_HEADER_BYTES, writeStreamHeader } from '../../src/protocol/wire.ts'
-import { fdPath, type Located, locate } from '../confined.ts'
+import { fdPath, type Located, locate, removeAt } from '../confined.ts'
 import { Roots } from '../roots.ts'
 import { implement } from '../service.ts'
 
@@ -269,7 +269,7 @@ export const filesService = implement('files', agent => {
             })
           }
           if (!(await lstatOrNull(loc.at))) return false
-          await rm(loc.at, { recursive: options?.recursive ?? false, force: true })
+          await removeAt(loc.dir, loc.name, options?.recursive ?? false)
           return true
         } finally {
           await loc.close()

@@ -10,6 +10,7 @@ import { migrationService } from './migration.ts'
 import { networkService } from './network.ts'
 import { sessionService } from './session.ts'
 import { spawnService } from './spawn.ts'
+import { syncService } from './sync.ts'
 import { vmService } from './vm.ts'
 
 export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
@@ -22,4 +23,5 @@ export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
   faults: faultsService,
   network: networkService,
   vm: vmService,
+  sync: syncService,
 }

@@ -8,6 +8,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { ProcessInfo } from '../../src/protocol/spawn.ts'
 import { killTree, startTimeOf } from '../../src/util/proc.ts'
 import { implement } from '../service.ts'
+import { syncEnv } from './sync.ts'
 
 interface Entry {
   info: ProcessInfo
@@ -31,7 +32,8 @@ export const spawnService = implement('spawn', () => session => {
       const argv = req.argv ?? ['/bin/sh', '-c', req.command as string]
       const stdoutLog = join(session.dir, `${id}.stdout.log`)
       const stderrLog = join(session.dir, `${id}.stderr.log`)
-      const env = req.clearEnv ? { ...req.env } : { ...process.env, ...req.env }
+      // vt-sync on PATH and its socket, unless the caller asked for exactly its own environment.
+      const env = req.clearEnv ? { ...req.env } : { ...process.env, ...(await syncEnv(session.id)), ...req.env }
       let stdio: ('ignore' | 'pipe' | number)[]
       const fds: number[] = []
       if (req.stream) stdio = ['ignore', 'pipe', 'pipe']

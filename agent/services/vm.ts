@@ -6,6 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { VmQmpEvent } from '../../src/protocol/vm.ts'
 import { cacheDir } from '../image/cache.ts'
 import { implement } from '../service.ts'
+import { syncEndpointOf } from '../sync/forwarder.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'
 
@@ -46,6 +47,7 @@ export const vmService = implement('vm', agent => {
     const mgr = new VmManager({
       host: agent.name,
       dir: session.dir,
+      sync: syncEndpointOf(session.id),
       // Disks, kernels and firmware must come from the allowed roots or the image cache.
       roots: [...agent.roots, agent.stateDir, cacheDir()],
       confined: agent.confined,

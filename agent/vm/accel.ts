@@ -9,6 +9,7 @@ import { vmSpec } from '../../src/protocol/vm.ts'
 import { cacheDir, ensureDir, withLock } from '../image/cache.ts'
 import { ensureImage } from '../image/index.ts'
 import { Machine } from './machine.ts'
+import { socketRoot } from './sockets.ts'
 
 export interface AccelProbe {
   kvm: boolean
@@ -92,11 +93,16 @@ async function probeNow(file: string, id: string, qemu: string, timeoutMs: numbe
   const dir = join(cacheDir(), 'kvm-probe')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
+  // Same for its sockets, in the short socket root (a cache dir may be too long for a socket path).
+  const sockDir = join(socketRoot(), 'kvm-probe')
+  rmSync(sockDir, { recursive: true, force: true })
+  mkdirSync(sockDir, { recursive: true, mode: 0o700 })
   try {
     const spec = vmSpec.parse({ name: 'kvm-probe', memory: 128, readyTimeoutMs: timeoutMs })
     const m = await Machine.start({
       host: 'localhost',
       dir,
+      sockDir,
       spec,
       accel: 'kvm',
       memoryMiB: 128,
@@ -113,5 +119,6 @@ async function probeNow(file: string, id: string, qemu: string, timeoutMs: numbe
     return result(false, `a probe boot of the tiny guest under KVM failed: ${first}`)
   } finally {
     rmSync(dir, { recursive: true, force: true })
+    rmSync(sockDir, { recursive: true, force: true })
   }
 }

@@ -18,6 +18,8 @@ export interface ArgvInput {
   accel: 'kvm' | 'tcg'
   memoryMiB: number
   dir: string
+  /** A short directory for the unix sockets (see sockets.ts). */
+  sockDir: string
   kernel?: string
   initrd?: string
   append?: string
@@ -31,18 +33,22 @@ export function optValue(v: string): string {
   return v.replace(/,/g, ',,')
 }
 
-export const paths = (dir: string) => ({
-  qmp: join(dir, 'qmp.sock'),
-  console: join(dir, 'console.sock'),
+/** A VM's files: logs in its directory, sockets in its short socket directory. */
+export const paths = (dir: string, sockDir: string) => ({
+  qmp: join(sockDir, 'qmp.sock'),
+  console: join(sockDir, 'console.sock'),
   consoleLog: join(dir, 'console.log'),
-  cmd: join(dir, 'cmd.sock'),
-  ctl: join(dir, 'ctl.sock'),
+  cmd: join(sockDir, 'cmd.sock'),
+  ctl: join(sockDir, 'ctl.sock'),
   stderr: join(dir, 'qemu.stderr'),
 })
 
+/** The socket of the extra console port number `index` (by number: port names may be long). */
+export const portSocket = (sockDir: string, index: number) => join(sockDir, `port${index}.sock`)
+
 export function qemuArgv(input: ArgvInput): string[] {
-  const { spec, dir } = input
-  const p = paths(dir)
+  const { spec, sockDir } = input
+  const p = paths(input.dir, sockDir)
   const cpus = spec.cpus ?? 1
   const a: string[] = [
     '-name',
@@ -78,8 +84,9 @@ export function qemuArgv(input: ArgvInput): string[] {
   const ports = [...(input.channel ? ['vt.cmd', 'vt.ctl'] : []), ...(spec.consoles ?? []).map(c => c.name)]
   if (ports.length > 0) {
     a.push('-device', 'virtio-serial-pci,id=vtser')
+    const extra = input.channel ? 2 : 0
     ports.forEach((name, i) => {
-      const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : join(dir, `console-${name}.sock`)
+      const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : portSocket(sockDir, i - extra)
       a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
       a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}`)
     })

@@ -64,6 +64,23 @@ export class ConsoleCapture {
       .join('\n')
   }
 
+  /**
+   * Why the guest's kernel died, from its last words on the console: a panic's reason (with the out-of-memory
+   * line before it, when there is one). Undefined when the console shows no such thing.
+   */
+  lastWords(): string | undefined {
+    const text = this.text(256 * 1024)
+    const panic = /Kernel panic - not syncing: ([^\r\n]*)/.exec(text)
+    if (!panic) return undefined
+    const oom = /(Out of memory[^\r\n]*|System is deadlocked on memory)/.exec(
+      text.slice(0, panic.index + panic[0].length),
+    )
+    const reason = panic[1].trim()
+    return oom && !reason.includes(oom[1])
+      ? `the guest kernel panicked: ${reason} (${oom[1].trim()})`
+      : `the guest kernel panicked: ${reason}`
+  }
+
   close(): void {
     this.socket?.destroy()
     this.listeners.clear()

@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
+import { type SyncOp, type SyncReply, syncOp } from '../../src/protocol/sync.ts'
+import type { SyncCall, SyncEndpoint } from '../sync/forwarder.ts'
 
 export interface GuestResult {
   stdout: Buffer
@@ -62,6 +64,7 @@ export class FrameParser {
     private readonly onFrame: (f: Frame) => void,
     private readonly onReady: (uptime: string) => void,
     private readonly onJunk: (text: string) => void = () => {},
+    private readonly onSync: (nonce: string, op: string, args: string[]) => void = () => {},
   ) {}
 
   push(chunk: Buffer): void {
@@ -90,6 +93,16 @@ export class FrameParser {
       const ready = /^@@vt-ready (\S*)$/.exec(line)
       if (ready) {
         this.onReady(ready[1])
+        continue
+      }
+      // vt-sync in the guest: "@@sync <nonce> <op> x<hex> x<hex> x<hex>" (see src/image/init.ts).
+      const sync = /^@@sync ([0-9A-Za-z]{1,32}) ([a-z-]{1,16})((?: x(?:[0-9a-f]{2})*){0,4})$/.exec(line)
+      if (sync) {
+        const args = sync[3]
+          .split(' ')
+          .filter(Boolean)
+          .map(a => Buffer.from(a.slice(1), 'hex').toString('utf8'))
+        this.onSync(sync[1], sync[2], args)
         continue
       }
       const m = /^@@([0-9a-f]{16}) ([OEX]) (-?\d+)$/.exec(line)
@@ -124,6 +137,46 @@ export interface GuestChannelOptions {
   ctlSocket: string
   /** Why the channel dropped (e.g. QEMU's exit status); asked when the socket closes. */
   disconnectReason?: () => Promise<string>
+  /** Where `vt-sync` in the guest is answered (the session's forwarder to the controller). */
+  sync?: SyncEndpoint
+  vmName?: string
+  host?: string
+}
+
+/** `vt-sync <op> args...` as the guest sends it → a request; a string is a usage error. */
+export function guestSyncOp(op: string, args: string[]): SyncOp | string {
+  const timeout = (s: string | undefined) => {
+    if (s === undefined || s === '') return {}
+    const n = Number(s)
+    return Number.isFinite(n) && n >= 0 ? { timeoutMs: Math.round(n * 1000) } : undefined
+  }
+  const count = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : Number.NaN)
+  const [a = '', b, c] = args
+  const t = timeout(op === 'wait' ? b : c)
+  if (!t) return `--timeout wants seconds, got ${JSON.stringify(op === 'wait' ? b : c)}`
+  const candidate =
+    op === 'barrier'
+      ? { op: 'barrier', name: a, parties: count(b), ...t }
+      : op === 'send'
+        ? { op: 'send', key: a, value: b ?? '' }
+        : op === 'wait'
+          ? { op: 'wait', key: a, ...t }
+          : op === 'wait-all'
+            ? { op: 'waitAll', key: a, count: count(b), ...t }
+            : op === 'role'
+              ? { op: 'role' }
+              : undefined
+  if (!candidate) return `unknown operation ${JSON.stringify(op)}`
+  const parsed = syncOp.safeParse(candidate)
+  if (parsed.success) return parsed.data
+  return parsed.error.issues.map(i => `${i.path.join('.') || op}: ${i.message}`).join('; ')
+}
+
+/** The text and exit code vt-sync in the guest prints and exits with. */
+function guestAnswer(reply: SyncReply): { rc: number; text: string } {
+  if (!reply.ok) return { rc: reply.code === 'timeout' ? 2 : 1, text: reply.message }
+  if (reply.values) return { rc: 0, text: reply.values.join('\n') }
+  return { rc: 0, text: reply.value ?? '' }
 }
 
 export class GuestChannel {
@@ -135,6 +188,7 @@ export class GuestChannel {
   private isReady = false
   private closedReason: string | undefined
   private readonly parser: FrameParser
+  private readonly syncCalls = new Map<string, SyncCall>()
   /** Guest uptime (s) when it first reported ready. */
   guestUptime: string | undefined
 
@@ -146,7 +200,36 @@ export class GuestChannel {
         this.isReady = true
         for (const w of this.readyWaiters.splice(0)) w(up)
       },
+      undefined,
+      (nonce, op, args) => this.onSync(nonce, op, args),
     )
+  }
+
+  private onSync(nonce: string, op: string, args: string[]): void {
+    const write = (rc: number, text: string) => {
+      if (!this.closedReason) this.cmd?.write(`@@sync ${nonce} ${rc} ${escapeForGuest(text)}\n`)
+    }
+    const request = guestSyncOp(op, args)
+    if (typeof request === 'string' || !this.opts.sync) {
+      write(typeof request === 'string' ? 64 : 1, typeof request === 'string' ? request : 'no vt-sync here')
+      return
+    }
+    this.syncCalls.get(nonce)?.cancel('a new request reused its nonce')
+    const from = { kind: 'vm' as const, label: this.opts.label, host: this.opts.host, vm: this.opts.vmName }
+    const call = this.opts.sync.request(from, request)
+    this.syncCalls.set(nonce, call)
+    void call.reply.then(reply => {
+      if (this.syncCalls.get(nonce) !== call) return
+      this.syncCalls.delete(nonce)
+      const { rc, text } = guestAnswer(reply)
+      write(rc, text)
+    })
+  }
+
+  /** vt-sync runs inside a command: when that ends (or the guest dies), its requests go with it. */
+  private cancelSync(reason: string): void {
+    for (const call of this.syncCalls.values()) call.cancel(reason)
+    this.syncCalls.clear()
   }
 
   get ready(): boolean {
@@ -200,6 +283,7 @@ export class GuestChannel {
         if (this.current !== cur) return
         this.current = undefined
         this.ctl?.write('kill\n')
+        this.cancelSync(`${this.opts.label}: \`${short(command)}\` timed out after ${timeoutMs} ms`)
         reject(
           new GuestTimeoutError(
             `${this.opts.label}: \`${short(command)}\` did not finish within ${timeoutMs} ms (its processes were killed)`,
@@ -219,6 +303,7 @@ export class GuestChannel {
     else {
       clearTimeout(cur.timer)
       this.current = undefined
+      this.cancelSync(`${this.opts.label}: \`${short(cur.command)}\` ended (vt-sync must run in the foreground)`)
       cur.resolve({
         stdout: cur.stdout ?? Buffer.alloc(0),
         stderr: cur.stderr ?? Buffer.alloc(0),
@@ -231,6 +316,7 @@ export class GuestChannel {
   /** Fails the running and queued requests with `reason` (e.g. "QEMU was killed (SIGKILL)"). */
   close(reason: string): void {
     if (this.closedReason) return
+    this.cancelSync(`${this.opts.label}: ${reason}`)
     this.closedReason = reason
     const cur = this.current
     this.current = undefined

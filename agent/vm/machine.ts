@@ -1,12 +1,14 @@
 // One QEMU process: spawn (no shell), QMP, console capture, the guest command channel, readiness, lifecycle.
 // QEMU runs in its own process group and, where setpriv exists, with a parent-death signal so that it dies
 // with the agent; the session's reaper covers everything else (see agent/services/vm.ts).
+
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import type { VmInfo, VmSpecParsed, VmStatus } from '../../src/protocol/vm.ts'
 import { QmpClient } from '../qmp/index.ts'
+import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { paths, qemuArgv, type ResolvedDisk } from './argv.ts'
 import { ConsoleCapture } from './console.ts'
 import { connectUnix, GuestChannel, GuestError, type GuestResult } from './guest.ts'
@@ -33,6 +35,8 @@ function setpriv(): string | null {
 export interface MachineOptions {
   host: string
   dir: string
+  /** Short directory for the unix sockets (sockets.ts): paths must fit in 108 bytes. */
+  sockDir: string
   spec: VmSpecParsed
   accel: 'kvm' | 'tcg'
   memoryMiB: number
@@ -46,6 +50,8 @@ export interface MachineOptions {
   onQmpEvent?: (ev: QmpEvent) => void
   /** Called right after the spawn, before anything can fail, e.g. to record the process for the reaper. */
   onSpawn?: (pid: number) => Promise<void> | void
+  /** Answers `vt-sync` in the guest. */
+  sync?: SyncEndpoint
 }
 
 export class Machine {
@@ -73,13 +79,16 @@ export class Machine {
     this.dir = opts.dir
     const channel = readyMode(spec) === 'channel'
     this.argv = qemuArgv({ ...opts, channel })
-    const p = paths(opts.dir)
+    const p = paths(opts.dir, opts.sockDir)
     this.console = new ConsoleCapture(p.consoleLog)
     this.guest = channel
       ? new GuestChannel({
           label: this.label,
           cmdSocket: p.cmd,
           ctlSocket: p.ctl,
+          sync: opts.sync,
+          vmName: spec.name,
+          host: opts.host,
           // The socket usually closes a moment before the exit status is known: wait for it briefly.
           disconnectReason: async () => {
             const exited = await Promise.race([this.exited.then(() => true), delay(2000).then(() => false)])
@@ -110,6 +119,10 @@ export class Machine {
     })
   }
 
+  get sockDir(): string {
+    return this.opts.sockDir
+  }
+
   get pid(): number {
     return this.proc.pid ?? -1
   }
@@ -138,7 +151,7 @@ export class Machine {
   }
 
   private async connect(): Promise<void> {
-    const p = paths(this.dir)
+    const p = paths(this.dir, this.opts.sockDir)
     const signal = this.abort.signal
     const exitedEarly = this.exited.then(() => {
       throw new VmError(`${this.label}: QEMU exited while starting: ${this.exitReason()}`, 'QEMU_EXITED')
@@ -192,10 +205,7 @@ export class Machine {
       }, timeoutMs)
     })
     const exited = this.exited.then(() => {
-      throw new VmError(
-        `${this.label}: QEMU exited before the guest was ready: ${this.exitReason()}. Console tail:\n${indent(this.console.tail())}`,
-        'QEMU_EXITED',
-      )
+      throw new VmError(`${this.label}: QEMU exited before the guest was ready: ${this.deathReason()}`, 'QEMU_EXITED')
     })
     try {
       await Promise.race([ready, timeout, exited])
@@ -274,7 +284,7 @@ export class Machine {
   }
 
   info(host: string, extra: { disks: VmInfo['disks']; consoles: Record<string, string> }): VmInfo {
-    const p = paths(this.dir)
+    const p = paths(this.dir, this.opts.sockDir)
     return {
       name: this.name,
       host,
@@ -303,9 +313,26 @@ export class Machine {
     return err ? `${how}: ${err}` : how
   }
 
+  /** Why a guest died before it was ready: QEMU's exit, the kernel's last words, and the console tail. */
+  private deathReason(): string {
+    const tail = this.console.tail()
+    const words = this.console.lastWords()
+    const exit = this.exitReason()
+    if (words) return `${exit}; ${words}. Console tail:\n${indent(tail)}`
+    if (!tail) {
+      // With -no-reboot a guest reset ends QEMU with code 0; a kernel that cannot even unpack says nothing.
+      const reset = this.exitInfo?.code === 0 && !this.exitInfo.signal
+      return reset
+        ? `${exit}: the guest reset before printing anything on its console (a kernel that cannot unpack in ` +
+            `${this.opts.memoryMiB} MiB of memory, or one that does not boot on this machine)`
+        : `${exit} (no console output)`
+    }
+    return `${exit}. Console tail:\n${indent(tail)}`
+  }
+
   stderrTail(): string {
     try {
-      return readFileSync(paths(this.dir).stderr, 'utf8').trim().split('\n').slice(-5).join('\n')
+      return readFileSync(paths(this.dir, this.opts.sockDir).stderr, 'utf8').trim().split('\n').slice(-5).join('\n')
     } catch {
       return ''
     }

@@ -1,6 +1,7 @@
 // The VMs of one session on one host: validates a spec against the host (memory, accelerator, files),
 // prepares disks (qcow2 overlays on cached bases), starts a Machine, and records what it created through
 // the hooks so the session's reaper can remove it whatever happens to this process.
+
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
@@ -8,11 +9,13 @@ import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } fr
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
+import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
-import type { ResolvedDisk } from './argv.ts'
+import { portSocket, type ResolvedDisk } from './argv.ts'
 import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
 import { Machine, qemuImg, VmError } from './machine.ts'
 import { formatMiB, toMiB } from './size.ts'
+import { makeSocketDir } from './sockets.ts'
 
 export interface VmHooks {
   /** Records a resource for the reaper; returns its id. */
@@ -42,6 +45,8 @@ export interface VmManagerOptions {
   progress?: (message: string) => void
   /** A confined agent: no raw QEMU arguments, no exec: migration URIs, no HMP (agent/vm/hostPaths.ts). */
   confined?: boolean
+  /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
+  sync?: SyncEndpoint
 }
 
 interface Entry {
@@ -90,6 +95,7 @@ export class VmManager {
     const tracked: string[] = []
     const taps: string[] = []
     const dir = join(this.opts.dir, 'vms', spec.name)
+    let sockDir: string | undefined
     try {
       const memoryMiB = toMiB(spec.memory, 256)
       const totalMiB = hostMemoryMiB()
@@ -104,6 +110,10 @@ export class VmManager {
       rmSync(dir, { recursive: true, force: true })
       mkdirSync(dir, { recursive: true })
       if (this.opts.hooks?.track) tracked.push(await this.opts.hooks.track({ kind: 'path', path: dir, label }))
+      // Sockets go to a short directory of their own: their paths must not grow with the name or the state dir.
+      sockDir = makeSocketDir()
+      if (this.opts.hooks?.track)
+        tracked.push(await this.opts.hooks.track({ kind: 'path', path: sockDir, label: `${label} (sockets)` }))
 
       // What to boot: an image's kernel + initramfs (default tiny), an explicit kernel, or firmware + disks.
       let kernel = spec.kernel && this.checkPath(spec.kernel, 'kernel', label)
@@ -113,6 +123,13 @@ export class VmManager {
       if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
       if (!kernel && !bootsDisk && !spec.firmware) {
         const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
+        if (memoryMiB < image.minMemoryMiB) {
+          throw new VmError(
+            `${label}: memory ${formatMiB(memoryMiB)} is too little for the ${image.name} image, which needs at ` +
+              `least ${formatMiB(image.minMemoryMiB)}; ask for memory: "${image.minMemoryMiB}M" or more`,
+            'MEMORY',
+          )
+        }
         kernel = image.kernel
         initrd = image.initrd
         append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
@@ -124,6 +141,7 @@ export class VmManager {
       const machine = await Machine.start({
         host: this.host,
         dir,
+        sockDir,
         spec: { ...spec, nics },
         accel,
         memoryMiB,
@@ -131,6 +149,7 @@ export class VmManager {
         initrd,
         append,
         disks,
+        sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
         onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
@@ -141,7 +160,7 @@ export class VmManager {
         },
       })
       const consoles: Record<string, string> = {}
-      for (const c of spec.consoles ?? []) consoles[c.name] = join(dir, `console-${c.name}.sock`)
+      for (const [i, c] of (spec.consoles ?? []).entries()) consoles[c.name] = portSocket(sockDir, i)
       const entry: Entry = {
         machine,
         consoles,
@@ -160,6 +179,7 @@ export class VmManager {
       for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
       for (const t of taps) await deleteLink(t)
       rmSync(dir, { recursive: true, force: true })
+      if (sockDir) rmSync(sockDir, { recursive: true, force: true })
       throw err
     } finally {
       this.starting.delete(spec.name)
@@ -191,6 +211,7 @@ export class VmManager {
     this.vms.delete(name)
     await e.machine.destroy()
     rmSync(e.machine.dir, { recursive: true, force: true })
+    rmSync(e.machine.sockDir, { recursive: true, force: true })
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
   }

@@ -17,6 +17,7 @@ import {
   encodeStreamChunk,
   type Hello,
   MAX_FRAME_BYTES,
+  MAX_TOKEN_CHARS,
   PROTOCOL_VERSION,
   type Welcome,
 } from '../protocol/wire.ts'
@@ -42,7 +43,7 @@ export interface AgentClientOptions {
 }
 
 type Rpc = BirpcReturn<Record<string, (...args: any[]) => any>, ControllerFunctions>
-type Listener = (payload: any) => void
+export type Listener = (payload: any) => void
 
 export type ClientState = 'connected' | 'reconnecting' | 'closed'
 
@@ -65,6 +66,7 @@ export class AgentClient {
   private reconnecting?: Promise<void>
   private closing = false
   private readonly serviceProxies = new Map<string, unknown>()
+  private readonly closedListeners = new Set<(why: string) => void>()
   readonly notices: ErrorData[] = []
 
   private constructor(readonly options: AgentClientOptions) {
@@ -72,6 +74,12 @@ export class AgentClient {
   }
 
   static async connect(options: AgentClientOptions): Promise<AgentClient> {
+    if (options.token.length > MAX_TOKEN_CHARS) {
+      // An agent refuses to start with such a token; say so instead of a refused handshake.
+      throw new Error(
+        `the token for ${options.name ?? options.url} has ${options.token.length} characters, more than the ${MAX_TOKEN_CHARS} a hello may carry`,
+      )
+    }
     const client = new AgentClient(options)
     await client.open()
     return client
@@ -269,6 +277,7 @@ export class AgentClient {
     if (this.options.reconnect === false) {
       this.state = 'closed'
       this.closedError = this.connectionLost(undefined, why)
+      this.announceClosed()
       return
     }
     this.state = 'reconnecting'
@@ -299,6 +308,7 @@ export class AgentClient {
     }
     this.state = 'closed'
     this.reconnecting = undefined
+    queueMicrotask(() => this.announceClosed())
     this.closedError = new VtRemoteError({
       name: ErrorNames.sessionExpired,
       message: `session lost: the link broke (${why}) and could not be resumed within the ${this.session.leaseSeconds} s lease${
@@ -361,6 +371,18 @@ export class AgentClient {
       this.serviceProxies.set(name, proxy)
     }
     return proxy
+  }
+
+  /** Called once when the client closes for good (lease lost, agent gone, or close()). */
+  onClosed(listener: (why: string) => void): () => void {
+    this.closedListeners.add(listener)
+    return () => this.closedListeners.delete(listener)
+  }
+
+  private announceClosed(): void {
+    const why = this.closedError?.message ?? 'the client closed'
+    for (const l of [...this.closedListeners]) l(why)
+    this.closedListeners.clear()
   }
 
   /** Subscribes to a service's events; returns the unsubscribe function. */

@@ -6,6 +6,7 @@ import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
 import type { Arrival } from '../protocol/sync.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
+import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
@@ -64,12 +65,22 @@ export class Cluster {
   /** @internal MACs handed out on this cluster's networks (unique per VM). */
   readonly macs = new MacRegistry()
 
+  /** Roles of VMs in role groups, for `vt-sync role` in guests. */
+  readonly roles: RoleBook = new Map()
+  private readonly bridges: ((reason: string) => void)[] = []
+
   constructor(
     readonly hosts: Host[],
     readonly sharedPool?: string,
     networks: Record<string, NetworkOptions> = {},
   ) {
     for (const [name, opts] of Object.entries(networks)) this.addNetwork(name, opts)
+    // Host scripts and guests take part in barriers through their agent.
+    for (const h of hosts) {
+      const stop = bridgeHost(h, this.roles)
+      this.bridges.push(stop)
+      h.client.onClosed(why => stop(`the agent of host ${h.name} is gone (${why})`))
+    }
   }
 
   private addNetwork(name: string, opts: NetworkOptions): Network {
@@ -249,6 +260,7 @@ export class Cluster {
 
   /** Releases reservations and ends every host's session (the agents reap what the sessions created). */
   async close(): Promise<void> {
+    for (const stop of this.bridges) stop('the cluster connection of this worker closed')
     await this.releaseAll()
     await Promise.all(this.hosts.map(h => h.close()))
   }

@@ -21,7 +21,7 @@ export interface FaultTargetVm {
 
 type Part = { host: Host; info: FaultInfo }
 
-class FaultHandle implements Fault {
+export class FaultHandle implements Fault {
   healed = false
   constructor(
     readonly description: string,

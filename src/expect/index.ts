@@ -101,7 +101,7 @@ export interface PollOptions {
   message?: string
 }
 
-type AsyncMatchers<T> = Matchers<Promise<void>, T>
+export type AsyncMatchers<T> = Matchers<Promise<void>, T>
 export type PollMatchers<T> = AsyncMatchers<T> & { not: AsyncMatchers<T> }
 
 async function retry<T>(

@@ -1,4 +1,4 @@
-// Public surface of vt's live migration (re-exported from 'vt').
+// Public surface of vt's live migration (re-exported from the package entry, src/index.ts).
 
 export type { BadPage, IntegrityReport, MemtestRange } from '../protocol/memtest.ts'
 export { describeReport, memtestRange } from '../protocol/memtest.ts'

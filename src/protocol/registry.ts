@@ -8,6 +8,7 @@ import { migration } from './migration.ts'
 import { network } from './network.ts'
 import { session } from './session.ts'
 import { spawn } from './spawn.ts'
+import { sync } from './sync.ts'
 import { vm } from './vm.ts'
 
 export const services = {
@@ -20,6 +21,7 @@ export const services = {
   faults,
   network,
   vm,
+  sync,
 } as const
 
 export type Services = typeof services

@@ -78,14 +78,14 @@ export interface TestInfo extends WorkerInfo {
   attach(name: string, options: { path?: string; body?: string | Buffer; contentType?: string }): Promise<void>
 }
 
-type Use<R> = (value: R) => Promise<void>
-type TestFixtureValue<R, Args extends KeyValue> =
+export type Use<R> = (value: R) => Promise<void>
+export type TestFixtureValue<R, Args extends KeyValue> =
   | Exclude<R, Function>
   | ((args: Args, use: Use<R>, testInfo: TestInfo) => unknown)
-type WorkerFixtureValue<R, Args extends KeyValue> =
+export type WorkerFixtureValue<R, Args extends KeyValue> =
   | Exclude<R, Function>
   | ((args: Args, use: Use<R>, workerInfo: WorkerInfo) => unknown)
-interface FixtureOptionsBase {
+export interface FixtureOptionsBase {
   timeout?: number
   title?: string
   box?: boolean
@@ -123,34 +123,34 @@ export type Fixtures<
       ]
 }
 
-type TestBody<Args> = (args: Args, testInfo: TestInfo) => unknown
-type ConditionFn<Args> = (args: Args) => boolean
+export type TestBody<Args> = (args: Args, testInfo: TestInfo) => unknown
+export type ConditionFn<Args> = (args: Args) => boolean
 
-interface TestDeclaration<Args> {
+export interface TestDeclaration<Args> {
   (title: string, body: TestBody<Args>): void
   (title: string, details: TestDetails, body: TestBody<Args>): void
 }
 
 /** test.skip / test.fixme / test.fail: declare a test, or mark the describe, or mark the running test. */
-interface ModifierFunction<Args> extends TestDeclaration<Args> {
+export interface ModifierFunction<Args> extends TestDeclaration<Args> {
   (): void
   (condition: boolean, description?: string): void
   (callback: ConditionFn<Args>, description?: string): void
 }
 
-interface SlowFunction<Args> {
+export interface SlowFunction<Args> {
   (): void
   (condition: boolean, description?: string): void
   (callback: ConditionFn<Args>, description?: string): void
 }
 
-interface SuiteFunction {
+export interface SuiteFunction {
   (title: string, callback: () => void): void
   (callback: () => void): void
   (title: string, details: TestDetails, callback: () => void): void
 }
 
-interface DescribeFunction extends SuiteFunction {
+export interface DescribeFunction extends SuiteFunction {
   only: SuiteFunction
   skip: SuiteFunction
   fixme: SuiteFunction
@@ -159,7 +159,7 @@ interface DescribeFunction extends SuiteFunction {
   configure(options: { mode?: 'default' | 'parallel' | 'serial'; retries?: number; timeout?: number }): void
 }
 
-type HookFunction<Args, Info> = {
+export type HookFunction<Args, Info> = {
   (fn: (args: Args, info: Info) => unknown): void
   (title: string, fn: (args: Args, info: Info) => unknown): void
 }

@@ -20,6 +20,8 @@ export interface BarrierOptions {
   parties: number
   /** Milliseconds to wait; then the barrier breaks for every party. Default: no limit (the test's timeout). */
   timeout?: number
+  /** Hears of every arrival (this one included) while waiting, e.g. to act once a guest is there. */
+  onArrival?: (arrival: Arrival) => void
 }
 
 export interface WaitOptions {
@@ -79,19 +81,23 @@ function seconds(ms: number): string {
  * Sends one request as a step. Arrivals reported by the server become sub-steps. If the step is abandoned
  * (the test timed out), the request is withdrawn when the test's fixtures are torn down (`withdrawAll`).
  */
-async function run(title: string, op: SyncOp, location: Location): Promise<SyncReply & { ok: true }> {
+async function run(
+  title: string,
+  op: SyncOp,
+  location: Location,
+  listener?: (a: Arrival) => void,
+): Promise<SyncReply & { ok: true }> {
   const transport = syncTransport()
   const info = currentTestInfo() as unknown as StepInfo | undefined
   const body = async () => {
     const inStep = AsyncLocalStorage.snapshot()
     let first: number | undefined
-    const onArrival = info
-      ? (a: Arrival) => {
-          first ??= a.at
-          const t = `arrived +${seconds(a.at - first)}: ${a.who}`
-          inStep(() => void info._runStep(t, async () => {}, {}, location).catch(() => {}))
-        }
-      : undefined
+    const onArrival = (a: Arrival) => {
+      first ??= a.at
+      const t = `arrived +${seconds(a.at - first)}: ${a.who}`
+      if (info) inStep(() => void info._runStep(t, async () => {}, {}, location).catch(() => {}))
+      listener?.(a)
+    }
     const { id, reply } = transport.request(specParticipant(), op, onArrival)
     specRequests.add(id)
     const r = await reply.finally(() => specRequests.delete(id))
@@ -109,7 +115,7 @@ export async function barrier(name: string, options: BarrierOptions): Promise<Ar
   if (!options || typeof options.parties !== 'number')
     throw new SyncError('error', `barrier "${name}": give the number of parties: barrier(name, { parties: 3 })`)
   const op = check({ op: 'barrier', name, parties: options.parties, timeoutMs: options.timeout })
-  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, callerLocation())
+  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, callerLocation(), options.onArrival)
   return r.arrivals ?? []
 }
 

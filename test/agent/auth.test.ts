@@ -164,3 +164,7 @@ test('--listen on a busy port says so, without a stack trace', async () => {
   assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use`))
   assert.doesNotMatch(r.stderr, /EADDRINUSE|\n\s+at /)
 })
+
+test('a controller with a token longer than a hello can carry says so before connecting', async () => {
+  await assert.rejects(agent.connect({ token: 'z'.repeat(5000) }), /5000 characters, more than the 4096/)
+})

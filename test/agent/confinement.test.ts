@@ -86,6 +86,48 @@ test('400 writes and reads through a directory that flips to a symlink out of th
   console.log(`race outcomes: ${JSON.stringify(outcomes)}`)
 })
 
+test('recursive removes while a subdirectory flips to a symlink out of the root: nothing outside is deleted', async () => {
+  const outside = join(agent.dir, 'outside-rm')
+  mkdirSync(outside)
+  for (let i = 0; i < 20; i++) writeFileSync(join(outside, `keep${i}`), 'keep')
+  const top = join(agent.root, 'rmrace')
+  const sub = join(top, 'sub')
+  // Flips sub while it exists; the test recreates the tree before each remove.
+  const flipper = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const fs = require('node:fs'); const [sub, out] = process.argv.slice(1)
+       for (;;) { try { fs.renameSync(sub, sub + '.p'); fs.symlinkSync(out, sub); fs.unlinkSync(sub); fs.renameSync(sub + '.p', sub) } catch {} }`,
+      sub,
+      outside,
+    ],
+    { stdio: 'ignore' },
+  )
+  const files = client.service('files')
+  let removed = 0
+  try {
+    for (let round = 0; round < 150; round++) {
+      try {
+        mkdirSync(join(sub, 'deeper'), { recursive: true })
+        writeFileSync(join(sub, 'deeper', 'f'), 'x')
+      } catch {} // the flipper holds sub as a link right now
+      try {
+        if (await files.remove(top, { recursive: true })) removed++
+      } catch (e) {
+        assert.ok(e instanceof VtRemoteError, String(e)) // e.g. a directory refilled mid-remove
+      }
+    }
+  } finally {
+    flipper.kill('SIGKILL')
+    await once(flipper, 'exit')
+  }
+  // (The test's own mkdir may go through the link and add entries outside; the agent must delete none.)
+  const kept = readdirSync(outside).filter(n => n.startsWith('keep'))
+  assert.equal(kept.length, 20, `outside still holds ${kept.join(', ')}`)
+  assert.ok(removed > 0)
+})
+
 test('a FIFO is refused by readSmall unless asked for, and then answers at once', async () => {
   const fifo = join(agent.root, 'fifo')
   execFileSync('mkfifo', [fifo])

@@ -1,6 +1,7 @@
 // Runs the real `bin/vt.js test` on a small spec project written into a temp dir and returns what a user would
-// see: exit code, stdout/stderr, the JSON report and the parsed JUnit XML. `vt` resolves in the temp project
-// through node_modules/vt, a symlink to this repository (as after `npm install vt`).
+// see: exit code, stdout/stderr, the JSON report and the parsed JUnit XML. The package resolves in the temp
+// project through node_modules/vmtest-cluster, a symlink to this repository (as after installing it), and through
+// node_modules/vt, the short name the specs written here use.
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -13,6 +14,8 @@ import { parseXml, validateJUnitSchema, type XmlElement } from '../reporters/xml
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const vtBin = path.join(repoRoot, 'bin/vt.js')
+/** The package's npm name: what users import. */
+export const packageName: string = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).name
 
 export interface Project {
   dir: string
@@ -28,6 +31,7 @@ export function project(t: TestContext, files: Record<string, string>): Project 
   const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'vt-e2e-')))
   fs.mkdirSync(path.join(dir, 'node_modules'))
   fs.symlinkSync(repoRoot, path.join(dir, 'node_modules', 'vt'), 'dir')
+  fs.symlinkSync(repoRoot, path.join(dir, 'node_modules', packageName), 'dir')
   const p: Project = {
     dir,
     write(more) {

@@ -4,7 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
-import { cleanupProjects, eventsReporter, makeProject, readEvents, repoRoot, runVt } from './helpers.ts'
+import { cleanupProjects, eventsReporter, makeProject, readEvents, repoRoot, runVt, vtImport } from './helpers.ts'
 
 after(cleanupProjects)
 
@@ -124,19 +124,31 @@ test('-c accepts a config file or its directory', async () => {
   assert.match(missing.stderr, /config file not found: .*nope\.ts/)
 })
 
-test('specs that would load as CommonJS stop the run with what to change', async () => {
+test('TypeScript specs run in a CommonJS package; JavaScript specs that would load as CommonJS stop the run', async () => {
   const dir = makeProject({ 'a.vt.ts': "import { test } from VT_IMPORT\ntest('x', () => {})\n" })
-  writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type"}\n')
-  const r = await runVt(['test'], { cwd: dir })
-  assert.equal(r.code, 1)
+  writeFileSync(path.join(dir, 'package.json'), '{"name":"cjs","type":"commonjs"}\n')
+  const ts = await runVt(['test'], { cwd: dir })
+  assert.equal(ts.code, 0, ts.stderr)
+  writeFileSync(path.join(dir, 'b.vt.js'), `import { test } from ${JSON.stringify(vtImport)}\ntest('y', () => {})\n`)
+  const js = await runVt(['test', '-c', writeConfig(dir)], { cwd: dir })
+  assert.equal(js.code, 1)
   assert.match(
-    r.stderr,
-    /spec files must load as ES modules[\s\S]*a\.vt\.ts: .*package\.json has no "type": "module"; add it/,
+    js.stderr,
+    /spec files must load as ES modules[\s\S]*b\.vt\.js is in .*package\.json, which says "type": "commonjs": rename the spec to \.ts or \.mjs, or set "type": "module" there/,
   )
-  writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type","type":"module"}\n')
-  const ok = await runVt(['test'], { cwd: dir })
+  writeFileSync(path.join(dir, 'package.json'), '{"name":"no-type"}\n')
+  const none = await runVt(['test', '-c', writeConfig(dir)], { cwd: dir })
+  assert.match(none.stderr, /b\.vt\.js is in .*package\.json, which has no "type"/)
+  writeFileSync(path.join(dir, 'package.json'), '{"name":"esm","type":"module"}\n')
+  const ok = await runVt(['test', '-c', writeConfig(dir)], { cwd: dir })
   assert.equal(ok.code, 0, ok.stderr)
 })
+
+/** A config that also matches .vt.js specs. */
+function writeConfig(dir: string): string {
+  writeFileSync(path.join(dir, 'js.config.mjs'), "export default { testMatch: ['**/*.vt.ts', '**/*.vt.js'] }\n")
+  return 'js.config.mjs'
+}
 
 test('-j takes a number or a percentage of the cores', async () => {
   const dir = makeProject({

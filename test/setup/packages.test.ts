@@ -85,7 +85,21 @@ test('vt doctor checks every package of the list; only the ones VMs need are req
 
 test('every tool the tests and scripts run by name comes from a listed package or from Debian essentials', () => {
   // Essential: present on every Debian system (coreutils, dash, bash, procps-free basics).
-  const essential = new Set(['sh', 'bash', 'true', 'false', 'sleep', 'mkdir', 'ls', 'dd', 'echo', 'cat', 'kill'])
+  const essential = new Set([
+    'sh',
+    'bash',
+    'true',
+    'false',
+    'sleep',
+    'mkdir',
+    'mkfifo',
+    'mknod',
+    'ls',
+    'dd',
+    'echo',
+    'cat',
+    'kill',
+  ])
   const provided = new Set(list.flatMap(p => p.commands))
   const files: string[] = []
   const walk = (dir: string) => {

@@ -1,54 +1,67 @@
-// Specs must load as ES modules: a spec loaded as CommonJS (a .ts/.js file whose nearest package.json lacks
-// "type": "module") gets its own copy of vt's modules, and its test() calls land nowhere. Rather than let every
-// file fail with a puzzling load error, the planner stops with what to change.
+// Specs must load as ES modules: a spec loaded as CommonJS gets its own copy of vt's modules, and its test() calls
+// land nowhere. TypeScript specs always load as ES modules (src/runner/loader/hooks.js), whatever the project's
+// package.json says; a .js spec follows Node's rules, and .cts/.cjs are CommonJS by name. Rather than let those
+// fail with a puzzling load error, the planner stops with what to change.
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 
-const scopeCache = new Map<string, { packageJson?: string; esm: boolean }>()
+interface Scope {
+  packageJson?: string
+  /** The "type" field as written, undefined when absent or unreadable. */
+  type?: unknown
+}
 
-/** The package scope of a directory: its nearest package.json and whether .js/.ts files in it are ESM. */
-export function packageScope(dir: string): { packageJson?: string; esm: boolean } {
-  const cached = scopeCache.get(dir)
-  if (cached) return cached
-  let result: { packageJson?: string; esm: boolean }
-  const pkg = path.join(dir, 'package.json')
-  if (existsSync(pkg)) {
-    let type: unknown
-    try {
-      type = JSON.parse(readFileSync(pkg, 'utf8'))?.type
-    } catch {
-      type = undefined
+const scopeCache = new Map<string, Scope>()
+
+/** The package scope of a directory: its nearest package.json and its "type". */
+export function packageScope(dir: string): Scope & { esm: boolean } {
+  let result = scopeCache.get(dir)
+  if (!result) {
+    const pkg = path.join(dir, 'package.json')
+    if (existsSync(pkg)) {
+      let type: unknown
+      try {
+        type = JSON.parse(readFileSync(pkg, 'utf8'))?.type
+      } catch {
+        type = undefined
+      }
+      result = { packageJson: pkg, type }
+    } else {
+      const parent = path.dirname(dir)
+      result = parent === dir ? {} : packageScope(parent)
     }
-    result = { packageJson: pkg, esm: type === 'module' }
-  } else {
-    const parent = path.dirname(dir)
-    result = parent === dir ? { esm: false } : packageScope(parent)
+    scopeCache.set(dir, result)
   }
-  scopeCache.set(dir, result)
-  return result
+  return { ...result, esm: result.type === 'module' }
 }
 
 /** An error message when some spec files would load as CommonJS, else undefined. */
 export function commonJsSpecsError(files: string[]): string | undefined {
-  const bad = files.filter(f => /\.(ts|tsx|js|jsx|cts|cjs)$/.test(f) && !/\.(mts|mjs)$/.test(f))
-  const offenders = new Map<string, string[]>()
-  for (const f of bad) {
+  const offenders = new Map<string, { list: string[]; type?: unknown }>()
+  for (const f of files) {
     if (/\.(cts|cjs)$/.test(f)) {
-      offenders.set(f, [f])
+      offenders.set(f, { list: [f] })
       continue
     }
+    if (!/\.(js|jsx)$/.test(f)) continue
     const scope = packageScope(path.dirname(f))
     if (scope.esm) continue
     const key = scope.packageJson ?? '(no package.json)'
-    offenders.set(key, [...(offenders.get(key) ?? []), f])
+    const entry = offenders.get(key) ?? { list: [], type: scope.type }
+    entry.list.push(f)
+    offenders.set(key, entry)
   }
   if (offenders.size === 0) return undefined
-  const lines = [...offenders].map(([where, list]) => {
+  const lines = [...offenders].map(([where, { list, type }]) => {
     const first = `${list[0]}${list.length > 1 ? ` and ${list.length - 1} more` : ''}`
-    if (where === '(no package.json)')
-      return `  ${first}: no package.json above it; create one with { "type": "module" } in the project root`
     if (/\.(cts|cjs)$/.test(where)) return `  ${where}: .cts/.cjs specs are CommonJS; rename it to .ts or .mts`
-    return `  ${first}: ${where} has no "type": "module"; add it`
+    const says =
+      where === '(no package.json)'
+        ? 'has no package.json above it'
+        : type === undefined
+          ? `is in ${where}, which has no "type"`
+          : `is in ${where}, which says "type": ${JSON.stringify(type)}`
+    return `  ${first} ${says}: rename the spec to .ts or .mjs, or set "type": "module" there`
   })
-  return `vt: spec files must load as ES modules (import { test } from 'vt'), but these would load as CommonJS:\n${lines.join('\n')}`
+  return `vt: spec files must load as ES modules (import { test } from 'vmtest-cluster'), but these JavaScript specs would load as CommonJS:\n${lines.join('\n')}`
 }
