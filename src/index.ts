@@ -44,6 +44,7 @@ export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
+export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
 export type {
   Annotation,
   DescribeMode,

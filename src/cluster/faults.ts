@@ -3,8 +3,8 @@
 // tracked here so that the fixtures heal whatever a test left at its end.
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { FaultInfo } from '../protocol/faults.ts'
+import { apiStep } from '../runner/apiStep.ts'
 import type { Host } from './host.ts'
-import { domainStep } from './step.ts'
 
 /** An injected fault: `heal()` undoes it (idempotent). */
 export interface Fault {
@@ -34,7 +34,7 @@ export class FaultHandle implements Fault {
     if (this.healed) return
     this.healed = true
     this.owner.delete(this)
-    await domainStep(`heal: ${this.description}`, async () => {
+    await apiStep(`heal: ${this.description}`, async () => {
       const errors: string[] = []
       for (const p of this.parts) {
         await p.host
@@ -68,7 +68,7 @@ export class Faults {
 
   /** Injects the parts one by one; if one fails, heals those already in place and rethrows. */
   private async inject(description: string, steps: [Host, (h: Host) => Promise<FaultInfo>][]): Promise<Fault> {
-    return domainStep(`fault: ${description}`, async () => {
+    return apiStep(`fault: ${description}`, async () => {
       const parts: Part[] = []
       try {
         for (const [host, apply] of steps) parts.push({ host, info: await apply(host) })
@@ -130,7 +130,7 @@ export class Faults {
    */
   async killQemu(vm: FaultTargetVm, options: { host?: Host } = {}): Promise<Fault> {
     const host = options.host ?? vm.host
-    return domainStep(`fault: kill QEMU of ${vm.name} on ${host.name}`, async () => {
+    return apiStep(`fault: kill QEMU of ${vm.name} on ${host.name}`, async () => {
       const { pid } = await host.service('vm').info(vm.name)
       await host.service('faults').killQemu({ name: vm.name, pid })
       return { description: `QEMU of ${vm.name} on ${host.name} killed`, healed: true, heal: async () => {} }

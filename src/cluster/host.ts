@@ -1,5 +1,6 @@
 // A host as tests see it: name, address, facts, and typed helpers over its agent's services. Every error
 // names the host, the service and the call.
+
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as localStat } from 'node:fs/promises'
 import { StringDecoder } from 'node:string_decoder'
@@ -11,6 +12,7 @@ import type { FileStat } from '../protocol/files.ts'
 import type { ServiceName, Services } from '../protocol/registry.ts'
 import type { ProcessInfo } from '../protocol/spawn.ts'
 import { STREAM_CHUNK_BYTES } from '../protocol/wire.ts'
+import { apiStep, commandTitle } from '../runner/apiStep.ts'
 import type { AgentClient } from './client.ts'
 
 export interface ExecOptions {
@@ -231,7 +233,11 @@ export class Host {
   }
 
   /** Runs a command (a shell string, or argv without a shell) and returns its exit status and output. */
-  async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecOutput> {
+  exec(command: string | string[], options: ExecOptions = {}): Promise<ExecOutput> {
+    return apiStep(`${this.name}: exec ${commandTitle(command)}`, () => this.run(command, options))
+  }
+
+  private async run(command: string | string[], options: ExecOptions): Promise<ExecOutput> {
     const id = `x${++execCounter}-${process.pid}`
     const stream = Boolean(options.onStdout || options.onStderr)
     // One decoder per stream: a UTF-8 character split across two chunks is still decoded whole.
@@ -281,22 +287,26 @@ export class Host {
   }
 
   /** Runs a command that must succeed; returns its stdout. */
-  async succeed(command: string | string[], options?: ExecOptions): Promise<string> {
-    const r = await this.exec(command, options)
-    if (r.exitCode !== 0) throw new ExecFailedError(this.name, commandText(command), r)
-    return r.stdout
+  succeed(command: string | string[], options: ExecOptions = {}): Promise<string> {
+    return apiStep(`${this.name}: succeed ${commandTitle(command)}`, async () => {
+      const r = await this.run(command, options)
+      if (r.exitCode !== 0) throw new ExecFailedError(this.name, commandText(command), r)
+      return r.stdout
+    })
   }
 
   /** Runs a command that must fail; returns its stderr. */
-  async fail(command: string | string[], options?: ExecOptions): Promise<string> {
-    const r = await this.exec(command, options)
-    if (r.exitCode === 0) {
-      throw new VtError(
-        'ExecSucceededError',
-        `${this.name}: \`${commandText(command)}\` was expected to fail but exited 0`,
-      )
-    }
-    return r.stderr
+  fail(command: string | string[], options: ExecOptions = {}): Promise<string> {
+    return apiStep(`${this.name}: fail ${commandTitle(command)}`, async () => {
+      const r = await this.run(command, options)
+      if (r.exitCode === 0) {
+        throw new VtError(
+          'ExecSucceededError',
+          `${this.name}: \`${commandText(command)}\` was expected to fail but exited 0`,
+        )
+      }
+      return r.stderr
+    })
   }
 
   /** Starts a long-running process; it is killed with the session unless it exits first. */

@@ -7,9 +7,9 @@ import type { NetworkConfig } from '../config/cluster.ts'
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import { bridgeName, type NetworkInfo } from '../protocol/network.ts'
 import type { NicSpec } from '../protocol/vm.ts'
+import { apiStep } from '../runner/apiStep.ts'
 import type { Fault, Faults } from './faults.ts'
 import type { Host } from './host.ts'
-import { domainStep } from './step.ts'
 
 export type NetworkOptions = NetworkConfig
 
@@ -201,7 +201,7 @@ export class Network {
    * host's bridge. Returns the address and the MAC its frames carry.
    */
   async attach(host: Host, options: { ip?: string } = {}): Promise<NetworkAddress> {
-    return domainStep(`network ${this.name}: attach ${host.name}${options.ip ? ` as ${options.ip}` : ''}`, async () => {
+    return apiStep(`network ${this.name}: attach ${host.name}${options.ip ? ` as ${options.ip}` : ''}`, async () => {
       await this.ready()
       const owner = `host ${host.name}`
       const ip = this.claim(options.ip, owner)

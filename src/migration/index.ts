@@ -3,6 +3,12 @@
 export type { BadPage, IntegrityReport, MemtestRange } from '../protocol/memtest.ts'
 export { describeReport, memtestRange } from '../protocol/memtest.ts'
 export { MigrationError } from './errors.ts'
+export type { MigrationCommand, MigrationCommandsOptions } from './stress/commands.ts'
+export { migrationCommands } from './stress/commands.ts'
+export { InvariantError } from './stress/invariants.ts'
+export type { MigrationModel, MigrationSystem, StepRecord, StressGuest } from './stress/model.ts'
+export type { RunMigrationCommandsOptions, StressFixtures } from './stress/run.ts'
+export { runMigrationCommands } from './stress/run.ts'
 export type {
   MigrateOptions,
   MigrationCapabilityName,

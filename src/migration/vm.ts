@@ -4,7 +4,7 @@
 import type { Host } from '../cluster/host.ts'
 import { describeReport, type IntegrityReport, type MemtestRange, memtestRange } from '../protocol/memtest.ts'
 import { type VmInfo, type VmQmpEvent, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
-import { currentTestInfo } from '../runner/worker/globals.ts'
+import { apiStep } from '../runner/apiStep.ts'
 import { runMigration } from './migrate.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationResult, MigrationSide } from './types.ts'
 import { type VerifyOptions, verifyMemoryIntegrityWith } from './verify.ts'
@@ -195,33 +195,8 @@ function isReadOnly(spec: VmSpec, id: string): boolean {
   return (spec.disks ?? []).some((d, i) => (d.id ?? `disk${i}`) === id && d.readOnly)
 }
 
-/** Where the caller is, outside vt's own migration and vm modules (for the report step). */
-function callerLocation(): { file: string; line: number; column: number } {
-  const stack = new Error().stack?.split('\n').slice(1) ?? []
-  for (const line of stack) {
-    const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(line.trim())
-    if (!m) continue
-    const file = m[1].replace(/^file:\/\//, '')
-    if (/\/src\/(migration|vm|runner)\//.test(file) || file.includes('/node_modules/') || file.startsWith('node:'))
-      continue
-    return { file, line: Number(m[2]), column: Number(m[3]) }
-  }
-  return { file: '<unknown>', line: 0, column: 0 }
-}
-
-type ReportingTestInfo = {
-  _runStep<T>(
-    title: string,
-    body: () => Promise<T>,
-    options: object,
-    location: { file: string; line: number; column: number },
-  ): Promise<T>
-  attach?(name: string, options: { body: string; contentType: string }): Promise<void>
-}
-
 /** Migrates `vm` to `options.to` (see MigrateOptions); reported as a test step with the result attached. */
 export async function migrateVm<V extends MigratableVm>(vm: V, options: MigrateVmOptions<V>): Promise<MigrationResult> {
-  const info = (options.report ?? true) ? (currentTestInfo() as unknown as ReportingTestInfo | undefined) : undefined
   const run = async () => {
     const subs: (() => void)[] = []
     try {
@@ -230,22 +205,17 @@ export async function migrateVm<V extends MigratableVm>(vm: V, options: MigrateV
       for (const off of subs) off()
     }
   }
-  if (!info) return run()
+  if (options.report === false) return run()
   const toName = isHost(options.to) ? options.to.name : String(options.to)
-  return info._runStep(
-    `migrate ${vm.name}: ${vm.host.name} → ${toName}`,
-    async () => {
-      const result = await run()
-      const { raw, ...summary } = result
-      await info.attach?.(`migration ${result.from} → ${result.to}`, {
-        body: JSON.stringify({ ...summary, queryMigrate: raw }, null, 2),
-        contentType: 'application/json',
-      })
-      return result
-    },
-    {},
-    callerLocation(),
-  )
+  return apiStep(`migrate ${vm.name}: ${vm.host.name} → ${toName}`, async step => {
+    const result = await run()
+    const { raw, ...summary } = result
+    await step.attach(`migration ${result.from} → ${result.to}`, {
+      body: JSON.stringify({ ...summary, queryMigrate: raw }, null, 2),
+      contentType: 'application/json',
+    })
+    return result
+  })
 }
 
 /** Ping-pong: migrate through every host of `hosts` in order, ending where it started. */

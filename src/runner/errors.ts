@@ -78,7 +78,9 @@ export function userFrames(stack: string | undefined): StackFrame[] {
  * Where the caller of a vt API is: the first stack frame outside the runner's own modules. Built-in
  * fixtures (fixtures/index.ts) count as callers, so registrations there get a real location.
  */
-export function captureLocation(): Location {
+const vtInternalDirs = ['src', 'fixtures', 'agent', 'reporters'].map(d => path.join(vtRoot, d) + path.sep)
+
+export function captureLocation(options: { skipVt?: boolean } = {}): Location {
   const saved = Error.stackTraceLimit
   Error.stackTraceLimit = 30
   const stack = new Error().stack ?? ''
@@ -89,6 +91,8 @@ export function captureLocation(): Location {
     const frame = parseStackLine(line)
     if (!frame || isNodeInternal(frame.file)) continue
     if (frame.file.startsWith(runnerDir) || frame.file.startsWith(expectDir)) continue
+    // Domain APIs (Vm, Host, migrate, faults, ...) point at the spec line that called them, not at vt's own code.
+    if (options.skipVt && vtInternalDirs.some(d => frame.file.startsWith(d))) continue
     // Other packages' wrappers are skipped; vt's own built-in fixtures count even when vt is in node_modules.
     if (frame.file.includes(`${path.sep}node_modules${path.sep}`) && !frame.file.startsWith(vtRoot + path.sep)) continue
     return { file: frame.file, line: frame.line, column: frame.column }

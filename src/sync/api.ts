@@ -11,7 +11,8 @@ import {
   type SyncReply,
   syncOp,
 } from '../protocol/sync.ts'
-import { currentTestInfo } from '../runner/worker/globals.ts'
+import { apiLocation, apiStep, currentTestTitle } from '../runner/apiStep.ts'
+import type { Location } from '../runner/results.ts'
 import { maybeWorkerContext } from '../runner/workerContext.ts'
 import { syncTransport } from './transport.ts'
 
@@ -37,29 +38,12 @@ export class SyncError extends VtError {
   }
 }
 
-type StepInfo = {
-  title?: string
-  _runStep<T>(title: string, body: () => Promise<T>, options: object, location: Location): Promise<T>
-}
-type Location = { file: string; line: number; column: number }
-
 /** Who the running spec code is, for the other parties' messages. */
 export function specParticipant(): Participant {
-  const info = currentTestInfo() as unknown as StepInfo | undefined
+  const title = currentTestTitle()
   const worker = maybeWorkerContext()?.workerIndex
   const where = worker === undefined ? `pid ${process.pid}` : `worker ${worker}`
-  return { kind: 'spec', label: info?.title ? `test "${info.title}" (${where})` : `spec code (${where})` }
-}
-
-function callerLocation(): Location {
-  for (const line of new Error().stack?.split('\n').slice(1) ?? []) {
-    const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/.exec(line.trim())
-    if (!m) continue
-    const file = m[1].replace(/^file:\/\//, '')
-    if (/\/src\/(sync|cluster|runner)\//.test(file) || file.includes('/node_modules/')) continue
-    return { file, line: Number(m[2]), column: Number(m[3]) }
-  }
-  return { file: '<unknown>', line: 0, column: 0 }
+  return { kind: 'spec', label: title ? `test "${title}" (${where})` : `spec code (${where})` }
 }
 
 function check(op: SyncOp): SyncOp {
@@ -88,51 +72,51 @@ async function run(
   listener?: (a: Arrival) => void,
 ): Promise<SyncReply & { ok: true }> {
   const transport = syncTransport()
-  const info = currentTestInfo() as unknown as StepInfo | undefined
+  const inTest = currentTestTitle() !== undefined
   const body = async () => {
     const inStep = AsyncLocalStorage.snapshot()
     let first: number | undefined
     const onArrival = (a: Arrival) => {
       first ??= a.at
       const t = `arrived +${seconds(a.at - first)}: ${a.who}`
-      if (info) inStep(() => void info._runStep(t, async () => {}, {}, location).catch(() => {}))
+      if (inTest) inStep(() => void apiStep(t, async () => {}, { location }).catch(() => {}))
       listener?.(a)
     }
     const { id, reply } = transport.request(specParticipant(), op, onArrival)
     specRequests.add(id)
     const r = await reply.finally(() => specRequests.delete(id))
     if (!r.ok) throw new SyncError(r.code, r.message)
-    if (info && op.op === 'wait' && r.arrivals?.[0]) {
+    if (inTest && op.op === 'wait' && r.arrivals?.[0]) {
       const a = r.arrivals[0]
-      await info._runStep(`shared by ${a.who}`, async () => {}, {}, location)
+      await apiStep(`shared by ${a.who}`, async () => {}, { location })
     }
     return r
   }
-  return info ? info._runStep(title, body, {}, location) : body()
+  return apiStep(title, body, { location })
 }
 
 export async function barrier(name: string, options: BarrierOptions): Promise<Arrival[]> {
   if (!options || typeof options.parties !== 'number')
     throw new SyncError('error', `barrier "${name}": give the number of parties: barrier(name, { parties: 3 })`)
   const op = check({ op: 'barrier', name, parties: options.parties, timeoutMs: options.timeout })
-  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, callerLocation(), options.onArrival)
+  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, apiLocation(), options.onArrival)
   return r.arrivals ?? []
 }
 
 export async function share(key: string, value: string | number | boolean): Promise<void> {
   const op = check({ op: 'send', key, value: String(value) })
-  await run(`share "${key}"`, op, callerLocation())
+  await run(`share "${key}"`, op, apiLocation())
 }
 
 export async function wait(key: string, options: WaitOptions = {}): Promise<string> {
   const op = check({ op: 'wait', key, timeoutMs: options.timeout })
-  const r = await run(`wait "${key}"`, op, callerLocation())
+  const r = await run(`wait "${key}"`, op, apiLocation())
   return r.value ?? ''
 }
 
 export async function waitAll(key: string, count: number, options: WaitOptions = {}): Promise<string[]> {
   const op = check({ op: 'waitAll', key, count, timeoutMs: options.timeout })
-  const r = await run(`wait for ${count} values of "${key}"`, op, callerLocation())
+  const r = await run(`wait for ${count} values of "${key}"`, op, apiLocation())
   return r.values ?? []
 }
 

@@ -7,6 +7,7 @@ import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
+import { apiStep, commandTitle } from '../runner/apiStep.ts'
 
 export interface VmExecOptions {
   /** Milliseconds; the guest's process tree is killed when it passes. Default 60 s. */
@@ -204,7 +205,11 @@ export class Vm {
   }
 
   /** Runs a shell command in the guest. A non-zero exit is a result, not an error (see succeed/fail). */
-  async exec(command: string, options: VmExecOptions = {}): Promise<VmExecResult> {
+  exec(command: string, options: VmExecOptions = {}): Promise<VmExecResult> {
+    return apiStep(`${this.name}: exec ${commandTitle(command)}`, () => this.run(command, options))
+  }
+
+  private async run(command: string, options: VmExecOptions): Promise<VmExecResult> {
     if (typeof command !== 'string' || !command.trim()) {
       throw new VtError('BadRequestError', `VM ${this.name}: exec needs a non-empty command string`)
     }
@@ -226,28 +231,38 @@ export class Vm {
   }
 
   /** Runs a command that must exit 0; returns its stdout. */
-  async succeed(command: string, options?: VmExecOptions): Promise<string> {
-    const r = await this.exec(command, options)
-    if (r.exitCode !== 0) throw new VmCommandError(this.name, this.host.name, command, r, 'success')
-    return r.stdout
+  succeed(command: string, options: VmExecOptions = {}): Promise<string> {
+    return apiStep(`${this.name}: succeed ${commandTitle(command)}`, async () => {
+      const r = await this.run(command, options)
+      if (r.exitCode !== 0) throw new VmCommandError(this.name, this.host.name, command, r, 'success')
+      return r.stdout
+    })
   }
 
   /** Runs a command that must exit non-zero; returns its stderr. */
-  async fail(command: string, options?: VmExecOptions): Promise<string> {
-    const r = await this.exec(command, options)
-    if (r.exitCode === 0) throw new VmCommandError(this.name, this.host.name, command, r, 'failure')
-    return r.stderr
+  fail(command: string, options: VmExecOptions = {}): Promise<string> {
+    return apiStep(`${this.name}: fail ${commandTitle(command)}`, async () => {
+      const r = await this.run(command, options)
+      if (r.exitCode === 0) throw new VmCommandError(this.name, this.host.name, command, r, 'failure')
+      return r.stderr
+    })
   }
 
   /** Retries `command` until it exits 0; returns its stdout. Throws with the last output on timeout. */
-  async waitUntilSucceeds(command: string, options: { timeout?: number; interval?: number } = {}): Promise<string> {
+  waitUntilSucceeds(command: string, options: { timeout?: number; interval?: number } = {}): Promise<string> {
+    return apiStep(`${this.name}: wait until ${commandTitle(command)} succeeds`, () =>
+      this.retryUntilSucceeds(command, options),
+    )
+  }
+
+  private async retryUntilSucceeds(command: string, options: { timeout?: number; interval?: number }): Promise<string> {
     const timeout = options.timeout ?? 60_000
     const interval = options.interval ?? 200
     const deadline = Date.now() + timeout
     let last: VmExecResult | undefined
     for (;;) {
       const left = deadline - Date.now()
-      last = await this.exec(command, { timeout: Math.max(1000, left) })
+      last = await this.run(command, { timeout: Math.max(1000, left) })
       if (last.exitCode === 0) return last.stdout
       if (Date.now() + interval > deadline) break
       await new Promise(r => setTimeout(r, interval))
@@ -287,23 +302,29 @@ export class Vm {
     return this.info
   }
 
-  async pause(): Promise<void> {
-    await this.svc.pause(this.name)
-    this.lastStatus = 'paused'
+  pause(): Promise<void> {
+    return apiStep(`${this.name}: pause`, async () => {
+      await this.svc.pause(this.name)
+      this.lastStatus = 'paused'
+    })
   }
 
-  async resume(): Promise<void> {
-    await this.svc.resume(this.name)
-    this.lastStatus = 'running'
+  resume(): Promise<void> {
+    return apiStep(`${this.name}: resume`, async () => {
+      await this.svc.resume(this.name)
+      this.lastStatus = 'running'
+    })
   }
 
   /** Powers the guest off (then kills QEMU after `timeout`). */
-  async shutdown(options: { timeout?: number } = {}): Promise<void> {
-    this.info = await this.svc.shutdown(
-      this.name,
-      options.timeout === undefined ? undefined : { timeoutMs: options.timeout },
-    )
-    this.lastStatus = this.info.status
+  shutdown(options: { timeout?: number } = {}): Promise<void> {
+    return apiStep(`${this.name}: shutdown`, async () => {
+      this.info = await this.svc.shutdown(
+        this.name,
+        options.timeout === undefined ? undefined : { timeoutMs: options.timeout },
+      )
+      this.lastStatus = this.info.status
+    })
   }
 
   /** Kills QEMU and removes the VM's files on the host. Safe to call twice. */
@@ -329,7 +350,7 @@ export class Vm {
     if (this.destroyed) return
     this.destroyed = true
     for (const off of this.offs.splice(0)) off()
-    await this.svc.destroy(this.name)
+    await apiStep(`${this.name}: destroy`, () => this.svc.destroy(this.name))
   }
 
   /**

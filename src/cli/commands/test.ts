@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import type { ConfigOverrides } from '../../runner/ipc.ts'
 import type { RunOptions } from '../../runner/main/options.ts'
+import { replayPathExample, replayPathPattern } from '../../runner/prop/path.ts'
 import type { CliCommand } from './types.ts'
 
 function intArg(min: number) {
@@ -37,7 +38,8 @@ function seedArg(value: string): number {
 }
 
 function pathArg(value: string): string {
-  if (!/^\d+(:\d+)*$/.test(value.trim())) throw new InvalidArgumentError('expected a fast-check path such as 7:1:0')
+  if (!replayPathPattern.test(value.trim()))
+    throw new InvalidArgumentError(`expected a replay path as printed by a failing property, e.g. ${replayPathExample}`)
   return value.trim()
 }
 
@@ -149,7 +151,7 @@ const command: CliCommand = {
       .option('--last-failed', 'run only the tests that failed or did not run in the previous run')
       .option('--output <dir>', 'directory for test artifacts and .last-run.json (default: test-results)')
       .option('--seed <n>', 'seed of every property (test.prop): replays a printed run', seedArg)
-      .option('--path <path>', 'with --seed: the fast-check path of a failing property run, e.g. 7:1:0', pathArg)
+      .option('--path <path>', 'with --seed: the replay path a failing property printed, e.g. 7:1:0', pathArg)
       .addOption(new Option('--quiet', 'print less: no test output, no progress'))
       .action(async (filters: string[], flags: TestFlags) => {
         const { runTests } = await import('../../runner/main/run.ts')

@@ -4,6 +4,7 @@
 import fc from 'fast-check'
 import { formatLocation } from '../errors.ts'
 import type { Location } from '../results.ts'
+import { replayPathExample, replayPathPattern } from './path.ts'
 
 /** Options of one property. Every run gets fresh test-scoped fixtures, torn down before the next run. */
 export interface PropOptions {
@@ -11,7 +12,7 @@ export interface PropOptions {
   numRuns?: number
   /** Fixes the seed (`vt test --seed` still wins). */
   seed?: number
-  /** With `seed`: replays the run (and shrink) at this fast-check path, e.g. '7:1:0'. */
+  /** With `seed`: replays the run (and shrink) at this path, as printed by a failure, e.g. '7:1:0,steps=CBF:F'. */
   path?: string
   /** Stop at the first failing run instead of shrinking it. */
   endOnFailure?: boolean
@@ -73,9 +74,9 @@ export function declareProp(arbitraries: unknown, options: unknown, location: Lo
   const seed = opts.seed
   if (seed !== undefined && (typeof seed !== 'number' || !Number.isSafeInteger(seed)))
     throw new Error(`test.prop(): seed must be an integer, got ${JSON.stringify(seed)}${at}`)
-  if (opts.path !== undefined && (typeof opts.path !== 'string' || !/^\d+(:\d+)*$/.test(opts.path)))
+  if (opts.path !== undefined && (typeof opts.path !== 'string' || !replayPathPattern.test(opts.path)))
     throw new Error(
-      `test.prop(): path must be a fast-check path such as "7:1:0", got ${JSON.stringify(opts.path)}${at}`,
+      `test.prop(): path must be a replay path such as ${replayPathExample}, got ${JSON.stringify(opts.path)}${at}`,
     )
   if (opts.path !== undefined && seed === undefined)
     throw new Error(`test.prop(): path replays a run of one seed: give seed too${at}`)

@@ -9,6 +9,7 @@ import type { TestInfoImpl } from '../worker/testInfo.ts'
 import { InterruptedError, Slot, TimeoutError, type TimeoutManager } from '../worker/timeoutManager.ts'
 import type { PropDeclaration } from './declare.ts'
 import { formatCounterexample, replayCommand } from './format.ts'
+import { commandsReplayPath, formatReplayPath, isCommandsArbitrary, parseReplayPath } from './path.ts'
 
 export interface PropRun {
   test: TestCase
@@ -120,19 +121,45 @@ export async function runProperty(r: PropRun): Promise<void> {
       throw error
     }
   }
-  const details = await r.timeouts.run(
-    new Slot(0),
-    () => '',
-    () =>
-      fc.check(fc.asyncProperty(arbitrary, predicate), {
-        seed,
-        ...(path !== undefined ? { path } : {}),
-        ...(prop.options.numRuns !== undefined ? { numRuns: prop.options.numRuns } : {}),
-        endOnFailure: prop.options.endOnFailure ?? false,
-        ...(prop.options.totalTimeout ? { interruptAfterTimeLimit: prop.options.totalTimeout } : {}),
-        markInterruptAsFailure: true,
-      }),
-  )
+  // Replaying a path: the commands arbitraries start from the replay path recorded with it.
+  const replaying = path !== undefined ? parseReplayPath(path) : undefined
+  const restore: (() => void)[] = []
+  for (const [name, rp] of Object.entries(replaying?.commands ?? {})) {
+    const arb = (prop.arbitraries as Record<string, unknown>)[name]
+    if (!isCommandsArbitrary(arb))
+      throw new PropertyFailedError(
+        `replay path names "${name}", which is not an fc.commands() arbitrary of this property`,
+      )
+    const saved = arb.sourceReplayPath
+    arb.sourceReplayPath = rp
+    restore.push(() => {
+      arb.sourceReplayPath = saved
+    })
+  }
+  let details: fc.RunDetails<[unknown]>
+  try {
+    details = await r.timeouts.run(
+      new Slot(0),
+      () => '',
+      () =>
+        fc.check(fc.asyncProperty(arbitrary, predicate), {
+          seed,
+          ...(replaying ? { path: replaying.path } : {}),
+          ...(prop.options.numRuns !== undefined ? { numRuns: prop.options.numRuns } : {}),
+          endOnFailure: prop.options.endOnFailure ?? false,
+          ...(prop.options.totalTimeout ? { interruptAfterTimeLimit: prop.options.totalTimeout } : {}),
+          markInterruptAsFailure: true,
+        }),
+    )
+  } catch (error) {
+    const message = (error as Error)?.message ?? String(error)
+    if (!message.startsWith('Unable to replay')) throw error
+    throw new PropertyFailedError(
+      `${message}: the path does not fit this property and seed (did the spec change?). --seed ${seed} alone replays the whole search.`,
+    )
+  } finally {
+    for (const undo of restore) undo()
+  }
   // The shrinking step ends failed: its last failing attempt is the counterexample.
   if (shrinking) shrinking.end(lastFailure?.error ?? aborted)
   if (aborted !== undefined) throw aborted
@@ -150,7 +177,16 @@ export async function runProperty(r: PropRun): Promise<void> {
     process.stdout.write(`property "${test.title}": ${message}\n`)
     throw new PropertyFailedError(message)
   }
-  const failingPath = details.counterexamplePath ?? path
+  // The path to print: fast-check's, plus the replay path of each fc.commands() value in the counterexample.
+  const commands: Record<string, string> = {}
+  const entries = named ? Object.entries(lastFailure.values as object) : (lastFailure.values as unknown[]).entries()
+  for (const [name, value] of entries) {
+    const rp = commandsReplayPath(value)
+    if (rp) commands[String(name)] = rp
+  }
+  const failingPath = details.counterexamplePath
+    ? formatReplayPath({ path: details.counterexamplePath, commands })
+    : path
   const counterexample = formatCounterexample(lastFailure.values, named)
   const command = replay(failingPath ?? undefined)
   info.annotations.push(

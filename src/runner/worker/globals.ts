@@ -7,11 +7,12 @@ import type { Location } from '../reporterApi.ts'
 
 /** What the spec API needs from the running test's TestInfo (implemented by worker/testInfo.ts). */
 export interface RuntimeTestInfo {
+  readonly title: string
   _modifier(type: 'skip' | 'fixme' | 'fail' | 'slow', args: unknown[]): void
   _runStep<T>(
     title: string,
     body: () => T | Promise<T>,
-    options: { timeout?: number; box?: boolean },
+    options: { timeout?: number; box?: boolean; category?: string },
     location: Location,
   ): Promise<T>
   /**
@@ -19,6 +20,7 @@ export interface RuntimeTestInfo {
    * promise ends it when it settles. Used for expect matchers.
    */
   _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T
+  attach(name: string, options: { body?: string | Buffer; path?: string; contentType?: string }): Promise<void>
   setTimeout(ms: number): void
   /** Soft expect failures land here. */
   _failWithError(error: unknown): void
