@@ -11,18 +11,29 @@ export async function tool(cmd: 'ip' | 'nft' | 'tc' | 'bridge', args: string[], 
     if (input === undefined) return (await execFileP(cmd, args, { timeout: 15_000 })).stdout
     return await new Promise<string>((resolve, reject) => {
       const child = execFile(cmd, args, { timeout: 15_000 }, (err, stdout, stderr) =>
-        err ? reject(Object.assign(err, { stderr })) : resolve(stdout),
+        err ? reject(new ToolFailure(err, stderr)) : resolve(stdout),
       )
       child.stdin?.end(input)
     })
   } catch (e) {
-    const err = e as { stderr?: string; message: string; code?: string }
-    if (err.code === 'ENOENT') {
+    const err =
+      e instanceof ToolFailure
+        ? e
+        : { stderr: (e as { stderr?: string }).stderr, error: e as { code?: unknown; message: string } }
+    if (err.error.code === 'ENOENT') {
       throw new VtError(ErrorNames.notFound, `the ${cmd} tool is not installed on this host`, { code: 'MISSING_TOOL' })
     }
-    const why = (err.stderr || err.message).trim().split('\n').slice(0, 4).join(' ')
+    const why = (err.stderr || err.error.message).trim().split('\n').slice(0, 4).join(' ')
     throw new VtError(ErrorNames.internal, `${cmd} ${args.join(' ')} failed: ${why}`, { code: 'NET_TOOL' })
   }
+}
+
+/** A tool's failure with its stderr (execFile's callback gets them apart). */
+class ToolFailure {
+  constructor(
+    readonly error: { code?: unknown; message: string },
+    readonly stderr: string,
+  ) {}
 }
 
 export const ipCmd = (...args: string[]) => tool('ip', args)

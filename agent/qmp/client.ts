@@ -9,8 +9,10 @@ import type {
   MigrateParameters,
   MigrationCapabilityStatus,
   QmpArgs,
+  QmpCommandKey,
   QmpCommands,
   QmpEvent,
+  QmpExecutor,
   QmpGreeting,
   QmpReturn,
   TranscriptEntry,
@@ -67,7 +69,7 @@ interface EventWaiter {
 
 const BACKLOG = 1000
 
-export class QmpClient {
+export class QmpClient implements QmpExecutor {
   readonly greeting: QmpGreeting
   private readonly socket: net.Socket
   private readonly pending = new Map<string, Pending>()
@@ -155,10 +157,10 @@ export class QmpClient {
         }
         return client
       } catch (err) {
-        if (err instanceof QmpConnectError && !(err as { retry?: boolean }).retry) throw err
+        if (err instanceof QmpConnectError && !err.retry) throw err
         lastError = err as Error
         const code = (err as NodeJS.ErrnoException).code
-        const retriable = code === 'ENOENT' || code === 'ECONNREFUSED' || (err as { retry?: boolean }).retry
+        const retriable = code === 'ENOENT' || code === 'ECONNREFUSED' || (err instanceof QmpConnectError && err.retry)
         if (!retriable || Date.now() >= deadline) {
           throw new QmpConnectError(
             `QMP ${label}: cannot connect to ${path} within ${connectTimeout} ms: ${lastError.message}`,
@@ -179,13 +181,7 @@ export class QmpClient {
   }
 
   /** Sends any command. Known command names get typed arguments and results. */
-  execute<K extends keyof QmpCommands>(
-    command: K,
-    args?: QmpCommands[K][0],
-    options?: ExecuteOptions,
-  ): Promise<QmpCommands[K][1]>
-  execute<K extends string>(command: K, args?: QmpArgs<K>, options?: ExecuteOptions): Promise<QmpReturn<K>>
-  execute(command: string, args?: unknown, options: ExecuteOptions = {}): Promise<unknown> {
+  execute<K extends QmpCommandKey>(command: K, args?: QmpArgs<K>, options: ExecuteOptions = {}): Promise<QmpReturn<K>> {
     if (typeof command !== 'string' || command.length === 0) {
       return Promise.reject(new QmpError('QMP execute: the command name must be a non-empty string'))
     }
@@ -199,13 +195,20 @@ export class QmpClient {
     const timeout = options.timeout ?? this.commandTimeout
     const msg: Record<string, unknown> = { execute: command, id }
     if (args !== undefined) msg.arguments = args
-    return new Promise((resolve, reject) => {
+    return new Promise<QmpReturn<K>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id)
         this.note(`${command} (${id}) timed out after ${timeout} ms`)
         reject(new QmpTimeoutError(command, args, timeout))
       }, timeout)
-      this.pending.set(id, { command, args, sentAt: Date.now(), resolve, reject, timer })
+      this.pending.set(id, {
+        command,
+        args,
+        sentAt: Date.now(),
+        resolve: v => resolve(v as QmpReturn<K>),
+        reject,
+        timer,
+      })
       this.record({ at: Date.now(), dir: 'out', id, command, ...(args !== undefined ? { args } : {}) })
       this.socket.write(`${JSON.stringify(msg)}\n`)
     })
@@ -521,15 +524,10 @@ function openAndGreet(
       socket.destroy()
       reject(err)
     }
-    const timer = setTimeout(
-      () => fail(Object.assign(new QmpConnectError(`no QMP greeting within ${timeout} ms`), { retry: false })),
-      timeout,
-    )
+    const timer = setTimeout(() => fail(new QmpConnectError(`no QMP greeting within ${timeout} ms`)), timeout)
     socket.setEncoding('utf8')
     socket.on('error', fail)
-    socket.on('close', () =>
-      fail(Object.assign(new QmpConnectError('connection closed before the QMP greeting'), { retry: true })),
-    )
+    socket.on('close', () => fail(new QmpConnectError('connection closed before the QMP greeting', { retry: true })))
     const onData = (chunk: string) => {
       buffer += chunk
       const nl = buffer.indexOf('\n')

@@ -1,5 +1,8 @@
 // Typed QMP errors. QEMU answers a failed command with { error: { class, desc } }; each class becomes its own
 // Error subclass so callers can `instanceof` them, and every error names the command and its arguments.
+// They are VtErrors with a stable code (ErrorCodes); a rejected command also carries `qmp` (class, desc,
+// command), which travels in the error data to the controller.
+import { ErrorCodes, VtError } from '../../src/protocol/errors.ts'
 
 export type QmpErrorClass =
   | 'GenericError'
@@ -17,8 +20,14 @@ function callText(command: string, args: unknown): string {
 }
 
 /** Base class of every error the QMP client throws. */
-export class QmpError extends Error {
-  override name = 'QmpError'
+export class QmpError extends VtError {
+  constructor(
+    message: string,
+    code: string = ErrorCodes.qmpBadRequest,
+    extra: ConstructorParameters<typeof VtError>[2] = {},
+  ) {
+    super('QmpError', message, { code, ...extra })
+  }
 }
 
 /** QEMU rejected a command: carries QEMU's error class and description. */
@@ -30,7 +39,9 @@ export class QmpCommandError extends QmpError {
     readonly errorClass: QmpErrorClass,
     readonly desc: string,
   ) {
-    super(`QMP ${callText(command, args)} failed: ${errorClass}: ${desc}`)
+    super(`QMP ${callText(command, args)} failed: ${errorClass}: ${desc}`, ErrorCodes.qmpCommand, {
+      qmp: { class: errorClass, desc, command },
+    })
   }
 }
 
@@ -71,7 +82,7 @@ export class QmpTimeoutError extends QmpError {
     readonly args: unknown,
     readonly timeoutMs: number,
   ) {
-    super(`QMP ${callText(command, args)} got no reply within ${timeoutMs} ms`)
+    super(`QMP ${callText(command, args)} got no reply within ${timeoutMs} ms`, ErrorCodes.qmpTimeout)
   }
 }
 
@@ -83,13 +94,19 @@ export class QmpDisconnectedError extends QmpError {
     readonly args: unknown,
     reason: string,
   ) {
-    super(command ? `QMP ${callText(command, args)}: ${reason}` : `QMP: ${reason}`)
+    super(command ? `QMP ${callText(command, args)}: ${reason}` : `QMP: ${reason}`, ErrorCodes.qmpDisconnected)
   }
 }
 
 /** Could not connect, bad greeting, or capabilities negotiation failed. */
 export class QmpConnectError extends QmpError {
   override name = 'QmpConnectError'
+  /** Worth another attempt within the connect timeout (the socket closed before the greeting). */
+  readonly retry: boolean
+  constructor(message: string, options: { retry?: boolean } = {}) {
+    super(message, ErrorCodes.qmpConnect)
+    this.retry = options.retry ?? false
+  }
 }
 
 /** waitForEvent gave up. */
@@ -99,6 +116,6 @@ export class QmpEventTimeoutError extends QmpError {
     readonly event: string,
     readonly timeoutMs: number,
   ) {
-    super(`QMP event ${event} did not arrive within ${timeoutMs} ms`)
+    super(`QMP event ${event} did not arrive within ${timeoutMs} ms`, ErrorCodes.qmpEventTimeout)
   }
 }

@@ -1,9 +1,10 @@
 // MigrationError: a migration that did not complete. It says where it stopped (phase), between which hosts,
 // QEMU's own error text when QEMU gave one, the last numbers, and whether the source is still running.
+// A VtError with code MIGRATION_FAILED; `qmp` is set when a QMP command QEMU rejected ended it.
+import { ErrorCodes, type QmpErrorInfo, VtError } from '../protocol/errors.ts'
 import type { MigrationPhase, MigrationProgress } from './types.ts'
 
-export class MigrationError extends Error {
-  override name = 'MigrationError'
+export class MigrationError extends VtError {
   readonly phase: MigrationPhase
   readonly from: string
   readonly to: string
@@ -12,7 +13,6 @@ export class MigrationError extends Error {
   readonly lastStats?: MigrationProgress
   /** Checked after the failure: the source VM is running again (false only after postcopy started). */
   sourceRunning: boolean
-  override readonly cause?: unknown
 
   constructor(init: {
     message: string
@@ -22,15 +22,19 @@ export class MigrationError extends Error {
     qemuError?: string
     lastStats?: MigrationProgress
     sourceRunning?: boolean
+    qmp?: QmpErrorInfo
     cause?: unknown
   }) {
-    super(`migration ${init.from} → ${init.to} failed during ${init.phase}: ${init.message}`)
+    super('MigrationError', `migration ${init.from} → ${init.to} failed during ${init.phase}: ${init.message}`, {
+      code: ErrorCodes.migrationFailed,
+      cause: init.cause,
+      qmp: init.qmp,
+    })
     this.phase = init.phase
     this.from = init.from
     this.to = init.to
     this.qemuError = init.qemuError
     this.lastStats = init.lastStats
     this.sourceRunning = init.sourceRunning ?? false
-    this.cause = init.cause
   }
 }

@@ -9,7 +9,8 @@
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
 // and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
-import type { MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
+import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
+import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
 import type {
   DestinationSide,
@@ -34,12 +35,19 @@ class Interrupt extends Error {
   }
 }
 
-/** QEMU's own words in a QMP failure, locally (QmpCommandError.desc) or through an agent (in the message). */
-function qemuErrorOf(err: unknown): string | undefined {
-  const desc = (err as { desc?: unknown }).desc
-  if (typeof desc === 'string') return desc
-  const m = /QMP .* failed: [A-Za-z]+: (.+)$/s.exec(String((err as Error)?.message ?? ''))
-  return m?.[1]
+/** QEMU reported the migration failed (query-migrate), with its error-desc. */
+class QemuMigrationFailed extends Error {
+  constructor(
+    message: string,
+    readonly qemuError: string | undefined,
+  ) {
+    super(message)
+  }
+}
+
+/** QEMU's answer to a rejected QMP command: set by the QMP client, kept in the error data through an agent. */
+function qmpErrorOf(err: unknown): QmpErrorInfo | undefined {
+  return err instanceof VtError ? err.qmp : undefined
 }
 
 const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
@@ -196,10 +204,9 @@ export async function runMigration<Host, V>(
 
     phase = 'incoming'
     await guard(d.execute('migrate-incoming', { uri: `tcp:${hostPort(d.address, 0)}` }))
-    const incoming = (await guard(d.execute('query-migrate'))) as MigrationInfo & {
-      'socket-address'?: { port?: string }[]
-    }
-    const port = Number(incoming['socket-address']?.[0]?.port)
+    const incoming = await guard(d.execute('query-migrate'))
+    const listen = incoming['socket-address']?.[0]
+    const port = Number(listen?.type === 'inet' ? listen.port : undefined)
     if (!port) throw new Error(`the destination did not report its incoming port: ${JSON.stringify(incoming)}`)
 
     if (storage === 'copy') {
@@ -236,17 +243,15 @@ export async function runMigration<Host, V>(
     let info: MigrationInfo
     for (;;) {
       seen = false
-      info = (await guard(src.execute('query-migrate'))) as MigrationInfo
+      info = await guard(src.execute('query-migrate'))
       last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
       options.onProgress?.(last)
       const status = info.status ?? 'none'
       if (status === 'completed') break
       if (status === 'failed' || status === 'cancelled' || status === 'none') {
-        throw Object.assign(
-          new Error(`QEMU reports migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`),
-          {
-            qemuError: info['error-desc'],
-          },
+        throw new QemuMigrationFailed(
+          `QEMU reports migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
+          info['error-desc'],
         )
       }
       if (options.postcopy && !switchedToPostcopy && status === 'active') {
@@ -278,14 +283,10 @@ export async function runMigration<Host, V>(
     if (mirrorJobs.length > 0) storageBytes = await guard(finishMirror(src, d, mirrorJobs))
     phase = 'resume'
     if (!switchedToPostcopy) await guard(resumeWhenLoaded(d, 'precopy'))
-    const final = (await guard(src.execute('query-migrate'))) as MigrationInfo
+    const final = await guard(src.execute('query-migrate'))
     last = progressOf(final, 'complete', performance.now() - started)
-    const enabled = (
-      (await guard(src.execute('query-migrate-capabilities'))) as { capability: string; state: boolean }[]
-    )
-      .filter(c => c.state)
-      .map(c => c.capability)
-    const params = (await guard(src.execute('query-migrate-parameters'))) as MigrationParameters
+    const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
+    const params = await guard(src.execute('query-migrate-parameters'))
 
     phase = 'cleanup'
     await driver.commit(d, options.to)
@@ -325,7 +326,8 @@ export async function runMigration<Host, V>(
       phase,
       from,
       to,
-      qemuError: (err as { qemuError?: string }).qemuError ?? qemuErrorOf(err) ?? failure.qemuError,
+      qemuError: (err instanceof QemuMigrationFailed ? err.qemuError : qmpErrorOf(err)?.desc) ?? failure.qemuError,
+      qmp: qmpErrorOf(err),
       lastStats: last,
       sourceRunning: failure.sourceRunning,
       cause: err,
@@ -365,7 +367,7 @@ export async function runMigration<Host, V>(
       // while to cancel): a retry right after the failure must find QEMU ready for a new one.
       const deadline = performance.now() + CANCEL_WAIT_MS
       for (;;) {
-        const info = (await quiet(src.execute('query-migrate'))) as MigrationInfo | undefined
+        const info = await quiet(src.execute('query-migrate'))
         if (!info || !ACTIVE.has(info.status ?? 'none')) {
           qemuError = info?.['error-desc']
           break
@@ -387,7 +389,7 @@ export async function runMigration<Host, V>(
     }
     let sourceRunning = false
     if (!switchedToPostcopy && !srcGone) {
-      const status = (await quiet(src.execute('query-status'))) as { running: boolean; status: string } | undefined
+      const status = await quiet(src.execute('query-status'))
       if (
         status &&
         !status.running &&
@@ -395,7 +397,7 @@ export async function runMigration<Host, V>(
       ) {
         await quiet(src.execute('cont'))
       }
-      const after = (await quiet(src.execute('query-status'))) as { running: boolean } | undefined
+      const after = await quiet(src.execute('query-status'))
       sourceRunning = after?.running ?? false
     }
     return { sourceRunning, qemuError }
@@ -408,7 +410,7 @@ const CANCEL_WAIT_MS = 30_000
 async function leaveEarlierMigration(src: MigrationSide): Promise<void> {
   const deadline = performance.now() + CANCEL_WAIT_MS
   for (;;) {
-    const info = (await src.execute('query-migrate')) as MigrationInfo
+    const info = await src.execute('query-migrate')
     const status = info.status ?? 'none'
     if (!ACTIVE.has(status)) return
     if (status !== 'cancelling') {
@@ -426,10 +428,9 @@ async function leaveEarlierMigration(src: MigrationSide): Promise<void> {
 /** NBD export of every writable disk on the destination, drive-mirror into it from the source. */
 async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: number, jobs: string[]): Promise<void> {
   // A -drive has a device name; a -blockdev disk has only its root node name (same id on both sides).
-  type Block = { device: string; inserted?: { ro: boolean; 'node-name'?: string } }
-  const key = (b: Block) => b.device || b.inserted?.['node-name'] || ''
-  const srcBlocks = ((await src.execute('query-block')) as Block[]).filter(b => b.inserted && !b.inserted.ro && key(b))
-  const destBlocks = (await dest.execute('query-block')) as Block[]
+  const key = (b: BlockInfo) => b.device || b.inserted?.['node-name'] || ''
+  const srcBlocks = (await src.execute('query-block')).filter(b => b.inserted && !b.inserted.ro && key(b))
+  const destBlocks = await dest.execute('query-block')
   const drives =
     dest.copyDrives ??
     srcBlocks.map(b => {
@@ -465,11 +466,9 @@ async function startMirror(src: MigrationSide, dest: DestinationSide, nbdPort: n
   }
 }
 
-type JobInfo = { device: string; offset: number; len: number; ready: boolean; status: string; error?: string }
-
 async function mirrorProgress(src: MigrationSide, jobs: string[]): Promise<MigrationProgress['storage']> {
   if (jobs.length === 0) return undefined
-  const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  const list = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
   return {
     offset: list.reduce((n, j) => n + j.offset, 0),
     len: list.reduce((n, j) => n + j.len, 0),
@@ -484,7 +483,7 @@ async function waitMirrorReady(
   report: (p: NonNullable<MigrationProgress['storage']>) => void,
 ): Promise<void> {
   for (;;) {
-    const list = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    const list = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
     if (list.length < jobs.length)
       throw new Error(`a storage mirror job ended before it was ready (${jobs.join(', ')})`)
     const p = {
@@ -500,10 +499,10 @@ async function waitMirrorReady(
 
 /** After the switch-over (source paused): cancel the ready mirrors (which completes them without pivoting). */
 async function finishMirror(src: MigrationSide, dest: DestinationSide, jobs: string[]): Promise<number> {
-  const before = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+  const before = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
   for (const job of jobs) await src.execute('block-job-cancel', { device: job })
   for (let i = 0; ; i++) {
-    const left = ((await src.execute('query-block-jobs')) as JobInfo[]).filter(j => jobs.includes(j.device))
+    const left = (await src.execute('query-block-jobs')).filter(j => jobs.includes(j.device))
     if (left.length === 0) break
     if (i > 2000) throw new Error(`storage mirror jobs did not finish: ${JSON.stringify(left)}`)
     await sleep(5)
@@ -516,7 +515,7 @@ async function finishMirror(src: MigrationSide, dest: DestinationSide, jobs: str
 /** Waits until the destination finished loading (or entered postcopy), then resumes it if it is paused. */
 async function resumeWhenLoaded(dest: MigrationSide, mode: 'precopy' | 'postcopy'): Promise<void> {
   for (let i = 0; ; i++) {
-    const s = (await dest.execute('query-status')) as { running: boolean; status: string }
+    const s = await dest.execute('query-status')
     if (s.running) return
     if (s.status !== 'inmigrate') {
       await dest.execute('cont')

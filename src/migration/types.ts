@@ -1,7 +1,7 @@
 // The shape of a migration: what the caller asks for, what it gets back, and the narrow view of "a QEMU on a
 // host" the engine drives. The engine (migrate.ts) speaks only QMP through `MigrationSide`; a driver supplies
 // the sides (the Vm handle through the agents, or raw local QEMU processes for tests and the benchmark).
-import type { MigrateParameters, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
+import type { MigrateParameters, MigrationInfo, QmpEvent, QmpExecutor } from '../protocol/qmp.ts'
 
 /** Friendly names for QEMU's migration capabilities; any other QEMU capability name is passed through. */
 export type MigrationCapabilityName =
@@ -76,13 +76,12 @@ export interface MigrationResult {
   raw: MigrationInfo
 }
 
-/** One QEMU process, as the engine sees it. */
-export interface MigrationSide {
+/** One QEMU process, as the engine sees it: QMP commands typed by name (src/protocol/qmp.ts). */
+export interface MigrationSide extends QmpExecutor {
   /** Host name, for messages. */
   host: string
   /** Address other hosts reach this host at (the destination listens on it). */
   address: string
-  execute(command: string, args?: Record<string, unknown>, options?: { timeout?: number }): Promise<any>
   onEvent(listener: (ev: QmpEvent) => void): () => void
   /** Resolves when the QEMU process (or the link to it) is gone, with the reason. */
   lost: Promise<string>

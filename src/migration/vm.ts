@@ -3,7 +3,7 @@
 // several at once). The Vm handle (src/vm/) implements MigratableVm and calls migrateVm from vm.migrate().
 import type { Host } from '../cluster/host.ts'
 import { describeReport, type IntegrityReport, type MemtestRange, memtestRange } from '../protocol/memtest.ts'
-import type { VmInfo, VmQmpEvent, VmSpec } from '../protocol/vm.ts'
+import { type VmInfo, type VmQmpEvent, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
 import { apiStep } from '../runner/apiStep.ts'
 import { runMigration } from './migrate.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationResult, MigrationSide } from './types.ts'
@@ -53,12 +53,10 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
   return {
     host: host.name,
     address: host.address,
-    // Over the wire an `undefined` argument arrives as null, which the contract refuses: leave it out.
-    execute: (command, args) => (args === undefined ? svc.qmp(name, command) : svc.qmp(name, command, args)),
+    ...vmQmpExecutor(svc.qmp, name),
     onEvent: listener =>
       host.on('vm', 'qmp', (e: VmQmpEvent) => {
-        if (e.name === name)
-          listener({ event: e.event, data: e.data as Record<string, unknown>, timestamp: e.timestamp })
+        if (e.name === name) listener({ event: e.event, data: e.data, timestamp: e.timestamp })
       }),
     lost,
     linkDown,
@@ -131,10 +129,7 @@ export function vmDriver<V extends MigratableVm>(
     },
     async startDestination(to, { storage }) {
       const svc = to.service('vm')
-      const blocks = (await source.execute('query-block')) as {
-        device: string
-        inserted?: { 'node-name'?: string; image?: { 'virtual-size'?: number } }
-      }[]
+      const blocks = await source.execute('query-block')
       const specDisks = vm.spec.disks ?? []
       const disks = vm.info.disks.map((d, i) => {
         const specDisk = specDisks[i] ?? {}
@@ -294,10 +289,7 @@ export async function verifyMemoryIntegrity(
   return verifyMemoryIntegrityWith(
     {
       label: `${vm.name} on ${vm.host.name}`,
-      qmp: {
-        execute: ((command: string, args?: Record<string, unknown>) =>
-          args === undefined ? svc.qmp(vm.name, command) : svc.qmp(vm.name, command, args)) as never,
-      },
+      qmp: vmQmpExecutor(svc.qmp, vm.name),
       dumpDir: vm.info.dir,
       check: (path, r) =>
         migration.checkMemoryDump({ path, start: r.start, size: r.end - r.start, keep: options.keepDumpOnFailure }),

@@ -3,12 +3,22 @@
 // service emits. Both sides derive their TypeScript types from the same object, so a mismatch fails `tsc`.
 import { z } from 'zod'
 
-/** One remote function: a tuple schema for its arguments and a phantom result type. */
-export interface CallSpec<Args extends z.ZodTuple<any, any> = z.ZodTuple<any, any>, Result = unknown> {
+/**
+ * One remote function: a tuple schema for its arguments and a phantom result type. `Client`, when given, is
+ * the signature the controller sees instead of the one derived from the schemas (a generic one, e.g. the QMP
+ * pass-through whose result type follows the command name).
+ */
+export interface CallSpec<
+  Args extends z.ZodTuple<any, any> = z.ZodTuple<any, any>,
+  Result = unknown,
+  Client = unknown,
+> {
   readonly kind: 'call'
   readonly args: Args
   /** Never set; carries the result type. */
   readonly __result?: Result
+  /** Never set; carries the controller's signature. */
+  readonly __client?: { fn: Client }
 }
 
 /** One event a service emits to its session's controller; `Payload` is the event's data (plain JSON). */
@@ -37,6 +47,10 @@ export function call<const A extends readonly z.ZodType[]>(...args: A) {
     returns<R = void>(): CallSpec<z.ZodTuple<A, null>, R> {
       return { kind: 'call', args: tuple as any }
     },
+    /** Like `returns`, with the signature the controller calls (must accept what the schemas accept). */
+    signature<F extends (...args: any[]) => Promise<unknown>, R = unknown>(): CallSpec<z.ZodTuple<A, null>, R, F> {
+      return { kind: 'call', args: tuple as any }
+    },
   }
 }
 
@@ -57,6 +71,13 @@ export function defineService<
 export type CallArgs<C> = C extends CallSpec<infer A, any> ? Extract<z.output<A>, unknown[]> : never
 export type CallInput<C> = C extends CallSpec<infer A, any> ? Extract<z.input<A>, unknown[]> : never
 export type CallResult<C> = C extends CallSpec<any, infer R> ? R : never
+/** The controller's signature of a call: its own `signature<F>()` if it has one, else derived from the schemas. */
+export type CallClient<C> =
+  C extends CallSpec<any, any, infer F>
+    ? unknown extends F
+      ? (...args: CallInput<C>) => Promise<CallResult<C>>
+      : F
+    : never
 
 /** What the agent implements: arguments already validated (zod output types). */
 export type ServiceImplementation<S extends ServiceContract> = {
@@ -67,7 +88,7 @@ export type ServiceImplementation<S extends ServiceContract> = {
 
 /** What the controller calls: inputs as the caller writes them (zod input types). */
 export type ServiceClient<S extends ServiceContract> = {
-  [K in keyof S['calls']]: (...args: CallInput<S['calls'][K]>) => Promise<CallResult<S['calls'][K]>>
+  [K in keyof S['calls']]: CallClient<S['calls'][K]>
 }
 
 export type EventPayload<S extends ServiceContract, E extends keyof S['events']> =

@@ -1,6 +1,8 @@
 // Errors cross the wire as plain data, never as code: name, message, and where it happened (host, service,
-// call), plus an optional string code (e.g. 'ENOENT') and cause. The controller turns them back into
-// `VtRemoteError` objects whose message names the host and the call.
+// call), plus an optional string code (e.g. 'ENOENT'), QEMU's own error for a failed QMP command, and cause.
+// The controller turns them back into `VtRemoteError` objects whose message names the host and the call.
+// VtError is the one family: the agent's errors, the QMP client's, MigrationError; callers test `code`
+// (and `qmp.class`), never the message.
 import { describeValue, messageOf, safeGet, safeInstanceOf, stringProp } from '../util/thrown.ts'
 
 export interface ErrorData {
@@ -11,8 +13,36 @@ export interface ErrorData {
   call?: string
   /** A machine-readable reason: 'ENOENT', 'AUTH', 'PROTOCOL_VERSION', 'OUTSIDE_ROOTS', 'BAD_REQUEST', ... */
   code?: string
+  /** QEMU rejected a QMP command: its error class and description (code QMP_COMMAND). */
+  qmp?: QmpErrorInfo
   cause?: ErrorData
 }
+
+/** QEMU's answer to a failed QMP command: `{ error: { class, desc } }`, and the command it answered. */
+export interface QmpErrorInfo {
+  /** 'GenericError', 'CommandNotFound', 'DeviceNotFound', ... */
+  class: string
+  desc: string
+  command: string
+}
+
+/** Codes of the QMP and migration errors (the agent's own are listed where ErrorData.code is). */
+export const ErrorCodes = {
+  /** QEMU answered with an error: see `qmp` for its class and description. */
+  qmpCommand: 'QMP_COMMAND',
+  /** A QMP command got no reply in time. */
+  qmpTimeout: 'QMP_TIMEOUT',
+  /** The QMP connection closed (QEMU exited) with the command pending, or before it was sent. */
+  qmpDisconnected: 'QMP_DISCONNECTED',
+  /** No QMP connection could be made, or the greeting or negotiation failed. */
+  qmpConnect: 'QMP_CONNECT',
+  /** A QMP event did not arrive in time. */
+  qmpEventTimeout: 'QMP_EVENT_TIMEOUT',
+  /** A QMP call refused before it reached QEMU (empty name, arguments not an object). */
+  qmpBadRequest: 'QMP_BAD_REQUEST',
+  /** A migration did not complete (MigrationError: phase, hosts, QEMU's error, source state). */
+  migrationFailed: 'MIGRATION_FAILED',
+} as const
 
 /** Error names used by the agent and the client. */
 export const ErrorNames = {
@@ -34,10 +64,13 @@ export class VtError extends Error {
   host?: string
   service?: string
   call?: string
-  constructor(name: string, message: string, extra: { code?: string; cause?: unknown } = {}) {
+  /** Set when QEMU rejected a QMP command (here or on the way). */
+  qmp?: QmpErrorInfo
+  constructor(name: string, message: string, extra: { code?: string; cause?: unknown; qmp?: QmpErrorInfo } = {}) {
     super(message, extra.cause === undefined ? undefined : { cause: extra.cause })
     this.name = name
     if (extra.code) this.code = extra.code
+    if (extra.qmp) this.qmp = extra.qmp
   }
 }
 
@@ -50,6 +83,7 @@ export class VtRemoteError extends VtError {
       .join(': ')
     super(data.name, where ? `${where}: ${data.message}` : data.message, {
       code: data.code,
+      qmp: data.qmp,
       cause: data.cause ? new VtRemoteError(data.cause) : undefined,
     })
     this.data = data
@@ -76,6 +110,8 @@ export function toErrorData(error: unknown, where: Partial<ErrorData> = {}, dept
   }
   const code = safeGet(error, 'code')
   if (typeof code === 'string' || typeof code === 'number') data.code = String(code)
+  const qmp = qmpInfoOf(safeGet(error, 'qmp'))
+  if (qmp) data.qmp = qmp
   for (const key of ['host', 'service', 'call'] as const) {
     const v = safeGet(error, key)
     if (typeof v === 'string') data[key] = v
@@ -85,6 +121,15 @@ export function toErrorData(error: unknown, where: Partial<ErrorData> = {}, dept
   const cause = safeGet(error, 'cause')
   if (cause !== undefined && depth < MAX_DEPTH) data.cause = toErrorData(cause, {}, depth + 1)
   return data
+}
+
+/** A bounded copy of QmpErrorInfo, or undefined for anything else (the peer may send anything). */
+function qmpInfoOf(value: unknown): QmpErrorInfo | undefined {
+  const cls = safeGet(value, 'class')
+  const desc = safeGet(value, 'desc')
+  const command = safeGet(value, 'command')
+  if (typeof cls !== 'string' || typeof desc !== 'string' || typeof command !== 'string') return undefined
+  return { class: cls.slice(0, 100), desc: desc.slice(0, MAX_MESSAGE), command: command.slice(0, 128) }
 }
 
 function pick(where: Partial<ErrorData>, existing: ErrorData): Partial<ErrorData> {
@@ -103,6 +148,8 @@ export function fromErrorData(value: unknown, where: Partial<ErrorData> = {}, de
   if (!isErrorData(value)) return new VtRemoteError({ name: ErrorNames.internal, message: 'malformed error', ...where })
   const data: ErrorData = { name: value.name, message: value.message }
   if (typeof value.code === 'string') data.code = value.code
+  const qmp = qmpInfoOf(value.qmp)
+  if (qmp) data.qmp = qmp
   for (const key of ['host', 'service', 'call'] as const) {
     const v = value[key]
     if (typeof v === 'string') data[key] = v

@@ -1,5 +1,7 @@
 // Types of the QMP messages and of the commands vt uses (QEMU 7.2 schema, trimmed to the fields we read).
-// Anything else goes through `execute(name, args)`, which is typed loosely on purpose.
+// Every QMP caller (the agent's client, the vm service's pass-through, the migration engine) is typed by
+// `QmpCommands`: add a command or a field here rather than casting a result where it is used. Any other
+// command goes through `execute(name, args)` typed loosely on purpose.
 
 export interface QmpGreeting {
   QMP: { version: { qemu: { major: number; minor: number; micro: number }; package: string }; capabilities: string[] }
@@ -81,6 +83,8 @@ export interface MigrationInfo {
   'error-desc'?: string
   'blocked-reasons'?: string[]
   'cpu-throttle-percentage'?: number
+  /** Where an incoming migration listens (after migrate-incoming; port 0 is resolved to the real port). */
+  'socket-address'?: SocketAddress[]
 }
 
 export interface MigrationCapabilityStatus {
@@ -128,7 +132,22 @@ export interface BlockInfo {
   type: string
   removable: boolean
   locked: boolean
-  inserted?: { file: string; drv: string; 'node-name'?: string; ro: boolean; [key: string]: unknown }
+  inserted?: {
+    file: string
+    drv: string
+    'node-name'?: string
+    ro: boolean
+    image?: ImageInfo
+    [key: string]: unknown
+  }
+  [key: string]: unknown
+}
+
+export interface ImageInfo {
+  filename: string
+  format: string
+  'virtual-size': number
+  'actual-size'?: number
   [key: string]: unknown
 }
 
@@ -150,6 +169,30 @@ export interface SocketAddressUnix {
   path: string
 }
 export type SocketAddress = SocketAddressInet | SocketAddressUnix
+/** The boxed form some older commands (nbd-server-start) take. */
+export type SocketAddressLegacy =
+  | { type: 'inet'; data: { host: string; port: string } }
+  | { type: 'unix'; data: { path: string } }
+
+/** block-export-add (QEMU 7.2 BlockExportOptions, the NBD flavour). */
+export interface BlockExportOptions {
+  type: 'nbd' | (string & {})
+  id: string
+  'node-name': string
+  name?: string
+  writable?: boolean
+  [key: string]: unknown
+}
+
+/** announce-self: RARP rounds so switches learn the guest's MAC at its new port. Milliseconds. */
+export interface AnnounceParameters {
+  initial: number
+  max: number
+  rounds: number
+  step: number
+  interfaces?: string[]
+  id?: string
+}
 
 export interface NameInfo {
   name?: string
@@ -226,9 +269,13 @@ export interface QmpCommands {
   'block-job-complete': [{ device: string }, Record<string, never>]
   'block-job-dismiss': [{ id: string }, Record<string, never>]
   'job-dismiss': [{ id: string }, Record<string, never>]
-  'nbd-server-start': [{ addr: SocketAddress; 'tls-creds'?: string; 'max-connections'?: number }, Record<string, never>]
+  'nbd-server-start': [
+    { addr: SocketAddressLegacy; 'tls-creds'?: string; 'max-connections'?: number },
+    Record<string, never>,
+  ]
   'nbd-server-add': [{ device: string; name?: string; writable?: boolean }, Record<string, never>]
-  'block-export-add': [Record<string, unknown>, Record<string, never>]
+  'block-export-add': [BlockExportOptions, Record<string, never>]
+  'announce-self': [AnnounceParameters, Record<string, never>]
   'nbd-server-stop': [undefined, Record<string, never>]
   device_add: [{ driver: string; id?: string; bus?: string; [key: string]: unknown }, Record<string, never>]
   device_del: [{ id: string }, Record<string, never>]
@@ -255,15 +302,13 @@ export type TranscriptEntry =
   | { at: number; dir: 'event'; event: string; data?: unknown }
   | { at: number; dir: 'note'; text: string }
 
+/** A command name: the known ones complete in editors, any other string is accepted. */
+export type QmpCommandKey = QmpCommandName | (string & {})
+
 /**
  * Something that runs QMP commands with typed arguments and results: the agent's QMP client, or the controller's
  * proxy to it through the vm service.
  */
 export interface QmpExecutor {
-  execute<K extends keyof QmpCommands>(
-    command: K,
-    args?: QmpCommands[K][0],
-    options?: { timeout?: number },
-  ): Promise<QmpCommands[K][1]>
-  execute<K extends string>(command: K, args?: QmpArgs<K>, options?: { timeout?: number }): Promise<QmpReturn<K>>
+  execute<K extends QmpCommandKey>(command: K, args?: QmpArgs<K>, options?: { timeout?: number }): Promise<QmpReturn<K>>
 }

@@ -3,6 +3,7 @@
 // captures the serial console, and talks to the tiny guest over its command channel for `exec`.
 import { z } from 'zod'
 import { absolutePath, bytes, call, defineService, envSchema, event } from './contract.ts'
+import type { QmpArgs, QmpCommandKey, QmpEvent, QmpExecutor, QmpReturn } from './qmp.ts'
 
 const vmName = z
   .string()
@@ -193,11 +194,17 @@ export interface VmStateEvent {
   reason?: string
 }
 
-export interface VmQmpEvent {
+/** A QMP event of VM `name`. */
+export interface VmQmpEvent extends QmpEvent {
   name: string
-  event: string
-  data?: unknown
-  timestamp: { seconds: number; microseconds: number }
+}
+
+/** The controller's view of `vm.qmp`: arguments and result typed by the command name (see qmp.ts). */
+export type VmQmpCall = <K extends QmpCommandKey>(name: string, command: K, args?: QmpArgs<K>) => Promise<QmpReturn<K>>
+
+/** VM `name`'s QEMU as a QmpExecutor, through a host's `vm.qmp`. */
+export function vmQmpExecutor(qmp: VmQmpCall, name: string): QmpExecutor {
+  return { execute: (command, args) => qmp(name, command, args) }
 }
 
 const name = vmName
@@ -219,8 +226,8 @@ export const vm = defineService(
     ).returns<VmInfo>(),
     /** Kills QEMU now and removes the VM's files. */
     destroy: call(name).returns<void>(),
-    /** Raw QMP pass-through. */
-    qmp: call(name, z.string().min(1).max(128), z.record(z.string(), z.unknown()).optional()).returns<unknown>(),
+    /** QMP pass-through, typed by the command name on the controller (VmQmpCall). */
+    qmp: call(name, z.string().min(1).max(128), z.record(z.string(), z.unknown()).optional()).signature<VmQmpCall>(),
     /** Waits for a QMP event (matching `data` fields when given). */
     waitForQmpEvent: call(
       name,

@@ -5,7 +5,7 @@ import type { Network } from '../cluster/network.ts'
 import type { MigrationResult } from '../migration/types.ts'
 import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
-import type { QmpArgs, QmpReturn } from '../protocol/qmp.ts'
+import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
 import { apiStep, commandTitle } from '../runner/apiStep.ts'
 
@@ -274,8 +274,8 @@ export class Vm {
   }
 
   /** Sends a QMP command to this VM's QEMU. */
-  qmp<K extends string>(command: K, args?: QmpArgs<K>): Promise<QmpReturn<K>> {
-    return this.svc.qmp(this.name, command, args as Record<string, unknown> | undefined) as Promise<QmpReturn<K>>
+  qmp<K extends QmpCommandKey>(command: K, args?: QmpArgs<K>): Promise<QmpReturn<K>> {
+    return this.svc.qmp(this.name, command, args)
   }
 
   /** Waits for a QMP event, optionally with matching data fields. `sinceStart` also matches past events. */

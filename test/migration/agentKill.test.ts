@@ -47,10 +47,7 @@ test('the destination agent killed mid-migration: source keeps running, nothing 
     const run = migrateVm(vm, { to: b, hosts: [a, b], parameters: { 'downtime-limit': 1, 'max-bandwidth': 16 * MiB } })
     const t0 = Date.now()
     for (;;) {
-      const info = (await a.service('vm').qmp('mt', 'query-migrate')) as {
-        status?: string
-        ram?: { transferred: number }
-      }
+      const info = await a.service('vm').qmp('mt', 'query-migrate')
       if (info.status === 'active' && (info.ram?.transferred ?? 0) > MiB) break
       if (Date.now() - t0 > 30_000) throw new Error(`migration did not get going: ${JSON.stringify(info)}`)
       await new Promise(r => setTimeout(r, 20))
@@ -68,7 +65,7 @@ test('the destination agent killed mid-migration: source keeps running, nothing 
     assert.equal(err.sourceRunning, true)
     assert.equal(vm.host, a)
     assert.equal(await vm.status(), 'running')
-    const status = ((await a.service('vm').qmp('mt', 'query-migrate')) as { status: string }).status
+    const status = (await a.service('vm').qmp('mt', 'query-migrate')).status
     assert.ok(status === 'cancelled' || status === 'failed', `source migration status ${status}`)
     await vm.waitForPasses(2)
     await verifyMemoryIntegrity(vm)

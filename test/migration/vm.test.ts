@@ -79,6 +79,10 @@ test('vm: bad destinations and an unknown capability leave the source running', 
     assert.ok(cap instanceof MigrationError)
     assert.equal(cap.phase, 'configure')
     assert.match(cap.qemuError ?? '', /warp-drive/)
+    // QEMU's class came through the agent as data, not out of the message.
+    assert.equal(cap.code, 'MIGRATION_FAILED')
+    assert.equal(cap.qmp?.class, 'GenericError')
+    assert.equal(cap.qmp?.command, 'migrate-set-capabilities')
     assert.equal(cap.sourceRunning, true)
     assert.deepEqual(await b.service('vm').list(), [], 'the destination VM was destroyed')
     assert.equal(vm.host, a)

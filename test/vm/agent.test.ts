@@ -9,6 +9,7 @@ import { after, test } from 'node:test'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
 import { waitForAgentReady } from '../../src/cluster/localAgent.ts'
+import type { VtRemoteError } from '../../src/protocol/errors.ts'
 import { Vm, VmCommandError } from '../../src/vm/index.ts'
 import { requires } from '../helpers/requirements.ts'
 import { qemuProcesses, tempDir, waitFor } from './helpers.ts'
@@ -97,12 +98,18 @@ test('a VM through the agent: exec, succeed/fail, console, QMP, then the agent d
     /console did not show .*never-printed.* within 300 ms/,
   )
 
-  // QMP pass-through, typed; errors carry QEMU's class.
+  // QMP pass-through, typed; errors carry QEMU's class and description as data.
   assert.equal((await vm.qmp('query-status')).status, 'running')
-  await assert.rejects(
-    vm.qmp('no-such-command'),
-    (e: Error) => e.name === 'CommandNotFoundError' && /h1: vm\.qmp: /.test(e.message),
+  const notFound = await vm.qmp('no-such-command').then(
+    () => assert.fail('should reject'),
+    (e: VtRemoteError) => e,
   )
+  assert.equal(notFound.name, 'CommandNotFoundError')
+  assert.match(notFound.message, /^h1: vm\.qmp: QMP no-such-command failed: CommandNotFound: /)
+  assert.equal(notFound.code, 'QMP_COMMAND')
+  assert.equal(notFound.qmp?.class, 'CommandNotFound')
+  assert.equal(notFound.qmp?.command, 'no-such-command')
+  assert.match(notFound.qmp?.desc ?? '', /no-such-command/)
   await vm.pause()
   assert.equal((await vm.refresh()).status, 'paused')
   await vm.resume()

@@ -67,7 +67,7 @@ export class TestVm implements MigratableVm {
     return this.host
       .service('vm')
       .qmp(this.name, 'query-status')
-      .then(s => (s as { status: string }).status)
+      .then(s => s.status)
   }
   async waitForPasses(n: number, timeoutMs = 30_000): Promise<void> {
     const count = (s: string) => s.length - s.replaceAll('B', '').length
