@@ -4,7 +4,7 @@
 // (network namespaces). For each: ping round trip and TCP throughput VM to VM across hosts and on one host,
 // then the traffic lost by a 10 ms ping across one migration of a busy server (longest gap in the replies),
 // and whether a TCP stream (nc) survives it.
-//   npm run bench:network [-- --pings N]
+//   npm run bench:network [-- --pings N] [--hand-first]
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -147,7 +147,9 @@ try {
     }),
   }
   const rows: Row[] = []
-  for (const side of [vt, hand]) rows.push(await measure(cluster, side))
+  // --hand-first: measure the peer first (the machine's load changes during a run).
+  const order = process.argv.includes('--hand-first') ? [hand, vt] : [vt, hand]
+  for (const side of order) rows.push(await measure(cluster, side))
   console.log(`guest networks, 128 MiB TCG guests, embedded 2-host cluster (netns), ${PINGS} pings per RTT`)
   console.log(
     'side | RTT cross-host | RTT same host | TCP cross-host | TCP same host | lost across migration | TCP stream | downtime',
