@@ -5,12 +5,17 @@
 import type { StartedCluster } from '../../cluster/embedded.ts'
 import type { ClusterConnectionInfo } from '../../config/cluster.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
-import type { ClusterProvider } from './dispatcher.ts'
+import type { ResourceProvider, WorkerResources } from './resources.ts'
 
-export class ClusterManager implements ClusterProvider {
+export class ClusterManager implements ResourceProvider {
   private readonly started = new Map<string, Promise<StartedCluster>>()
 
   constructor(private readonly config: FullConfig) {}
+
+  async setUp(project: FullProject): Promise<WorkerResources> {
+    const info = await this.infoFor(project)
+    return info ? { cluster: info } : {}
+  }
 
   async infoFor(project: FullProject): Promise<ClusterConnectionInfo | undefined> {
     if (!project.cluster) return undefined
@@ -23,7 +28,7 @@ export class ClusterManager implements ClusterProvider {
     return (await cluster).info
   }
 
-  async stopFor(project: FullProject): Promise<void> {
+  async tearDown(project: FullProject): Promise<void> {
     const cluster = this.started.get(project.id)
     if (!cluster) return
     this.started.delete(project.id)
@@ -42,8 +47,8 @@ export class ClusterManager implements ClusterProvider {
     }
   }
 
-  async stopAll(): Promise<void> {
+  async tearDownAll(): Promise<void> {
     const ids = [...this.started.keys()]
-    await Promise.all(ids.map(id => this.stopFor(this.config.projects.find(p => p.id === id)!)))
+    await Promise.all(ids.map(id => this.tearDown(this.config.projects.find(p => p.id === id)!)))
   }
 }

@@ -2,60 +2,20 @@
 // worker hash matches its idle worker (reuse), else stops that worker and forks a fresh one. Results stream
 // back as IPC messages and become TestResults for the reporters. Failed tests are re-queued for retry (a serial
 // describe as a whole); a worker that dies mid-test fails that test and its group's other tests go on elsewhere.
-import type { ClusterConnectionInfo } from '../../config/cluster.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import { SyncServer } from '../../sync/server.ts'
 import { serveWorker } from '../../sync/transport.ts'
-import type { SerializedConfig, TestEndMessage, WorkerToMain } from '../ipc.ts'
+import type { SerializedConfig } from '../ipc.ts'
 import type { TestCase } from '../model.ts'
-import type { Location, TestError, TestResult, TestStatus, TestStep } from '../reporterApi.ts'
-import { newTestResult } from '../results.ts'
+import { newTestResult, type TestError, type TestResult, type TestStatus } from '../results.ts'
+import type { FailureTracker } from './failureTracker.ts'
+import { runJobOnWorker } from './jobRun.ts'
 import type { Multiplexer } from './reporters.ts'
+import type { ResourceProvider, WorkerResources } from './resources.ts'
 import { outermostSerialSuite, type TestGroup } from './testGroups.ts'
 import { describeExit, type WorkerExit, WorkerHost } from './workerHost.ts'
 
-/** Counts final unexpected failures (after retries) for maxFailures, and global errors for the exit code. */
-export class FailureTracker {
-  failures = 0
-  globalErrors = 0
-  constructor(private readonly maxFailures: number) {}
-
-  onTestEnd(test: TestCase, result: TestResult): void {
-    if (isUnexpected(test, result) && test.results.length > test.retries) this.failures++
-  }
-  onGlobalError(): void {
-    this.globalErrors++
-  }
-  reachedMaxFailures(): boolean {
-    return this.maxFailures > 0 && this.failures >= this.maxFailures
-  }
-}
-
-export function isUnexpected(test: TestCase, result: TestResult): boolean {
-  return result.status !== 'skipped' && result.status !== 'interrupted' && result.status !== test.expectedStatus
-}
-
-/** Starts a project's cluster on first use and hands out its connection info. */
-export interface ClusterProvider {
-  infoFor(project: FullProject): Promise<ClusterConnectionInfo | undefined>
-  stopFor(project: FullProject): Promise<void>
-}
-
-class StepImpl implements TestStep {
-  steps: TestStep[] = []
-  duration = -1
-  error?: TestError
-  constructor(
-    readonly title: string,
-    readonly category: string,
-    readonly startTime: Date,
-    readonly location?: Location,
-    readonly parent?: TestStep,
-  ) {}
-  titlePath(): string[] {
-    return [...(this.parent ? this.parent.titlePath() : []), this.title]
-  }
-}
+export { FailureTracker, isUnexpected } from './failureTracker.ts'
 
 interface Job {
   group: TestGroup
@@ -68,27 +28,18 @@ interface Slot {
   worker?: WorkerHost
 }
 
-interface Running {
-  test: TestCase
-  result: TestResult
-  steps: Map<string, StepImpl>
-}
-
 export interface DispatcherOptions {
   config: FullConfig
   serializedConfig: SerializedConfig
   reporter: Multiplexer
   failures: FailureTracker
-  clusters: ClusterProvider
+  /** Per-project resources (a cluster, ...) set up before the project's first worker starts. */
+  resources: ResourceProvider
   env: NodeJS.ProcessEnv
   /** How long a worker may take to tear down after 'stop' before it is killed. */
   stopGraceMs?: number
   /** Barriers and keys of the run (one server for every worker). */
   sync?: SyncServer
-}
-
-function newResult(retry: number, workerIndex: number, parallelIndex: number, startTime: Date): TestResult {
-  return newTestResult({ retry, workerIndex, parallelIndex, startTime })
 }
 
 export class Dispatcher {
@@ -234,15 +185,15 @@ export class Dispatcher {
           await worker.stop(this.o.stopGraceMs)
         }
         if (this.interrupted) return
-        let cluster: ClusterConnectionInfo | undefined
+        let resources: WorkerResources
         try {
-          cluster = await this.o.clusters.infoFor(project)
+          resources = await this.o.resources.setUp(project)
         } catch (e: any) {
           this.projectFailedToStart(project, e)
           return
         }
         if (this.interrupted) return
-        worker = this.createWorker(slot, job, cluster)
+        worker = this.createWorker(slot, job, resources)
         slot.worker = worker
         try {
           await worker.start(this.o.env)
@@ -274,7 +225,7 @@ export class Dispatcher {
     return tail ? `\nworker stderr:\n${tail}` : ''
   }
 
-  private createWorker(slot: Slot, job: Job, cluster: ClusterConnectionInfo | undefined): WorkerHost {
+  private createWorker(slot: Slot, job: Job, resources: WorkerResources): WorkerHost {
     const worker = new WorkerHost({
       workerIndex: this.nextWorkerIndex++,
       parallelIndex: slot.index,
@@ -282,7 +233,7 @@ export class Dispatcher {
       workerHash: job.group.workerHash,
       repeatEachIndex: job.group.repeatEachIndex,
       config: this.o.serializedConfig,
-      ...(cluster ? { cluster } : {}),
+      ...resources,
     })
     this.allWorkers.add(worker)
     worker.on('stdout', chunk => this.o.reporter.onStdOut(chunk))
@@ -321,7 +272,12 @@ export class Dispatcher {
 
   /** A result for a test that the worker never reported (crash, failed start): begin + end at once. */
   private reportSynthetic(test: TestCase, worker: WorkerHost, status: TestStatus, errors: TestError[]): void {
-    const result = newResult(test.results.length, worker.params.workerIndex, worker.params.parallelIndex, new Date())
+    const result = newTestResult({
+      retry: test.results.length,
+      workerIndex: worker.params.workerIndex,
+      parallelIndex: worker.params.parallelIndex,
+      startTime: new Date(),
+    })
     test.results.push(result)
     this.o.reporter.onTestBegin(test, result)
     result.duration = 0
@@ -338,196 +294,24 @@ export class Dispatcher {
   }
 
   private runJob(slot: Slot, worker: WorkerHost, job: Job): Promise<void> {
-    const byId = new Map(job.tests.map(t => [t.id, t]))
-    const notEnded = new Set(job.tests)
-    const running = new Map<string, Running>()
-    const failedInJob: TestCase[] = []
-    const reporter = this.o.reporter
-
     this.inJob.add(worker)
-    return new Promise<void>(resolve => {
-      const finish = () => {
-        this.inJob.delete(worker)
-        worker.off('message', onMessage)
-        worker.off('exit', onExit)
-        resolve()
-      }
-
-      const endTest = (test: TestCase, r: Running, msg: Omit<TestEndMessage, 'type' | 'testId'>) => {
-        const { result } = r
-        result.duration = msg.duration
-        result.status = msg.status
-        result.errors = msg.errors
-        result.error = msg.errors[0]
-        result.annotations = msg.annotations
-        test.expectedStatus = msg.expectedStatus
-        test.annotations.splice(0, test.annotations.length, ...msg.annotations)
-        if (msg.timeout) test.timeout = msg.timeout
-        running.delete(test.id)
-        notEnded.delete(test)
-        reporter.onTestEnd(test, result)
-        if (isUnexpected(test, result)) failedInJob.push(test)
-        this.afterTestEnd(test, result)
-      }
-
-      const onMessage = (msg: WorkerToMain) => {
-        switch (msg.type) {
-          case 'testBegin': {
-            const test = byId.get(msg.testId)
-            if (!test) return
-            const result = newResult(
-              test.results.length,
-              worker.params.workerIndex,
-              worker.params.parallelIndex,
-              new Date(msg.startWallTime),
-            )
-            test.results.push(result)
-            running.set(test.id, { test, result, steps: new Map() })
-            reporter.onTestBegin(test, result)
-            return
-          }
-          case 'stepBegin': {
-            const r = running.get(msg.testId)
-            if (!r) return
-            const parent = msg.parentStepId ? r.steps.get(msg.parentStepId) : undefined
-            const step = new StepImpl(msg.title, msg.category, new Date(msg.wallTime), msg.location, parent)
-            r.steps.set(msg.stepId, step)
-            ;(parent ? parent.steps : r.result.steps).push(step)
-            reporter.onStepBegin(r.test, r.result, step)
-            return
-          }
-          case 'stepEnd': {
-            const r = running.get(msg.testId)
-            const step = r?.steps.get(msg.stepId)
-            if (!r || !step) return
-            step.duration = Math.max(0, msg.wallTime - step.startTime.getTime())
-            if (msg.error) step.error = msg.error
-            reporter.onStepEnd(r.test, r.result, step)
-            return
-          }
-          case 'stdout':
-          case 'stderr': {
-            const chunk = msg.binary ? Buffer.from(msg.text, 'base64') : msg.text
-            const r = msg.testId ? running.get(msg.testId) : undefined
-            if (r) (msg.type === 'stdout' ? r.result.stdout : r.result.stderr).push(chunk)
-            if (msg.type === 'stdout') reporter.onStdOut(chunk, r?.test, r?.result)
-            else reporter.onStdErr(chunk, r?.test, r?.result)
-            return
-          }
-          case 'attach': {
-            const r = running.get(msg.testId)
-            if (!r) return
-            r.result.attachments.push({
-              name: msg.name,
-              contentType: msg.contentType,
-              ...(msg.path ? { path: msg.path } : {}),
-              ...(msg.body !== undefined ? { body: Buffer.from(msg.body, 'base64') } : {}),
-            })
-            return
-          }
-          case 'testEnd': {
-            const r = running.get(msg.testId)
-            const test = byId.get(msg.testId)
-            if (!test) return
-            // A test the worker skipped without beginning it (e.g. rest of a failed serial group) still gets a result.
-            const entry =
-              r ??
-              (() => {
-                const result = newResult(
-                  test.results.length,
-                  worker.params.workerIndex,
-                  worker.params.parallelIndex,
-                  new Date(),
-                )
-                test.results.push(result)
-                reporter.onTestBegin(test, result)
-                return { test, result, steps: new Map() }
-              })()
-            endTest(test, entry, msg)
-            return
-          }
-          case 'done': {
-            const remainingIds = new Set(msg.remaining)
-            // Tests the worker began but never ended: it gave up on them mid-run.
-            for (const r of [...running.values()])
-              endTest(r.test, r, {
-                duration: Date.now() - r.result.startTime.getTime(),
-                status: this.interrupted ? 'interrupted' : 'failed',
-                errors: this.interrupted
-                  ? []
-                  : [{ message: 'Error: the worker finished the group without ending this test' }],
-                expectedStatus: r.test.expectedStatus,
-                annotations: r.result.annotations,
-                timeout: r.test.timeout,
-              })
-            const notRun = job.tests.filter(t => notEnded.has(t) || (remainingIds.has(t.id) && !t.results.length))
-            if (msg.fatalErrors.length > 0) {
-              if (notRun.length > 0 && !this.interrupted) {
-                // The worker could not run them (e.g. a worker fixture failed to set up): they fail with its reason.
-                for (const test of notRun) {
-                  this.reportSynthetic(test, worker, 'failed', msg.fatalErrors)
-                  failedInJob.push(test)
-                }
-              } else {
-                for (const error of msg.fatalErrors) {
-                  this.o.failures.onGlobalError()
-                  reporter.onError(error)
-                }
-              }
-            }
-            const replace =
-              msg.unusable || (failedInJob.length > 0 && !this.o.config.reuseWorkerAfterFailure) || this.interrupted
-            if (replace) this.stopWorker(slot, worker)
-            this.requeueAfter(job, failedInJob, msg.fatalErrors.length > 0 ? [] : notRun, worker)
-            finish()
-            return
-          }
-        }
-      }
-
-      const onExit = (exit: WorkerExit) => {
-        const why = `worker process exited unexpectedly (${describeExit(exit)})`
-        for (const r of [...running.values()]) {
-          const status: TestStatus = this.interrupted ? 'interrupted' : 'failed'
-          const title = r.test.titlePath().filter(Boolean).join(' › ')
-          endTest(r.test, r, {
-            duration: Date.now() - r.result.startTime.getTime(),
-            status,
-            errors:
-              status === 'failed'
-                ? [{ message: `Error: ${why} while running "${title}"${this.lastStderr(worker)}` }]
-                : [],
-            expectedStatus: r.test.expectedStatus,
-            annotations: r.result.annotations,
-            timeout: r.test.timeout,
-          })
-        }
-        let notRun = job.tests.filter(t => notEnded.has(t))
-        if (!this.interrupted && failedInJob.length === 0 && notRun.length > 0) {
-          // Died between tests (e.g. in worker fixture setup): blame the next test so the run always progresses.
-          const [first, ...rest] = notRun
-          this.reportSynthetic(first, worker, 'failed', [
-            {
-              message: `Error: ${why} before "${first.titlePath().filter(Boolean).join(' › ')}" could finish${this.lastStderr(worker)}`,
-            },
-          ])
-          failedInJob.push(first)
-          notRun = rest
-        }
+    return runJobOnWorker(worker, job.tests, job.group.file, {
+      reporter: this.o.reporter,
+      interrupted: () => this.interrupted,
+      reuseWorkerAfterFailure: this.o.config.reuseWorkerAfterFailure,
+      lastStderr: () => this.lastStderr(worker),
+      afterTestEnd: (test, result) => this.afterTestEnd(test, result),
+      reportSynthetic: (test, status, errors) => this.reportSynthetic(test, worker, status, errors),
+      onGlobalError: error => {
+        this.o.failures.onGlobalError()
+        this.o.reporter.onError(error)
+      },
+      replaceWorker: () => this.stopWorker(slot, worker),
+      forgetWorker: () => {
         if (slot.worker === worker) slot.worker = undefined
-        this.requeueAfter(job, failedInJob, notRun, worker)
-        finish()
-      }
-
-      worker.on('message', onMessage)
-      worker.on('exit', onExit)
-      if (worker.hasExited) return onExit({ code: null, signal: null, expected: false })
-      worker.run({
-        type: 'run',
-        file: job.group.file,
-        entries: job.tests.map(t => ({ testId: t.id, retry: t.results.length })),
-      })
-    })
+      },
+      requeue: (failed, notRun) => this.requeueAfter(job, failed, notRun, worker),
+    }).finally(() => this.inJob.delete(worker))
   }
 
   /**
@@ -564,7 +348,7 @@ export class Dispatcher {
     // The project's last group is done: its workers will not be reused; stop them, then its cluster.
     const workers = this.slots.filter(s => !s.busy && s.worker?.params.projectId === project.id)
     const stops = workers.map(s => this.stopWorker(s, s.worker!))
-    this.track(Promise.all(stops).then(() => this.o.clusters.stopFor(project)))
+    this.track(Promise.all(stops).then(() => this.o.resources.tearDown(project)))
   }
 
   private projectFailedToStart(project: FullProject, e: any): void {
@@ -572,7 +356,7 @@ export class Dispatcher {
       this.failedProjects.add(project.id)
       this.o.failures.onGlobalError()
       this.o.reporter.onError({
-        message: `Error: could not start the cluster of project "${project.name || project.id}": ${e?.message ?? e}`,
+        message: `Error: could not set up project "${project.name || project.id}": ${e?.message ?? e}`,
         stack: e?.stack,
       })
     }

@@ -12,7 +12,8 @@ import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, TestError } from '../reporterApi.ts'
 import { newTestResult } from '../results.ts'
 import { ClusterManager } from './clusters.ts'
-import { Dispatcher, FailureTracker } from './dispatcher.ts'
+import { Dispatcher } from './dispatcher.ts'
+import { FailureTracker } from './failureTracker.ts'
 import { describePatterns } from './files.ts'
 import { parseFileFilters, parseGrep } from './filters.ts'
 import { readLastRun, writeLastRun } from './lastRun.ts'
@@ -21,6 +22,7 @@ import { createPlan, type Plan } from './planner.ts'
 import { transitiveDependencies } from './projects.ts'
 import { registerConfigSecrets } from './redact.ts'
 import { createReporters, Multiplexer } from './reporters.ts'
+import { ProjectResources } from './resources.ts'
 
 export function userError(message: string): Error {
   return Object.assign(new Error(message), { vtUserError: true })
@@ -182,13 +184,14 @@ export async function runTests(options: RunOptions): Promise<number> {
 
   const startTime = new Date()
   const failures = new FailureTracker(config.maxFailures)
-  const clusters = new ClusterManager(config)
+  // Per-project resources, in set-up order: more kinds (pools, networks) join this list, not the dispatcher.
+  const resources = new ProjectResources([new ClusterManager(config)])
   const dispatcher = new Dispatcher({
     config,
     serializedConfig: { configFile: config.configFile || config.rootDir, overrides },
     reporter,
     failures,
-    clusters,
+    resources,
     env: process.env,
   })
 
@@ -244,7 +247,7 @@ export async function runTests(options: RunOptions): Promise<number> {
   } finally {
     if (globalTimer) clearTimeout(globalTimer)
     await dispatcher.shutdown()
-    await clusters.stopAll()
+    await resources.tearDownAll()
     for (const teardown of [
       globalTeardown,
       config.globalTeardown
