@@ -356,7 +356,7 @@ export class Dispatcher {
       this.failedProjects.add(project.id)
       this.o.failures.onGlobalError()
       this.o.reporter.onError({
-        message: `Error: could not set up project "${project.name || project.id}": ${e?.message ?? e}`,
+        message: `Error: could not start the cluster of project "${project.name || project.id}": ${e?.message ?? e}`,
         stack: e?.stack,
       })
     }
