@@ -2,6 +2,8 @@
 // declared dead after `deadAfterMs` of silence), and reconnection within the session's lease. Calls in flight
 // when the link breaks fail at once with a ConnectionLostError naming the host and the call; calls made while
 // reconnecting wait for the link (up to the lease) and then run.
+// Over 400 lines on purpose: the handshake, heartbeats, reconnection, link state and byte streams all act on
+// the one socket and the calls pending on it; split apart, each part would need the others' private state.
 import { readFileSync } from 'node:fs'
 import { type BirpcReturn, createBirpc } from 'birpc'
 import WebSocket from 'ws'
@@ -207,13 +209,13 @@ export class AgentClient {
       })
       ws.once('message', data => {
         clearTimeout(timer)
-        let frame: any
+        let frame: { t?: unknown; error?: unknown } | null
         try {
-          frame = decodeJson(String(data))
+          frame = decodeJson(String(data)) as typeof frame
         } catch {
           return fail(this.error(ErrorNames.badRequest, 'BAD_FRAME', 'agent sent an invalid handshake answer'))
         }
-        if (frame?.t === 'welcome') return resolve(frame as Welcome)
+        if (frame?.t === 'welcome') return resolve(frame as unknown as Welcome)
         if (frame?.t === 'refused' && isErrorData(frame.error)) {
           ws.removeAllListeners('close')
           ws.on('close', () => {})
@@ -267,9 +269,9 @@ export class AgentClient {
         if (decoded) this.streamSinks.get(decoded.stream)?.(decoded.chunk)
         return
       }
-      let frame: any
+      let frame: { t?: unknown; error?: unknown } | null
       try {
-        frame = decodeJson(data.toString('utf8'))
+        frame = decodeJson(data.toString('utf8')) as typeof frame
       } catch {
         return
       }
