@@ -7,7 +7,7 @@
 // that is not followed when it is a link.
 import { constants } from 'node:fs'
 import { type FileHandle, lstat, mkdir, open, readdir, readlink, rmdir, unlink } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { ErrorNames, VtError } from '../src/protocol/errors.ts'
 import { outsideRoots, type Roots } from './roots.ts'
 
@@ -197,4 +197,31 @@ export async function removeAt(dir: FileHandle, name: string, recursive: boolean
     await sub.close()
   }
   await rmdir(path)
+}
+
+/**
+ * Removes a path recorded by a session, without following a link swapped in since it was recorded. Records hold
+ * real paths, so the directory opened by the recorded parent path must still be that path (the kernel's name for
+ * the open directory); if a link now redirects it elsewhere, nothing is removed. Returns whether it removed.
+ */
+export async function removeRecorded(path: string): Promise<'removed' | 'gone' | 'redirected'> {
+  const parentPath = dirname(path)
+  let parent: FileHandle
+  try {
+    parent = await open(parentPath, constants.O_RDONLY | constants.O_DIRECTORY)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone'
+    throw e
+  }
+  try {
+    if ((await readlink(fdPath(parent))) !== parentPath) return 'redirected'
+    await removeAt(parent, basename(path), true)
+    return 'removed'
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'gone'
+    throw e
+  } finally {
+    await parent.close()
+  }
 }

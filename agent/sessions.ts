@@ -4,10 +4,20 @@
 // returns, and reaped when the lease expires, when
 // the controller closes the session, when the agent stops, or at the next start after the agent crashed.
 import { randomBytes } from 'node:crypto'
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { killTree, startTimeOf, waitGone } from '../src/util/proc.ts'
+import { removeRecorded } from './confined.ts'
 import type { Logger, Reaper, ResourceRecord, ResourceSpec, SessionContext, SessionControl } from './service.ts'
 
 export interface SessionFile {
@@ -187,7 +197,8 @@ export class SessionStore {
     readonly stateDir: string,
     private readonly log: Logger,
   ) {
-    this.sessionsDir = join(stateDir, 'sessions')
+    // Real, so that the paths recorded under it are real (the path reaper relies on that).
+    this.sessionsDir = join(realpathSync(stateDir), 'sessions')
     mkdirSync(this.sessionsDir, { recursive: true, mode: 0o700 })
     this.reapers.set('process', async record => {
       const r = record as Extract<ResourceRecord, { kind: 'process' }>
@@ -200,8 +211,11 @@ export class SessionStore {
     })
     this.reapers.set('path', async record => {
       const r = record as Extract<ResourceRecord, { kind: 'path' }>
-      await rm(r.path, { recursive: true, force: true })
-      this.log.info('reaped path', { path: r.path, label: r.label })
+      // Never through a link swapped in on the way (a directory in a root turned into a link out of it).
+      const outcome = await removeRecorded(r.path)
+      if (outcome === 'redirected') {
+        this.log.warn('not reaped: a symlink on its path now leads elsewhere', { path: r.path, label: r.label })
+      } else this.log.info('reaped path', { path: r.path, label: r.label })
     })
   }
 

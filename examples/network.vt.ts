@@ -19,6 +19,12 @@ test('VMs on two hosts talk over the lan; a host joins with attach', async ({ cl
   // A host-side client: host a's own processes reach the VM on host b.
   await lan.attach(a, { ip: '10.77.0.1/24' })
   await a.succeed(`busybox ping -c 1 -W 5 ${client.ip('lan')}`)
+  // A partition on the guest network: the two VMs lose each other, host a still reaches both; then it heals.
+  const cut = await lan.partition([server], [client])
+  await client.fail(`ping -c 2 -W 1 ${server.ip('lan')}`)
+  await a.succeed(`busybox ping -c 1 -W 5 ${server.ip('lan')}`)
+  await cut.heal()
+  await client.succeed(`ping -c 1 -W 5 ${server.ip('lan')}`)
 })
 
 test('a client keeps its TCP connection while the server migrates there and back', async ({ cluster, createVm }) => {
@@ -44,6 +50,20 @@ test('a client keeps its TCP connection while the server migrates there and back
   await client.fail('test -e /tmp/nc.exit')
   const lines = (await client.succeed('cat /tmp/stream')).trim().split('\n').map(Number)
   expect(lines.every((n, i) => n === i + 1)).toBe(true)
+})
+
+test('several networks, and a VM with a NIC on each', async ({ cluster, createVm }) => {
+  const [a, b] = cluster.hosts
+  const backend = await cluster.createNetwork('backend', { subnet: '10.88.0.0/24' })
+  const gateway = await createVm({ host: a, nics: [{ network: 'lan' }, { network: 'backend', ip: '10.88.0.1' }] })
+  const db = await createVm({ host: b, nics: [{ network: 'backend' }] })
+  expect(gateway.ip('backend')).toBe('10.88.0.1')
+  expect(gateway.mac('lan')).not.toBe(gateway.mac('backend'))
+  await db.succeed(`ping -c 1 -W 5 ${gateway.ip('backend')}`)
+  // The segments are separate: the db VM has no address on lan, and lan's subnet is not reachable from it.
+  expect(() => db.ip('lan')).toThrow(/has no NIC on network lan/)
+  await db.fail(`ping -c 1 -W 1 ${gateway.ip('lan')}`)
+  expect(backend.vni).not.toBe(cluster.network('lan').vni)
 })
 
 test('a network name that does not exist is a clear error listing those that do', async ({ cluster }) => {

@@ -35,11 +35,20 @@ export type { AsyncMatchers, PollMatchers, PollOptions, VtExpect } from './expec
 export { expect } from './expect/index.ts'
 export * from './migration/index.ts'
 export type { ServiceClient, ServiceContract } from './protocol/contract.ts'
-export type { ErrorData } from './protocol/errors.ts'
+export type { ErrorData, QmpErrorInfo } from './protocol/errors.ts'
 export { VtError, VtRemoteError } from './protocol/errors.ts'
 export type { HostFacts } from './protocol/facts.ts'
 export type { FileStat } from './protocol/files.ts'
-export type { MigrateParameters, MigrationInfo, MigrationStats, QmpArgs, QmpReturn } from './protocol/qmp.ts'
+export type {
+  MigrateParameters,
+  MigrationInfo,
+  MigrationStats,
+  QmpArgs,
+  QmpReturn,
+  SocketAddress,
+  SocketAddressInet,
+  SocketAddressUnix,
+} from './protocol/qmp.ts'
 export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'

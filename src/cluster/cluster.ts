@@ -5,6 +5,7 @@ import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
 import type { Arrival } from '../protocol/sync.ts'
+import { currentTestInfo } from '../runner/worker/globals.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
 import { AgentClient } from './client.ts'
@@ -123,7 +124,21 @@ export class Cluster {
       this.networks.delete(name)
       throw e
     }
+    // Made inside a test: it ends with the test (the fixtures call endTest), so later tests start clean.
+    if (currentTestInfo()) this.testNetworks.add(name)
     return net
+  }
+
+  private readonly testNetworks = new Set<string>()
+
+  /** @internal Removes the networks the test created (after its VMs are gone). */
+  async endTest(): Promise<void> {
+    for (const name of this.testNetworks) {
+      const net = this.networks.get(name)
+      this.networks.delete(name)
+      await net?.destroy()
+    }
+    this.testNetworks.clear()
   }
 
   /** Connects to every host of the info the main process handed over. */

@@ -218,6 +218,19 @@ export class Network {
     })
   }
 
+  /** @internal Removes the network from every host (its VMs must be gone). */
+  async destroy(): Promise<void> {
+    await Promise.all(
+      this.hosts.map(h =>
+        h
+          .service('network')
+          .destroy({ vni: this.vni })
+          .catch(() => {}),
+      ),
+    )
+    this.created = undefined
+  }
+
   /** Drops traffic on this network between members of `a` and of `b` (VMs or attached hosts), on every host. */
   async partition(a: readonly (NetworkMember | Host)[], b: readonly (NetworkMember | Host)[]): Promise<Fault> {
     const macsOf = (group: readonly (NetworkMember | Host)[]) =>

@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import type { AgentClient } from '../../src/cluster/client.ts'
 import { VtRemoteError } from '../../src/protocol/errors.ts'
 import { requires } from '../helpers/requirements.ts'
-import { assertNoLeak, startTestAgent, type TestAgent } from './helpers.ts'
+import { assertNoLeak, startTestAgent, type TestAgent, waitFor } from './helpers.ts'
 
 let agent: TestAgent
 let client: AgentClient
@@ -126,6 +126,23 @@ test('recursive removes while a subdirectory flips to a symlink out of the root:
   const kept = readdirSync(outside).filter(n => n.startsWith('keep'))
   assert.equal(kept.length, 20, `outside still holds ${kept.join(', ')}`)
   assert.ok(removed > 0)
+})
+
+test('reaping never follows a directory that became a symlink out of the root', async () => {
+  const outside = join(agent.dir, 'outside-reap')
+  mkdirSync(outside)
+  writeFileSync(join(outside, 'f'), 'keep me')
+  const dir = join(agent.root, 'reapdir')
+  mkdirSync(dir)
+  const c2 = await agent.connect()
+  await c2.service('files').write(join(dir, 'f'), 'session file') // recorded: reaped with the session
+  // The directory is swapped for a link to a directory holding a file of the same name.
+  renameSync(dir, `${dir}.moved`)
+  symlinkSync(outside, dir)
+  await c2.close()
+  await waitFor(() => /not reaped: a symlink on its path now leads elsewhere/.test(agent.log()), 5000, 'log')
+  assert.equal(readFileSync(join(outside, 'f'), 'utf8'), 'keep me')
+  assert.equal(readFileSync(join(`${dir}.moved`, 'f'), 'utf8'), 'session file')
 })
 
 test('a FIFO is refused by readSmall unless asked for, and then answers at once', async () => {

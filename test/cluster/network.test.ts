@@ -131,7 +131,7 @@ test('a controller killed with -9: its network (bridge, VXLAN, attached address)
   if (!requires(t, 'netns') || !started) return
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../fixtures/fault-controller.ts')],
+    ['--import', 'tsx', resolve(fileURLToPath(import.meta.url), '../scripts/fault-controller.ts')],
     {
       env: { ...process.env, VT_INFO: JSON.stringify(started.info), VT_WHAT: 'network' },
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -157,3 +157,24 @@ test.prop([fc.nat()], { path: '1:2' })('path without seed', async () => {})
   assert.match(flag.output, /--path replays a run of one seed: give --seed too/)
   assert.match((await runVt(p, ['--seed', 'abc'])).output, /--seed <n>' argument 'abc' is invalid/)
 })
+
+test('timeouts: one run over its timeout fails and shrinks; the whole property over totalTimeout fails', async t => {
+  const p = project(t, {
+    't.vt.ts': `
+import { fc, test } from 'vt'
+test.prop([fc.nat(3)], { numRuns: 20, timeout: 300 })('slow run', async ({}, [n]) => {
+  if (n >= 2) await new Promise(r => setTimeout(r, 3000))
+})
+test.prop([fc.nat()], { numRuns: 1000, totalTimeout: 500 })('endless', async () => {
+  await new Promise(r => setTimeout(r, 50))
+})
+`,
+  })
+  const r = await runVt(p, [])
+  assert.equal(r.exitCode, 1, r.output)
+  const slow = testByPath(r.json, 'slow run').results[0].errors[0].message ?? ''
+  assert.match(slow, /Counterexample:\n {2}\[0\]:\n {4}2\n/)
+  assert.match(slow, /Timeout: Property (run|shrink attempt) \d+ exceeded its timeout of 300ms/)
+  const endless = testByPath(r.json, 'endless').results[0].errors[0].message ?? ''
+  assert.match(endless, /Property did not finish within its totalTimeout of 500ms: \d+ of 1000 runs passed/)
+})

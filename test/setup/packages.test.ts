@@ -85,7 +85,10 @@ test('vt doctor checks every package of the list; only the ones VMs need are req
 
 test('every tool the tests and scripts run by name comes from a listed package or from Debian essentials', () => {
   // Essential: present on every Debian system (coreutils, dash, bash, procps-free basics).
+  // Node's own: npm comes with Node (.ci/run installs both).
   const essential = new Set([
+    'node',
+    'npm',
     'sh',
     'bash',
     'true',

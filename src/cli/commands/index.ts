@@ -3,6 +3,7 @@
 import agent from './agent.ts'
 import doctor from './doctor.ts'
 import image from './image.ts'
+import init from './init.ts'
 import mergeReports from './merge-reports.ts'
 import setup from './setup.ts'
 import showReport from './show-report.ts'
@@ -11,4 +12,4 @@ import type { CliCommand } from './types.ts'
 
 export type { CliCommand } from './types.ts'
 
-export const commands: CliCommand[] = [agent, doctor, image, mergeReports, setup, showReport, test]
+export const commands: CliCommand[] = [agent, doctor, image, init, mergeReports, setup, showReport, test]

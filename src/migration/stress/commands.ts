@@ -4,19 +4,26 @@
 // without host names (the hosts are known only when they run), so a shrunk story reads the same on any cluster.
 import fc from 'fast-check'
 import type { MigrationCapabilityName, MigrationParameters } from '../types.ts'
-import { checkInvariants } from './invariants.ts'
-import { type MigrationModel, type MigrationSystem, otherHost, type StepRecord } from './model.ts'
+import { faultCommands } from './faults.ts'
+import { afterStep as step } from './invariants.ts'
+import {
+  type MigrationCommand,
+  type MigrationModel,
+  type MigrationSystem,
+  otherHost,
+  type StepRecord,
+} from './model.ts'
 
 const MiB = 1024 * 1024
 
 export interface MigrationCommandsOptions {
-  /** Add the faults of `cluster.faults`: not available yet (see the error). */
+  /** Add faults from `cluster.faults` (faults.ts): partition or kill the destination mid-migration, slow link. */
   faults?: boolean
   /** Workload start/stop commands: they need the tiny guest (`runMigrationCommands(..., { guest: 'tiny' })`). */
   workload?: boolean
 }
 
-export type MigrationCommand = fc.AsyncCommand<MigrationModel, MigrationSystem>
+export type { MigrationCommand }
 
 interface MigrateChoice {
   offset: number
@@ -141,12 +148,6 @@ class WorkloadCommand implements MigrationCommand {
   }
 }
 
-async function step(m: MigrationModel, s: MigrationSystem, record: StepRecord): Promise<void> {
-  m.history.push(record)
-  await checkInvariants(m, s, record)
-  await s.onStep?.(record, m, s)
-}
-
 const migrateChoice: fc.Arbitrary<MigrateChoice> = fc.record({
   offset: fc.nat({ max: 2 }),
   multifd: fc.boolean(),
@@ -164,15 +165,12 @@ const migrateChoice: fc.Arbitrary<MigrateChoice> = fc.record({
  * `workload: true`, commands that start and stop a counter in the guest (tiny guest only).
  */
 export function migrationCommands(options: MigrationCommandsOptions = {}): fc.Arbitrary<MigrationCommand>[] {
-  if (options.faults)
-    throw new Error(
-      'migrationCommands({ faults: true }) needs cluster.faults with partition, slowLink, killQemu and restartAgent; restartAgent is not there yet: use migrationCommands() without faults',
-    )
   const commands: fc.Arbitrary<MigrationCommand>[] = [
     migrateChoice.map(c => new MigrateCommand(c)),
     fc.constant(new PauseCommand()),
     fc.constant(new ResumeCommand()),
   ]
   if (options.workload) commands.push(fc.boolean().map(start => new WorkloadCommand(start)))
+  if (options.faults) commands.push(...faultCommands())
   return commands
 }

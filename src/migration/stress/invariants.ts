@@ -30,6 +30,13 @@ async function settled<T>(probe: () => Promise<T>, ok: (t: T) => boolean, ms = 5
   }
 }
 
+/** After a command: record it, check the invariants, then the spec's own check. */
+export async function afterStep(m: MigrationModel, s: MigrationSystem, record: StepRecord): Promise<void> {
+  m.history.push(record)
+  await checkInvariants(m, s, record)
+  await s.onStep?.(record, m, s)
+}
+
 export async function checkInvariants(m: MigrationModel, s: MigrationSystem, record: StepRecord): Promise<void> {
   await apiStep(`invariants after: ${record.description}`, async () => {
     const expected = s.hosts[m.host]

@@ -1,5 +1,7 @@
 // The model of migration stress: where the VM is and what it is doing, as the commands expect it; and the system
 // under test (the real VM on the real cluster) the commands act on. Invariants (invariants.ts) compare the two.
+import type fc from 'fast-check'
+import type { Faults } from '../../cluster/faults.ts'
 import type { Host } from '../../cluster/host.ts'
 import type { Vm } from '../../vm/vm.ts'
 
@@ -40,7 +42,8 @@ export interface MigrationSystem {
   /** Milliseconds one migration may take before it is cancelled (the source must then still run). */
   migrationTimeout: number
   verifyMemory: 'each-step' | 'end'
-  faults?: import('../../cluster/faults.ts').Faults
+  /** `cluster.faults`, for the fault commands. */
+  faults?: Faults
 }
 
 /** The host a command addressed relative to the VM's current one: `offset` picks among the others. */
@@ -48,3 +51,6 @@ export function otherHost(model: MigrationModel, offset: number): number {
   const others = model.hosts - 1
   return (model.host + 1 + (offset % others)) % model.hosts
 }
+
+/** One command of migration stress: fast-check's async command over the model and the real cluster. */
+export type MigrationCommand = fc.AsyncCommand<MigrationModel, MigrationSystem>

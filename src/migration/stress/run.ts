@@ -58,6 +58,7 @@ export async function runMigrationCommands(
     onStep: options.onStep,
     migrationTimeout: options.migrationTimeout ?? 60_000,
     verifyMemory: options.verifyMemory ?? 'each-step',
+    faults: cluster.faults,
   }
   const model: MigrationModel = { hosts: hosts.length, host: 0, paused: false, workload: false, history: [] }
   await checkInvariants(model, system, { kind: 'boot', description: `boot ${vm.name} on ${hosts[0].name}` })

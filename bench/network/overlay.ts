@@ -1,0 +1,168 @@
+// Guest networks: vt's network (cluster.createNetwork + nics: [{ network }]) against the overlay a user writes
+// by hand with ip commands (bridge, VXLAN with one FDB entry per peer, a tap per VM on every host it may
+// visit, MACs by hand, MTU 1400 in the guest), both in the same run on the same embedded two-host cluster
+// (network namespaces). For each: ping round trip and TCP throughput VM to VM across hosts and on one host,
+// then the traffic lost by a 10 ms ping across one migration of a busy server (longest gap in the replies),
+// and whether a TCP stream (nc) survives it.
+//   npm run bench:network [-- --pings N] [--hand-first]
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { Cluster } from '../../src/cluster/cluster.ts'
+import { startCluster } from '../../src/cluster/embedded.ts'
+import type { Host } from '../../src/cluster/host.ts'
+import type { Network } from '../../src/cluster/network.ts'
+import type { NicSpec, VmSpec } from '../../src/protocol/vm.ts'
+import { Vm } from '../../src/vm/index.ts'
+
+const argPings = process.argv.indexOf('--pings')
+const PINGS = argPings > 0 ? Number(process.argv[argPings + 1]) : 20
+const MIB_SENT = 16
+const MiB = 1024 * 1024
+
+interface Side {
+  name: string
+  nic(vm: string, host: 'a' | 'b'): Promise<NicSpec>
+}
+
+interface Row {
+  side: string
+  rttCross: number
+  rttLocal: number
+  mbpsCross: number
+  mbpsLocal: number
+  lostMs: number
+  lostPings: number
+  tcpSurvived: boolean
+  downtimeMs: number
+}
+
+/** The overlay as the issue's user wrote it: ~10 ip commands per host plus a tap per VM per host. */
+function handScript(self: string, peer: string, taps: string[]): string {
+  return [
+    'set -e',
+    'ip link add hbr0 type bridge',
+    `ip link add hvx0 type vxlan id 4242 dstport 4789 local ${self} dev eth0`,
+    'ip link set hvx0 master hbr0 up',
+    `bridge fdb append 00:00:00:00:00:00 dev hvx0 dst ${peer}`,
+    'ip link set hbr0 up',
+    ...taps.flatMap(t => [`ip tuntap add dev ${t} mode tap`, `ip link set ${t} master hbr0 up`]),
+  ].join('\n')
+}
+
+const rtt = (out: string) => Number(/round-trip min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(out)?.[1] ?? Number.NaN)
+
+async function throughput(server: Vm, client: Vm, ip: string): Promise<number> {
+  await server.succeed('(nc -l -p 5001 > /dev/null) >/dev/null 2>&1 &')
+  await server.waitUntilSucceeds('netstat -ltn | grep -q :5001')
+  const out = await client.succeed(
+    `s=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero bs=64k count=${MIB_SENT * 16} 2>/dev/null | nc ${ip} 5001; e=$(cut -d' ' -f1 /proc/uptime); echo $s $e`,
+    { timeout: 120_000 },
+  )
+  const [s, e] = out.trim().split(' ').map(Number)
+  return Math.round(((MIB_SENT * MiB * 8) / 1e6 / Math.max(e - s, 0.01)) * 10) / 10
+}
+
+async function measure(cluster: Cluster, side: Side): Promise<Row> {
+  const [a, b] = cluster.hosts
+  const make = async (name: string, host: Host, at: 'a' | 'b') => {
+    const spec: VmSpec = { name, image: 'tiny', memory: 128, nics: [await side.nic(name, at)] }
+    const vm = await Vm.create(host, spec)
+    vm.clusterHosts = cluster.hosts
+    vm.networks = cluster
+    return vm
+  }
+  const [server, remote, local] = await Promise.all([
+    make(`${side.name}-srv`, a, 'a'),
+    make(`${side.name}-far`, b, 'b'),
+    make(`${side.name}-near`, a, 'a'),
+  ])
+  try {
+    const ip = (await server.succeed("ip -4 -o addr show dev eth0 | awk '{print $4}'")).trim().split('/')[0]
+    await remote.succeed(`ping -c 3 -W 5 ${ip}`)
+    await local.succeed(`ping -c 3 -W 5 ${ip}`)
+    const rttCross = rtt(await remote.succeed(`ping -q -c ${PINGS} -i 0.05 ${ip}`))
+    const rttLocal = rtt(await local.succeed(`ping -q -c ${PINGS} -i 0.05 ${ip}`))
+    const mbpsCross = await throughput(server, remote, ip)
+    const mbpsLocal = await throughput(server, local, ip)
+    // Across a migration: a busy server (rewriting 16 MiB of tmpfs every ~50 ms), a 10 ms ping and a TCP
+    // counter stream from the remote client.
+    await server.succeed(
+      '(while :; do dd if=/dev/zero of=/tmp/busy bs=1M count=16 2>/dev/null; usleep 50000; done) >/dev/null 2>&1 &',
+    )
+    await server.succeed('(i=0; while :; do i=$((i+1)); echo $i; usleep 20000; done | nc -l -p 5000) >/dev/null 2>&1 &')
+    await server.waitUntilSucceeds('netstat -ltn | grep -q :5000')
+    await remote.succeed(`(sleep 100000 | nc ${ip} 5000 > /tmp/stream; echo $? > /tmp/nc.exit) >/dev/null 2>&1 &`)
+    await remote.succeed(`(ping -i 0.01 -c 1500 ${ip} > /tmp/ping.txt) >/dev/null 2>&1 &`)
+    await new Promise(r => setTimeout(r, 3000))
+    const result = await server.migrate({ to: b, parameters: { 'max-bandwidth': 4096 * MiB, 'downtime-limit': 300 } })
+    await remote.waitUntilSucceeds('grep -q "packets transmitted" /tmp/ping.txt', { timeout: 120_000 })
+    const seqs = [...(await remote.succeed('cat /tmp/ping.txt')).matchAll(/seq=(\d+)/g)].map(m => Number(m[1]))
+    let gap = 0
+    for (let i = 1; i < seqs.length; i++) gap = Math.max(gap, seqs[i] - seqs[i - 1] - 1)
+    const stats = /(\d+) packets transmitted, (\d+) packets received/.exec(await remote.succeed('cat /tmp/ping.txt'))
+    const tcpSurvived = (await remote.exec('test -e /tmp/nc.exit')).exitCode !== 0
+    return {
+      side: side.name,
+      rttCross,
+      rttLocal,
+      mbpsCross,
+      mbpsLocal,
+      lostMs: gap * 10,
+      lostPings: stats ? Number(stats[1]) - Number(stats[2]) : Number.NaN,
+      tcpSurvived,
+      downtimeMs: result.downtimeMs,
+    }
+  } finally {
+    await Promise.all([server, remote, local].map(v => v.destroy().catch(() => {})))
+  }
+}
+
+const out = mkdtempSync(join(os.tmpdir(), 'vt-bench-network-'))
+const started = await startCluster(
+  { hosts: 2, isolation: 'netns' },
+  { project: { name: 'bench-network', outputDir: out } as never, config: {} as never },
+)
+const cluster = await Cluster.connect(started.info)
+try {
+  const [a, b] = cluster.hosts
+  const lan: Network = await cluster.createNetwork('lan', { subnet: '10.90.0.0/24' })
+  const vt: Side = { name: 'vt', nic: name => lan.nicFor(name, { network: 'lan' }) }
+  // Hand-written: fixed taps on both hosts (a VM may visit either), MACs and addresses by hand.
+  const taps = { 'hand-srv': 'hs', 'hand-far': 'hf', 'hand-near': 'hn' } as Record<string, string>
+  const addr = { 'hand-srv': 10, 'hand-far': 11, 'hand-near': 12 } as Record<string, number>
+  for (const [h, peer] of [
+    [a, b],
+    [b, a],
+  ] as const)
+    await h.succeed(['sh', '-c', handScript(h.address, peer.address, Object.values(taps))])
+  const hand: Side = {
+    name: 'hand',
+    nic: async name => ({
+      mode: 'tap',
+      ifname: taps[name],
+      mac: `52:54:00:99:00:${addr[name].toString(16).padStart(2, '0')}`,
+      ip: `10.91.0.${addr[name]}/24`,
+      mtu: 1400,
+    }),
+  }
+  const rows: Row[] = []
+  // --hand-first: measure the peer first (the machine's load changes during a run).
+  const order = process.argv.includes('--hand-first') ? [hand, vt] : [vt, hand]
+  for (const side of order) rows.push(await measure(cluster, side))
+  console.log(`guest networks, 128 MiB TCG guests, embedded 2-host cluster (netns), ${PINGS} pings per RTT`)
+  console.log(
+    'side | RTT cross-host | RTT same host | TCP cross-host | TCP same host | lost across migration | TCP stream | downtime',
+  )
+  for (const r of rows) {
+    console.log(
+      `${r.side.padEnd(4)} | ${r.rttCross.toFixed(2).padStart(9)} ms | ${r.rttLocal.toFixed(2).padStart(8)} ms | ${String(r.mbpsCross).padStart(8)} Mb/s | ${String(r.mbpsLocal).padStart(7)} Mb/s | ${String(r.lostMs).padStart(5)} ms (${r.lostPings} pings) | ${r.tcpSurvived ? 'kept' : 'RESET'} | ${r.downtimeMs} ms`,
+    )
+  }
+  for (const h of [a, b])
+    await h.exec(['sh', '-c', 'ip link del hvx0; ip link del hbr0; for t in hs hf hn; do ip link del $t; done'])
+} finally {
+  await cluster.close()
+  await started.stop()
+  rmSync(out, { recursive: true, force: true })
+}
