@@ -27,8 +27,13 @@ empty() {
 }
 empty "$6"
 [ "$line" = stopped ] || "$1" --import "$2" "$3" "$4" "$5"
-empty "$6"
-[ -n "$6" ] && rmdir "$6" 2>/dev/null
+# The agent may still be a zombie its parent has not reaped: its cgroup cannot be removed until then.
+i=0
+while [ -n "$6" ] && [ -d "$6" ] && ! rmdir "$6" 2>/dev/null && [ $i -lt 300 ]; do
+  empty "$6"
+  sleep 0.1
+  i=$((i + 1))
+done
 exit 0`
 
 export interface Keeper {
