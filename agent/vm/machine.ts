@@ -1,6 +1,8 @@
 // One QEMU process: spawn (no shell), QMP, console capture, the guest command channel, readiness, lifecycle.
 // QEMU runs in its own process group and, where setpriv exists, with a parent-death signal so that it dies
 // with the agent; the session's reaper covers everything else (see agent/services/vm.ts).
+// Over 400 lines on purpose: the stages of one QEMU process's life share its state (child, QMP, console, channel);
+// argv building, console capture and the guest channel already live in argv.ts, console.ts and guest.ts.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
