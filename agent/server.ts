@@ -212,11 +212,12 @@ export class Agent implements ConnectionHost {
     const cgroup = options.ownCgroup ? plannedCgroup() : undefined
     this.keeper = startKeeper(options.stateDir, cgroup)
     if (cgroup) joinCgroup(cgroup, why => this.log.warn(why))
-    const reapedAtStart = await this.store.reapLeftovers()
-    if (reapedAtStart) this.log.info('reaped leftovers of a previous run', { resources: reapedAtStart })
     for (const module of Object.values(serviceModules) as ServiceModule[]) {
       this.modules.push({ module, factory: (await module.setup(this.context)) as SessionFactory<ServiceName> })
     }
+    // After the setups: services register the reapers of their kinds (faults, networks, taps) there.
+    const reapedAtStart = await this.store.reapLeftovers()
+    if (reapedAtStart) this.log.info('reaped leftovers of a previous run', { resources: reapedAtStart })
     this.server = options.tls
       ? createHttpsServer({
           cert: readFileSync(options.tls.cert),

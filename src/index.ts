@@ -5,8 +5,9 @@
 // `fc` is fast-check, the one copy vt's `test.prop` uses: specs need no second import and versions cannot drift.
 export { default as fc } from 'fast-check'
 export type { ClusterTestFixtures, ClusterWorkerFixtures } from '../fixtures/cluster.ts'
+export type { GroupTestFixtures, Placement, RoleSpec, Roles, VmGroup, VmGroupImpl } from '../fixtures/group.ts'
 export { test } from '../fixtures/index.ts'
-export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures } from '../fixtures/vm.ts'
+export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures, VmWorkerOwnFixtures } from '../fixtures/vm.ts'
 export type {
   AgentClient,
   AgentClientOptions,
@@ -27,6 +28,7 @@ export type {
   NetworkMember,
   NetworkOptions,
 } from './cluster/network.ts'
+export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
 export type { ClusterConfig, ClusterConnectionInfo, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
 export type {
   Config,

@@ -3,6 +3,7 @@
 // with -9, its keeper reaps what its sessions started (host.spawn trees, a running host.exec) at once, not at
 // the agent's next start; with a cgroup, even a process that escaped its group and tree dies with the agent.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -113,5 +114,24 @@ test('a process that left its group and tree (double fork + setsid) dies with th
     } finally {
       await agent.dispose()
     }
+  }
+})
+
+test("an agent killed with -9: its keeper also heals the session's faults (the kinds services register)", async t => {
+  if (!requires(t, 'root', 'nft')) return
+  const agent = await startTestAgent()
+  try {
+    const client = await agent.connect()
+    // TEST-NET-1 peers: nothing on this machine talks to them.
+    await client.service('faults').partition({ peers: ['192.0.2.77'] })
+    const tables = () => execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
+    const table = /inet (vtf_[0-9a-f]+)/.exec(tables())?.[1]
+    assert.ok(table, 'the partition made its nftables table')
+    await agent.kill9()
+    assert.doesNotMatch(tables(), new RegExp(table), 'the keeper removed the table')
+    assert.match(agent.log(), /keeper .*agent died without stopping/)
+    await client.close()
+  } finally {
+    await agent.dispose()
   }
 })
