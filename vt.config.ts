@@ -23,6 +23,13 @@ export default defineConfig({
       testMatch: ['network.vt.ts', 'faults.vt.ts'],
       cluster: { hosts: 2, networks: { lan: { subnet: '10.77.0.0/24' } } },
     },
+    {
+      // examples/multinode.vt.ts: role groups, vt-sync and stages over four hosts (tiny 128M TCG guests).
+      name: 'four-host',
+      testMatch: ['multinode.vt.ts'],
+      timeout: 240_000,
+      cluster: { hosts: 4, networks: { lan: { subnet: '10.78.0.0/24' } } },
+    },
     // Long migration stress on four hosts (examples/stress.vt.ts, tagged @stress): not part of the default run
     // nor CI; `VT_STRESS=1 npx vt test --project stress` runs it.
     ...(process.env.VT_STRESS

@@ -10,20 +10,57 @@ import { startTimeOf } from '../src/util/proc.ts'
 
 const REAP_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'reap-state.ts')
 
-// Positional parameters only: no path is ever part of the script text.
-const SCRIPT = 'IFS= read -r line; [ "$line" = stopped ] && exit 0; exec "$1" --import "$2" "$3" "$4" "$5" "$6"'
+// Positional parameters only: no path is ever part of the script text. $1 node, $2 tsx, $3 reap-state.ts,
+// $4 state dir, $5 agent pid:start, $6 the agent's cgroup (or empty). After the first line, wait for EOF: the
+// agent's end of the pipe closes when it exits (the pipe is close-on-exec: its children do not hold it). Empty the
+// cgroup at once (a few ms), then reap the records (paths; processes outside any cgroup), which takes node's start.
+const SCRIPT = `IFS= read -r line; cat >/dev/null
+empty() {
+  i=0
+  while [ -n "$1" ] && [ -d "$1" ] && [ $i -lt 50 ]; do
+    pids=$(cat "$1/cgroup.procs" 2>/dev/null)
+    [ -z "$pids" ] && break
+    kill -9 $pids 2>/dev/null
+    sleep 0.1
+    i=$((i + 1))
+  done
+}
+empty "$6"
+[ "$line" = stopped ] || "$1" --import "$2" "$3" "$4" "$5"
+# The agent may still be a zombie its parent has not reaped: its cgroup cannot be removed until then.
+i=0
+while [ -n "$6" ] && [ -d "$6" ] && ! rmdir "$6" 2>/dev/null && [ $i -lt 300 ]; do
+  empty "$6"
+  sleep 0.1
+  i=$((i + 1))
+done
+exit 0`
 
 export interface Keeper {
   pid?: number
-  /** The agent stops normally: the keeper exits without reaping. */
+  /** The agent stops normally: the keeper does not reap its sessions (it still empties the cgroup). */
   release(): void
 }
 
-export function startKeeper(stateDir: string): Keeper {
+/**
+ * Started before the agent joins `cgroup` (when given), so that the keeper stays outside it and can empty and
+ * remove it once the agent exited, cleanly or not.
+ */
+export function startKeeper(stateDir: string, cgroup?: string): Keeper {
   const agent = `${process.pid}:${startTimeOf(process.pid) ?? 0}`
   const child = spawn(
     '/bin/sh',
-    ['-c', SCRIPT, 'vt-agent-keeper', process.execPath, import.meta.resolve('tsx'), REAP_MAIN, stateDir, agent],
+    [
+      '-c',
+      SCRIPT,
+      'vt-agent-keeper',
+      process.execPath,
+      import.meta.resolve('tsx'),
+      REAP_MAIN,
+      stateDir,
+      agent,
+      cgroup ?? '',
+    ],
     { stdio: ['pipe', 'ignore', 'ignore'], detached: true },
   )
   child.on('error', () => {})
@@ -33,8 +70,7 @@ export function startKeeper(stateDir: string): Keeper {
   stdin?.unref?.() // the pipe must not keep the agent alive
   return {
     pid: child.pid,
-    release: () => {
-      child.stdin?.end('stopped\n')
-    },
+    // With a cgroup the pipe stays open until we exit: the keeper then empties the cgroup (it would kill us now).
+    release: () => (cgroup ? child.stdin?.write('stopped\n') : child.stdin?.end('stopped\n')),
   }
 }

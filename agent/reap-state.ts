@@ -6,6 +6,9 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isSameProcess, startTimeOf } from '../src/util/proc.ts'
 import { createLogger } from './log.ts'
+import { type FaultRecord, undoFault } from './net/faults.ts'
+import { destroySegment } from './net/segment.ts'
+import { deleteLink } from './net/tap.ts'
 import { SessionStore } from './sessions.ts'
 
 const [stateDir, agentId] = process.argv.slice(2)
@@ -26,7 +29,12 @@ for (let i = 0; i < 200 && isSameProcess(agentPid, agentStart); i++) await new P
 writeFileSync(lockFile, JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid), reaper: true }))
 try {
   const started = Date.now()
-  const n = await new SessionStore(stateDir, log).reapLeftovers()
+  const store = new SessionStore(stateDir, log)
+  // The kinds services register at their setup (which this small process does not run): host network state.
+  store.registerReaper('fault', async r => undoFault((r as unknown as { data: FaultRecord }).data))
+  store.registerReaper('network', async r => destroySegment((r as unknown as { vni: number }).vni))
+  store.registerReaper('link', async r => deleteLink((r as unknown as { name: string }).name))
+  const n = await store.reapLeftovers()
   log.warn('agent died without stopping; its sessions were reaped by its keeper', {
     agentPid,
     resources: n,

@@ -7,7 +7,7 @@ import { type RunningAgent, startAgent } from './server.ts'
 export async function runAgent(opts: AgentCliOptions): Promise<RunningAgent> {
   let agent: RunningAgent
   try {
-    agent = await startAgent(toAgentOptions(opts))
+    agent = await startAgent({ ...toAgentOptions(opts), ownCgroup: true }) // a process of its own
   } catch (e) {
     process.stderr.write(`vt agent: ${(e as Error).message}\n`)
     process.exit(2)

@@ -16,6 +16,7 @@ import { encodeStreamChunk, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_TOKEN_CHARS }
 import { isLoopbackHost } from '../src/util/loopback.ts'
 import { isSameProcess, startTimeOf } from '../src/util/proc.ts'
 import { type BoundModule, bindSession, type SessionBinding } from './bind.ts'
+import { joinCgroup, plannedCgroup } from './cgroup.ts'
 import { Connection, type ConnectionHost } from './connection.ts'
 import { collectFacts, type StaticFacts, staticFacts } from './facts.ts'
 import { connectionKey, Gate, type GateLimits } from './gate.ts'
@@ -50,6 +51,11 @@ export interface AgentOptions {
   quiet?: boolean
   /** Address the controller should use when it differs from the listen address (e.g. 0.0.0.0). */
   advertise?: string
+  /**
+   * A dedicated `vt agent` process: move into a cgroup of its own (where possible) whose every process dies when
+   * the agent exits. Never for an agent running inside another program (it would kill that program).
+   */
+  ownCgroup?: boolean
   /** Refuse exec, spawn, raw QEMU arguments, exec: migration URIs and HMP (for shared labs). */
   confined?: boolean
   /** Limits on connections that have not authenticated yet (agent/gate.ts). */
@@ -203,12 +209,15 @@ export class Agent implements ConnectionHost {
     }
     scrubEnvironment(options.token)
     await this.lock()
-    this.keeper = startKeeper(options.stateDir)
-    const reapedAtStart = await this.store.reapLeftovers()
-    if (reapedAtStart) this.log.info('reaped leftovers of a previous run', { resources: reapedAtStart })
+    const cgroup = options.ownCgroup ? plannedCgroup() : undefined
+    this.keeper = startKeeper(options.stateDir, cgroup)
+    if (cgroup) joinCgroup(cgroup, why => this.log.warn(why))
     for (const module of Object.values(serviceModules) as ServiceModule[]) {
       this.modules.push({ module, factory: (await module.setup(this.context)) as SessionFactory<ServiceName> })
     }
+    // After the setups: services register the reapers of their kinds (faults, networks, taps) there.
+    const reapedAtStart = await this.store.reapLeftovers()
+    if (reapedAtStart) this.log.info('reaped leftovers of a previous run', { resources: reapedAtStart })
     this.server = options.tls
       ? createHttpsServer({
           cert: readFileSync(options.tls.cert),

@@ -1,6 +1,8 @@
 // Shared pieces of the built-in reporters: colors, titles, durations, failure formatting and the summary.
 // Modelled on Playwright's terminal reporters: failures are printed with their title path, message, code frame,
 // a stack cleaned of runner internals, attachments and output, once per failed attempt.
+// Over 400 lines on purpose: all six built-in reporters format titles, failures and summaries with these pieces;
+// keeping them in one file keeps one output style in one place.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pc from 'picocolors'

@@ -5,9 +5,17 @@
 // `fc` is fast-check, the one copy vt's `test.prop` uses: specs need no second import and versions cannot drift.
 export { default as fc } from 'fast-check'
 export type { ClusterTestFixtures, ClusterWorkerFixtures } from '../fixtures/cluster.ts'
+export type { GroupTestFixtures, Placement, RoleSpec, Roles, VmGroup, VmGroupImpl } from '../fixtures/group.ts'
 export { test } from '../fixtures/index.ts'
-export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures } from '../fixtures/vm.ts'
-export type { AgentClient, AgentClientOptions, ClientState, Listener } from './cluster/client.ts'
+export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures, VmWorkerOwnFixtures } from '../fixtures/vm.ts'
+export type {
+  AgentClient,
+  AgentClientOptions,
+  ClientState,
+  LinkStateEvent,
+  Listener,
+  ServiceEventName,
+} from './cluster/client.ts'
 export type { Cluster, Reservation, SelectOptions } from './cluster/cluster.ts'
 export type { Fault, FaultHandle, Faults, FaultTargetVm, HostGroup } from './cluster/faults.ts'
 export type { ExecOptions, ExecOutput, Host, HostFiles, HostProcess } from './cluster/host.ts'
@@ -20,6 +28,7 @@ export type {
   NetworkMember,
   NetworkOptions,
 } from './cluster/network.ts'
+export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
 export type { ClusterConfig, ClusterConnectionInfo, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
 export type {
   Config,
@@ -34,9 +43,9 @@ export { defineConfig } from './config/types.ts'
 export type { AsyncMatchers, PollMatchers, PollOptions, VtExpect } from './expect/index.ts'
 export { expect } from './expect/index.ts'
 export * from './migration/index.ts'
-export type { ServiceClient, ServiceContract } from './protocol/contract.ts'
+export type { EventPayload, ServiceClient, ServiceContract } from './protocol/contract.ts'
 export type { ErrorData, QmpErrorInfo } from './protocol/errors.ts'
-export { VtError, VtRemoteError } from './protocol/errors.ts'
+export { ErrorCodes, VtError, VtRemoteError } from './protocol/errors.ts'
 export type { HostFacts } from './protocol/facts.ts'
 export type { FileStat } from './protocol/files.ts'
 export type {

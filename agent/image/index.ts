@@ -5,6 +5,8 @@ export { cacheDir } from './cache.ts'
 export type { CpioEntry } from './cpio.ts'
 export { writeCpio } from './cpio.ts'
 export type { Progress, TinyImage } from './tiny.ts'
+export { TINY_FILES } from './tiny.ts'
+export { checkEntry } from './verify.ts'
 
 export const KNOWN_IMAGES = ['tiny'] as const
 export type ImageName = (typeof KNOWN_IMAGES)[number]

@@ -9,11 +9,12 @@ import { cacheDir, ensureDir, withLock } from './cache.ts'
 import { type CpioEntry, writeCpio } from './cpio.ts'
 import { busyboxDeb, extractDeb, kernelDeb } from './debs.ts'
 import { initScript, type ModuleGroups, vtSyncScript } from './init.ts'
+import { checkEntry, digestFiles } from './verify.ts'
 
 const run = promisify(execFile)
 
-/** Bump when the recipe changes in a way the hash of init.ts/this file would not show. */
-const RECIPE_VERSION = 1
+/** Bump when the recipe changes in a way the hash of init.ts/this file would not show (2: file digests). */
+const RECIPE_VERSION = 2
 
 export interface TinyImage {
   name: 'tiny'
@@ -47,7 +48,13 @@ export const TINY_MIN_MEMORY_MIB = 96
 
 const WANTED = { core: ['virtio_pci'], console: ['virtio_console'], blk: ['virtio_blk'], net: ['virtio_net'] }
 
-/** Returns the cached tiny image, building it first when missing. */
+/** The files of a tiny cache entry, each recorded in its manifest with size and sha256. */
+export const TINY_FILES = ['vmlinuz', 'initrd.cpio', 'disk.qcow2'] as const
+
+/**
+ * Returns the cached tiny image, building it first when missing. An entry that fails its check (see verify.ts:
+ * a truncated or changed file, a missing or garbage manifest) is rebuilt; `force` rebuilds in any case.
+ */
 export async function ensureTiny(opts: { progress?: Progress; force?: boolean } = {}): Promise<TinyImage> {
   const progress = opts.progress ?? (() => {})
   const root = ensureDir(join(cacheDir(), 'images'))
@@ -56,28 +63,63 @@ export async function ensureTiny(opts: { progress?: Progress; force?: boolean } 
   const bdeb = await busyboxDeb(debDir, progress)
   const key = recipeKey(kdeb, bdeb)
   const dir = join(root, `tiny-${key}`)
-  if (!opts.force && existsSync(join(dir, 'manifest.json'))) return readManifest(dir)
-  return withLock(
-    join(root, `tiny-${key}.lock`),
-    async () => {
-      if (!opts.force && existsSync(join(dir, 'manifest.json'))) return readManifest(dir)
-      const t0 = Date.now()
-      progress(`building the tiny image from ${basename(kdeb)} and ${basename(bdeb)}`)
-      removeDeadBuilds(root)
-      const tmp = join(root, `.tmp-tiny-${key}-${process.pid}`)
-      rmSync(tmp, { recursive: true, force: true })
-      try {
-        await build(tmp, kdeb, bdeb, key, progress)
-        if (opts.force) rmSync(dir, { recursive: true, force: true })
-        renameSync(tmp, dir)
-      } finally {
+  const check = () => (existsSync(dir) ? checkEntry(dir, TINY_FILES) : undefined)
+  if (!opts.force) {
+    const c = check()
+    if (c?.ok) return toImage(dir, c.manifest)
+  }
+  let broken: string | undefined
+  try {
+    return await withLock(
+      join(root, `tiny-${key}.lock`),
+      async () => {
+        if (!opts.force) {
+          const c = check()
+          if (c?.ok) return toImage(dir, c.manifest)
+          if (c) {
+            broken = c.problem
+            progress(`the cached tiny image ${dir} is broken: ${c.problem}; rebuilding it`)
+          }
+        }
+        const t0 = Date.now()
+        progress(`building the tiny image from ${basename(kdeb)} and ${basename(bdeb)}`)
+        removeDeadBuilds(root)
+        const tmp = join(root, `.tmp-tiny-${key}-${process.pid}`)
         rmSync(tmp, { recursive: true, force: true })
-      }
-      progress(`tiny image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`)
-      return readManifest(dir)
-    },
-    { onWait: owner => progress(`waiting for another build of the tiny image (${owner})`) },
-  )
+        try {
+          await build(tmp, kdeb, bdeb, key, progress)
+          replaceDir(tmp, dir, join(root, `.old-tiny-${key}-${process.pid}`))
+        } finally {
+          rmSync(tmp, { recursive: true, force: true })
+        }
+        const c = checkEntry(dir, TINY_FILES)
+        if (!c.ok) throw new Error(`the freshly built tiny image ${dir} fails its own check: ${c.problem}`)
+        progress(`tiny image ${broken ? 'repaired' : 'ready'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`)
+        return toImage(dir, c.manifest)
+      },
+      { onWait: owner => progress(`waiting for another build of the tiny image (${owner})`) },
+    )
+  } catch (err) {
+    if (!broken) throw err
+    throw new Error(
+      `the cached tiny image ${dir} is broken (${broken}) and rebuilding it failed: ${(err as Error).message}\n` +
+        `Fix: remove ${dir} and run \`vt image build\``,
+    )
+  }
+}
+
+/**
+ * Puts the built `tmp` where `dir` is. An existing `dir` (a broken entry, or any entry under --force) is first
+ * moved aside, so the rename cannot fail on a non-empty target and a reader never sees half of each.
+ */
+function replaceDir(tmp: string, dir: string, aside: string): void {
+  rmSync(aside, { recursive: true, force: true })
+  if (existsSync(dir)) renameSync(dir, aside)
+  try {
+    renameSync(tmp, dir)
+  } finally {
+    rmSync(aside, { recursive: true, force: true })
+  }
 }
 
 const fileHashes = new Map<string, string>()
@@ -104,10 +146,10 @@ function recipeKey(kdeb: string, bdeb: string): string {
   return h.digest('hex').slice(0, 16)
 }
 
-/** Temporary build dirs of builders that were killed mid-build (their pid is gone). */
+/** Temporary build (or set-aside) dirs of builders that were killed mid-build (their pid is gone). */
 function removeDeadBuilds(root: string): void {
   for (const name of readdirSync(root)) {
-    const pid = Number(/^\.tmp-tiny-[0-9a-f]+-(\d+)$/.exec(name)?.[1])
+    const pid = Number(/^\.(?:tmp|old)-tiny-[0-9a-f]+-(\d+)$/.exec(name)?.[1])
     if (!pid || pid === process.pid) continue
     try {
       process.kill(pid, 0)
@@ -117,10 +159,10 @@ function removeDeadBuilds(root: string): void {
   }
 }
 
-function readManifest(dir: string): TinyImage {
-  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
+function toImage(dir: string, m: Record<string, unknown>): TinyImage {
   return {
-    ...m,
+    ...(m as Pick<TinyImage, 'kernelVersion' | 'key'>),
+    name: 'tiny',
     append: TINY_APPEND,
     minMemoryMiB: TINY_MIN_MEMORY_MIB,
     dir,
@@ -216,6 +258,7 @@ async function build(tmp: string, kdeb: string, bdeb: string, key: string, progr
     sources: [basename(kdeb), basename(bdeb)],
     modules: groups,
     builtAt: new Date().toISOString(),
+    files: digestFiles(tmp, TINY_FILES),
   }
   writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
 }

@@ -1,4 +1,4 @@
-// Public surface of vt's QMP client.
+// Public surface of vt's QMP client: the client layer (client.ts) over the protocol layer (protocol.ts).
 
 export type * from '../../src/protocol/qmp.ts'
 export type { ExecuteOptions, QmpConnectOptions, WaitForEventOptions } from './client.ts'

@@ -2,13 +2,14 @@
 // (mode 0700 like the rest of the state dir, so only the agent's user reaches it; no network port) and a
 // `bin/vt-sync` next to it that runs the client (vt-sync.mjs) with this Node. One JSON line in, one out; a
 // client that disconnects before its answer (killed, exec timed out) leaves its barrier, naming its command.
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Participant } from '../../src/protocol/sync.ts'
 import { syncOp } from '../../src/protocol/sync.ts'
 import type { Logger } from '../service.ts'
+import { MAX_SOCKET_PATH, socketRoot } from '../vm/sockets.ts'
 import type { SyncEndpoint } from './forwarder.ts'
 
 const client = fileURLToPath(new URL('./vt-sync.mjs', import.meta.url))
@@ -46,12 +47,18 @@ export async function listenHostSync(
   const wrapper = join(binDir, 'vt-sync')
   writeFileSync(wrapper, `#!/bin/sh\nexec ${shq(process.execPath)} ${shq(client)} "$@"\n`)
   chmodSync(wrapper, 0o755)
-  const socket = join(dir, 'sync.sock')
+  // A socket path must fit in 108 bytes: under a long state dir, use a short private dir of its own.
+  const inSession = join(dir, 'sync.sock')
+  const shortDir = inSession.length > MAX_SOCKET_PATH ? mkdtempSync(join(socketRoot(), 'sync-')) : undefined
+  const socket = shortDir ? join(shortDir, 'sync.sock') : inSession
   rmSync(socket, { force: true })
   const server = net.createServer(conn => serve(conn, host, endpoint, log))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(socket, () => resolve())
+  }).catch(e => {
+    if (shortDir) rmSync(shortDir, { recursive: true, force: true })
+    throw e
   })
   chmodSync(socket, 0o600)
   return {
@@ -60,6 +67,7 @@ export async function listenHostSync(
     close: () => {
       server.close()
       rmSync(socket, { force: true })
+      if (shortDir) rmSync(shortDir, { recursive: true, force: true })
     },
   }
 }

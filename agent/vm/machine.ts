@@ -1,6 +1,7 @@
 // One QEMU process: spawn (no shell), QMP, console capture, the guest command channel, readiness, lifecycle.
 // QEMU runs in its own process group and, where setpriv exists, with a parent-death signal so that it dies
 // with the agent; the session's reaper covers everything else (see agent/services/vm.ts).
+// Over 400 lines on purpose: spawn, readiness, lifecycle and exit handling are one process's state machine.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
@@ -167,7 +168,7 @@ export class Machine {
       if (this.opts.onConsole) this.console.onData(this.opts.onConsole)
       qmp.onEvent(ev => this.onQmpEvent(ev))
       qmp.note(`${this.label}: ${this.argv.join(' ')}`)
-      const s = await qmp.queryStatus()
+      const s = await qmp.execute('query-status')
       this.setStatus(mapStatus(s.status))
     }
     await Promise.race([connectAll(), exitedEarly])
@@ -234,12 +235,12 @@ export class Machine {
   }
 
   async pause(): Promise<void> {
-    await this.requireQmp().stop()
+    await this.requireQmp().execute('stop')
     this.setStatus('paused')
   }
 
   async resume(): Promise<void> {
-    await this.requireQmp().cont()
+    await this.requireQmp().execute('cont')
     this.setStatus('running')
   }
 
@@ -250,7 +251,7 @@ export class Machine {
     if (this.guest?.ready && this.status === 'running') {
       this.guest.exec('sync; poweroff -f', { timeoutMs: Math.max(1, timeoutMs) }).catch(() => {})
     } else {
-      await this.qmp?.systemPowerdown().catch(() => {})
+      await this.qmp?.execute('system_powerdown').catch(() => {})
     }
     const exitedInTime = await Promise.race([this.exited.then(() => true), delay(timeoutMs).then(() => false)])
     if (exitedInTime) return
@@ -360,7 +361,7 @@ export class Machine {
     if (ev.event === 'STOP' || ev.event === 'RESUME' || ev.event === 'MIGRATION') {
       // Paused can mean 'postmigrate' or 'inmigrate'; ask QEMU for the precise state.
       this.qmp
-        ?.queryStatus()
+        ?.execute('query-status')
         .then(s => this.setStatus(mapStatus(s.status)))
         .catch(() => {})
     }

@@ -12,7 +12,6 @@
 // total time are QEMU's (query-migrate on the source).
 //   npx tsx bench/migration/migrate.ts [--rounds N]
 
-import type { MigrationInfo } from '../../agent/qmp/index.ts'
 import type { Host } from '../../src/cluster/host.ts'
 import { runMigration } from '../../src/migration/migrate.ts'
 import { memtestSpec } from '../../src/migration/vm.ts'
@@ -67,14 +66,14 @@ async function raw(s: Scenario, disk: string): Promise<Sample> {
     ])
     await src.qmp.execute('migrate-set-parameters', PARAMS)
     await dest.qmp.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' })
-    const incoming = (await dest.qmp.execute('query-migrate')) as MigrationInfo & {
-      'socket-address': { port: string }[]
-    }
+    const listen = (await dest.qmp.execute('query-migrate'))['socket-address']?.[0]
+    if (listen?.type !== 'inet')
+      throw new Error(`the destination reports no TCP listen address: ${JSON.stringify(listen)}`)
     const done = src.qmp.waitForEvent<{ status: string }>('MIGRATION', {
       predicate: d => d.status === 'completed' || d.status === 'failed',
       timeout: 120_000,
     })
-    await src.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${incoming['socket-address'][0].port}` })
+    await src.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${listen.port}` })
     const ev = await done
     if (ev.data?.status !== 'completed') throw new Error(`raw migration ${ev.data?.status}`)
     while ((await dest.qmp.execute('query-status')).status === 'inmigrate') await new Promise(r => setTimeout(r, 5))

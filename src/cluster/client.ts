@@ -2,10 +2,12 @@
 // declared dead after `deadAfterMs` of silence), and reconnection within the session's lease. Calls in flight
 // when the link breaks fail at once with a ConnectionLostError naming the host and the call; calls made while
 // reconnecting wait for the link (up to the lease) and then run.
+// Over 400 lines on purpose: the handshake, heartbeats, reconnection, link state and byte streams all act on
+// the one socket and the calls pending on it; split apart, each part would need the others' private state.
 import { readFileSync } from 'node:fs'
 import { type BirpcReturn, createBirpc } from 'birpc'
 import WebSocket from 'ws'
-import { methodName, type ServiceClient } from '../protocol/contract.ts'
+import { type EventPayload, methodName, type ServiceClient } from '../protocol/contract.ts'
 import { type ErrorData, ErrorNames, fromErrorData, isErrorData, VtRemoteError } from '../protocol/errors.ts'
 import type { HostFacts } from '../protocol/facts.ts'
 import type { ServiceName, Services } from '../protocol/registry.ts'
@@ -43,15 +45,25 @@ export interface AgentClientOptions {
 }
 
 type Rpc = BirpcReturn<Record<string, (...args: any[]) => any>, ControllerFunctions>
-export type Listener = (payload: any) => void
+export type Listener = (payload: unknown) => void
 
 export type ClientState = 'connected' | 'reconnecting' | 'closed'
+
+/** A change of the link's state; `closedError` says why once it is 'closed'. */
+export interface LinkStateEvent {
+  state: ClientState
+  closedError?: VtRemoteError
+}
+
+/** Event names of service `N`, from its contract. */
+export type ServiceEventName<N extends ServiceName> = keyof Services[N]['events'] & string
 
 export class AgentClient {
   host: string
   facts!: HostFacts
   session!: Welcome['session']
-  state: ClientState = 'connected'
+  private linkState: ClientState = 'connected'
+  private readonly linkListeners = new Set<(e: LinkStateEvent) => void>()
   /** Why the client closed for good (lease lost, closed by the user). */
   closedError?: VtRemoteError
   private ws!: WebSocket
@@ -83,6 +95,32 @@ export class AgentClient {
     const client = new AgentClient(options)
     await client.open()
     return client
+  }
+
+  /** 'connected', 'reconnecting' (calls wait, within the lease) or 'closed' for good. */
+  get state(): ClientState {
+    return this.linkState
+  }
+
+  /** Sets the state and tells the link listeners (after `closedError` is set, so they can read it). */
+  private setState(state: ClientState): void {
+    if (state === this.linkState) return
+    this.linkState = state
+    if (state === 'closed') this.announceClosed()
+    const event: LinkStateEvent = state === 'closed' ? { state, closedError: this.closedError } : { state }
+    for (const l of [...this.linkListeners]) {
+      try {
+        l(event)
+      } catch {
+        // a listener's bug must not break the link
+      }
+    }
+  }
+
+  /** Calls `listener` on every change of the link's state (not for the current one). Returns the unsubscribe. */
+  onLinkState(listener: (e: LinkStateEvent) => void): () => void {
+    this.linkListeners.add(listener)
+    return () => this.linkListeners.delete(listener)
   }
 
   get leaseMs(): number {
@@ -171,13 +209,13 @@ export class AgentClient {
       })
       ws.once('message', data => {
         clearTimeout(timer)
-        let frame: any
+        let frame: { t?: unknown; error?: unknown } | null
         try {
-          frame = decodeJson(String(data))
+          frame = decodeJson(String(data)) as typeof frame
         } catch {
           return fail(this.error(ErrorNames.badRequest, 'BAD_FRAME', 'agent sent an invalid handshake answer'))
         }
-        if (frame?.t === 'welcome') return resolve(frame as Welcome)
+        if (frame?.t === 'welcome') return resolve(frame as unknown as Welcome)
         if (frame?.t === 'refused' && isErrorData(frame.error)) {
           ws.removeAllListeners('close')
           ws.on('close', () => {})
@@ -231,9 +269,9 @@ export class AgentClient {
         if (decoded) this.streamSinks.get(decoded.stream)?.(decoded.chunk)
         return
       }
-      let frame: any
+      let frame: { t?: unknown; error?: unknown } | null
       try {
-        frame = decodeJson(data.toString('utf8'))
+        frame = decodeJson(data.toString('utf8')) as typeof frame
       } catch {
         return
       }
@@ -249,7 +287,7 @@ export class AgentClient {
     ws.on('close', (code, reason) => this.onLinkDown(`closed: ${code}${reason.length ? ` ${reason}` : ''}`))
     ws.on('error', () => {})
     this.startHeartbeat()
-    this.state = 'connected'
+    this.setState('connected')
   }
 
   private startHeartbeat(): void {
@@ -275,13 +313,12 @@ export class AgentClient {
     this.streamSinks.clear()
     if (this.closing || this.state === 'closed') return
     if (this.options.reconnect === false) {
-      this.state = 'closed'
       this.closedError = this.connectionLost(undefined, why)
-      this.announceClosed()
+      this.setState('closed')
       return
     }
-    this.state = 'reconnecting'
     this.reconnecting = this.reconnectLoop(why)
+    this.setState('reconnecting')
   }
 
   private async reconnectLoop(why: string): Promise<void> {
@@ -306,9 +343,7 @@ export class AgentClient {
       await new Promise(r => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))))
       delay = Math.min(delay * 2, 1000)
     }
-    this.state = 'closed'
     this.reconnecting = undefined
-    queueMicrotask(() => this.announceClosed())
     this.closedError = new VtRemoteError({
       name: ErrorNames.sessionExpired,
       message: `session lost: the link broke (${why}) and could not be resumed within the ${this.session.leaseSeconds} s lease${
@@ -317,10 +352,10 @@ export class AgentClient {
       code: 'SESSION_EXPIRED',
       host: this.host,
     })
+    this.setState('closed')
   }
 
   private closeAsGone(why: string): void {
-    this.state = 'closed'
     this.reconnecting = undefined
     this.closedError = new VtRemoteError({
       name: ErrorNames.connectionLost,
@@ -328,6 +363,7 @@ export class AgentClient {
       code: 'AGENT_GONE',
       host: this.host,
     })
+    this.setState('closed')
   }
 
   private error(name: string, code: string, message: string): VtRemoteError {
@@ -385,13 +421,19 @@ export class AgentClient {
     this.closedListeners.clear()
   }
 
-  /** Subscribes to a service's events; returns the unsubscribe function. */
-  on(service: string, event: string, listener: Listener): () => void {
+  /** Subscribes to a service's events (payload typed by the service's contract); returns the unsubscribe. */
+  on<N extends ServiceName, E extends ServiceEventName<N>>(
+    service: N,
+    event: E,
+    listener: (payload: EventPayload<Services[N], E>) => void,
+  ): () => void {
     const key = `${service}.${event}`
     let set = this.listeners.get(key)
     if (!set) this.listeners.set(key, (set = new Set()))
-    set.add(listener)
-    return () => set.delete(listener)
+    // The agent sends what its contract declares (both sides are typed by the same contract object).
+    const l = listener as Listener
+    set.add(l)
+    return () => set.delete(l)
   }
 
   /** A fresh binary stream id on this client. */
@@ -451,8 +493,8 @@ export class AgentClient {
       // the agent is gone: it reaps on its own when the lease expires
     } finally {
       clearInterval(this.heartbeat)
-      this.state = 'closed'
       this.closedError = this.error(ErrorNames.connectionLost, 'CLOSED', 'client was closed')
+      this.setState('closed')
       await new Promise<void>(resolve => {
         if (this.ws.readyState === WebSocket.CLOSED) return resolve()
         this.ws.once('close', () => resolve())

@@ -12,6 +12,7 @@ import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
 import { MacRegistry, Network, type NetworkOptions } from './network.ts'
+import { type StageResults, type Stages, stages } from './stages.ts'
 
 export interface SelectOptions {
   /** Every label must match. */
@@ -267,6 +268,19 @@ export class Cluster {
   /** Every value shared under `key`, once there are at least `count` (`vt-sync wait-all key count`). */
   waitAll(key: string, count: number, options?: WaitOptions): Promise<string[]> {
     return waitAll(key, count, options)
+  }
+
+  /**
+   * CERN-style stages: `init` on every node at once, then `run`, then `finalize` (always). Each stage is a
+   * step with a sub-step per node.
+   */
+  stages<N>(nodes: readonly N[], s: Stages<N>): Promise<StageResults> {
+    return stages(nodes, s)
+  }
+
+  /** Names of the guest networks declared for this cluster or created with createNetwork. */
+  get networkNames(): string[] {
+    return [...this.networks.keys()]
   }
 
   async releaseAll(): Promise<void> {

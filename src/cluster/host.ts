@@ -4,7 +4,7 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as localStat } from 'node:fs/promises'
 import { StringDecoder } from 'node:string_decoder'
-import type { ServiceClient } from '../protocol/contract.ts'
+import type { EventPayload, ServiceClient } from '../protocol/contract.ts'
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { ExecResult } from '../protocol/exec.ts'
 import type { HostFacts } from '../protocol/facts.ts'
@@ -13,7 +13,7 @@ import type { ServiceName, Services } from '../protocol/registry.ts'
 import type { ProcessInfo } from '../protocol/spawn.ts'
 import { STREAM_CHUNK_BYTES } from '../protocol/wire.ts'
 import { apiStep, commandTitle } from '../runner/apiStep.ts'
-import type { AgentClient } from './client.ts'
+import type { AgentClient, ServiceEventName } from './client.ts'
 
 export interface ExecOptions {
   env?: Record<string, string>
@@ -228,7 +228,12 @@ export class Host {
     return this.client.service(name)
   }
 
-  on(service: ServiceName, event: string, listener: (payload: any) => void): () => void {
+  /** Subscribes to a service's events (payload typed by the service's contract); returns the unsubscribe. */
+  on<N extends ServiceName, E extends ServiceEventName<N>>(
+    service: N,
+    event: E,
+    listener: (payload: EventPayload<Services[N], E>) => void,
+  ): () => void {
     return this.client.on(service, event, listener)
   }
 
@@ -243,7 +248,7 @@ export class Host {
     // One decoder per stream: a UTF-8 character split across two chunks is still decoded whole.
     const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') }
     const off = stream
-      ? this.client.on('exec', 'output', (e: { id: string; stream: 'stdout' | 'stderr'; data: Uint8Array }) => {
+      ? this.client.on('exec', 'output', e => {
           if (e.id !== id) return
           const text = decoders[e.stream].write(Buffer.from(e.data))
           if (!text) return

@@ -9,6 +9,8 @@
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
 // and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
+// Over 400 lines on purpose: the phases share one scope (what was started, the last numbers) that recovery
+// must see whichever phase failed; the storage-mirror and resume helpers below are the parts that stand alone.
 import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
 import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'

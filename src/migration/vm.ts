@@ -3,7 +3,7 @@
 // several at once). The Vm handle (src/vm/) implements MigratableVm and calls migrateVm from vm.migrate().
 import type { Host } from '../cluster/host.ts'
 import { describeReport, type IntegrityReport, type MemtestRange, memtestRange } from '../protocol/memtest.ts'
-import { type VmInfo, type VmQmpEvent, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
+import { type VmInfo, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
 import { apiStep } from '../runner/apiStep.ts'
 import { runMigration } from './migrate.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationResult, MigrationSide } from './types.ts'
@@ -40,22 +40,24 @@ function vmSide(host: Host, name: string, subs: (() => void)[]): MigrationSide {
   }
   const lost = new Promise<string>(resolve => {
     subs.push(
-      host.on('vm', 'state', (e: { name: string; status: string; reason?: string }) => {
+      host.on('vm', 'state', e => {
         if (e.name === name && e.status === 'exited') resolve(`QEMU exited${e.reason ? `: ${e.reason}` : ''}`)
       }),
+      // The link's state arrives as an event: 'reconnecting' or 'closed' ends the migration's waits at once.
+      host.client.onLinkState(() => {
+        const why = linkDown()
+        if (why) resolve(why)
+      }),
     )
-    const timer = setInterval(() => {
-      const why = linkDown()
-      if (why) resolve(why)
-    }, 100)
-    subs.push(() => clearInterval(timer))
+    const why = linkDown()
+    if (why) resolve(why)
   })
   return {
     host: host.name,
     address: host.address,
     ...vmQmpExecutor(svc.qmp, name),
     onEvent: listener =>
-      host.on('vm', 'qmp', (e: VmQmpEvent) => {
+      host.on('vm', 'qmp', e => {
         if (e.name === name) listener({ event: e.event, data: e.data, timestamp: e.timestamp })
       }),
     lost,

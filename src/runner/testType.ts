@@ -1,6 +1,8 @@
 // The `test` object of spec files: declarations (test, describe, hooks, modifiers, use, extend) build the
 // Suite tree of the file being loaded; runtime calls (test.step, test.info, test.skip() inside a test) go to
 // the running test's TestInfo. Modeled on Playwright Test's testType.ts.
+// Over 400 lines on purpose: it is the whole spec API surface (types and TestTypeImpl), kept in one file as
+// Playwright keeps it, so that the public `test` reads in one place.
 import type { FullConfig, FullProject } from '../config/types.ts'
 import { captureLocation, formatLocation } from './errors.ts'
 import {

@@ -5,12 +5,8 @@ import type { Host } from '../cluster/host.ts'
 import type { SyncCancelEvent, SyncReply, SyncRequestEvent } from '../protocol/sync.ts'
 import { syncTransport } from './transport.ts'
 
-/** Roles of VMs by "host/vm", set by the group fixture. */
+/** Roles of VMs by VM name (unique in a worker, kept across migrations), set by the group fixture. */
 export type RoleBook = Map<string, { role: string; index: number }>
-
-export function roleKey(host: string, vm: string): string {
-  return `${host}/${vm}`
-}
 
 /** Serves one host's sync requests; returns the function that stops it and withdraws what is pending. */
 export function bridgeHost(host: Host, roles: RoleBook): (reason: string) => void {
@@ -23,7 +19,7 @@ export function bridgeHost(host: Host, roles: RoleBook): (reason: string) => voi
       .catch(() => {})
   const offRequest = host.on('sync', 'request', (e: SyncRequestEvent) => {
     if (e.request.op === 'role') {
-      const r = e.from.vm ? roles.get(roleKey(host.name, e.from.vm)) : undefined
+      const r = e.from.vm ? roles.get(e.from.vm) : undefined
       return answer(
         e.id,
         r

@@ -34,7 +34,7 @@ export class LocalTransport implements SyncTransport {
 
 /** Worker → main messages (see src/runner/ipc.ts). */
 export type SyncToMain =
-  | { type: 'sync'; id: string; from: Participant; request: SyncOp }
+  | { type: 'sync'; id: string; from: Participant; request: SyncOp; watch?: boolean }
   | { type: 'syncCancel'; id: string; reason: string }
 
 /** Main → worker messages. */
@@ -52,7 +52,8 @@ export class IpcTransport implements SyncTransport {
     const id = nextId()
     this.inFlight.add(id)
     const reply = new Promise<SyncReply>(resolve => this.waiting.set(id, { resolve, onArrival }))
-    this.send({ type: 'sync', id, from, request: op })
+    // Arrival notices cost a message per party per arrival: only for requests that listen.
+    this.send({ type: 'sync', id, from, request: op, ...(onArrival ? { watch: true } : {}) })
     return { id, reply }
   }
 
@@ -107,8 +108,12 @@ export function serveWorker(
     return
   }
   void server
-    .request(owner, message.id, message.from, message.request, arrival =>
-      send({ type: 'syncArrival', id: message.id, arrival }),
+    .request(
+      owner,
+      message.id,
+      message.from,
+      message.request,
+      message.watch ? arrival => send({ type: 'syncArrival', id: message.id, arrival }) : undefined,
     )
     .then(reply => send({ type: 'syncReply', id: message.id, reply }))
 }

@@ -154,11 +154,11 @@ export class Vm {
   static async create(host: Host, spec: VmSpec): Promise<Vm> {
     // Subscribe before creating, so that no early console output is missed.
     const pending: string[] = []
-    const offConsole = host.on('vm', 'console', (e: { name: string; data: string }) => {
+    const offConsole = host.on('vm', 'console', e => {
       if (e.name === spec.name) pending.push(e.data)
     })
     // First use on a host builds the tiny image: show that, rather than a silent wait.
-    const offProgress = host.on('vm', 'progress', (e: { message: string }) => {
+    const offProgress = host.on('vm', 'progress', e => {
       process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
     })
     let info: VmInfo
@@ -186,13 +186,13 @@ export class Vm {
   private subscribe(): void {
     const mine = (e: { name: string }) => e.name === this.name
     this.offs.push(
-      this.host.on('vm', 'console', (e: { name: string; data: string }) => {
+      this.host.on('vm', 'console', e => {
         if (mine(e)) this.console.push(e.data)
       }),
-      this.host.on('vm', 'state', (e: { name: string; status: VmStatus }) => {
+      this.host.on('vm', 'state', e => {
         if (mine(e)) this.lastStatus = e.status
       }),
-      this.host.on('vm', 'qmp', (e: VmQmpEvent) => {
+      this.host.on('vm', 'qmp', e => {
         if (!mine(e)) return
         this.events.push(e)
         if (this.events.length > 1000) this.events.shift()

@@ -1,12 +1,15 @@
 // What an agent leaves when things die around it. Its log pipe breaking (the controller that read its stderr
 // died) must not kill it: it still reaps its sessions when its stdin closes. When the agent itself is killed
 // with -9, its keeper reaps what its sessions started (host.spawn trees, a running host.exec) at once, not at
-// the agent's next start.
+// the agent's next start; with a cgroup, even a process that escaped its group and tree dies with the agent.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
+import { plannedCgroup } from '../../agent/cgroup.ts'
+import { requires } from '../helpers/requirements.ts'
 import { alive, startTestAgent, waitFor } from './helpers.ts'
 
 /** Pids of live `sleep <seconds>` processes: each test uses durations no one else does. */
@@ -82,4 +85,53 @@ test('a clean stop releases the keeper without reaping anything twice', async ()
   await new Promise(r => setTimeout(r, 300))
   assert.doesNotMatch(agent.log(), /keeper/)
   await agent.dispose()
+})
+
+test('a process that left its group and tree (double fork + setsid) dies with the agent cgroup, on stop or kill -9', async t => {
+  if (!requires(t, 'root')) return
+  const planned = plannedCgroup()
+  if (!planned) {
+    if (process.env.CI) throw new Error('cgroup2 is not mounted: CI must provide it')
+    return t.skip('cgroup2 is not mounted here')
+  }
+  for (const how of ['stop', 'kill -9'] as const) {
+    const agent = await startTestAgent()
+    try {
+      const cgroup = join(dirname(planned), `vt-agent-${agent.pid}`)
+      assert.ok(existsSync(cgroup), `the agent made its cgroup ${cgroup}`)
+      const s = unique()
+      const client = await agent.connect()
+      await client.service('exec').run({ command: `(setsid sleep ${s} >/dev/null 2>&1 &)` })
+      await waitFor(() => sleeps([s]).length === 1, 5000, 'the escaped sleep')
+      await client.close()
+      // Closing the session reaps its process groups and trees: the escapee is in neither.
+      assert.equal(sleeps([s]).length, 1, 'the escapee outlived its session')
+      const at = Date.now()
+      if (how === 'stop') await agent.stop()
+      else await agent.kill9()
+      await waitFor(() => sleeps([s]).length === 0 && !existsSync(cgroup), 10_000, 'the cgroup emptied and removed')
+      t.diagnostic(`${how}: escapee gone and cgroup removed ${Date.now() - at} ms after`)
+    } finally {
+      await agent.dispose()
+    }
+  }
+})
+
+test("an agent killed with -9: its keeper also heals the session's faults (the kinds services register)", async t => {
+  if (!requires(t, 'root', 'nft')) return
+  const agent = await startTestAgent()
+  try {
+    const client = await agent.connect()
+    // TEST-NET-1 peers: nothing on this machine talks to them.
+    await client.service('faults').partition({ peers: ['192.0.2.77'] })
+    const tables = () => execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
+    const table = /inet (vtf_[0-9a-f]+)/.exec(tables())?.[1]
+    assert.ok(table, 'the partition made its nftables table')
+    await agent.kill9()
+    assert.doesNotMatch(tables(), new RegExp(table), 'the keeper removed the table')
+    assert.match(agent.log(), /keeper .*agent died without stopping/)
+    await client.close()
+  } finally {
+    await agent.dispose()
+  }
 })

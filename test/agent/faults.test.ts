@@ -100,6 +100,8 @@ test('a dropped link: in-flight calls fail naming host and call, the next call r
   const p = await host.spawn('sleep 1000')
   const inFlight = host.exec('sleep 2')
   await new Promise(r => setTimeout(r, 100))
+  const states: string[] = []
+  client.onLinkState(e => states.push(e.state))
   client.breakLink()
   await assert.rejects(inFlight, /testhost: exec\.run: connection to agent lost/)
   const resources = await client.service('session').resources()
@@ -108,8 +110,10 @@ test('a dropped link: in-flight calls fail naming host and call, the next call r
     'the session (and its process) survived the broken link',
   )
   assert.equal(client.session.resumed, true)
+  assert.deepEqual(states, ['reconnecting', 'connected'])
   assert.ok(alive(p.pid))
   await client.close()
+  assert.deepEqual(states, ['reconnecting', 'connected', 'closed'])
   await waitFor(() => !alive(p.pid), 3000, 'process reaped at close')
   await agent.dispose()
   assertNoLeak(agent)

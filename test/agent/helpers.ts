@@ -1,11 +1,10 @@
 // Starts real `vt agent` processes for tests and checks that nothing leaks.
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { AgentClient, type AgentClientOptions } from '../../src/cluster/client.ts'
 import { spawnLocalAgent } from '../../src/cluster/localAgent.ts'
 import { readStat } from '../../src/util/proc.ts'

@@ -127,7 +127,7 @@ test('a confined agent refuses HMP and exec: migration URIs over QMP', async t =
       code('CONFINED', /exec:/),
     )
     assert.equal(existsSync(join(confined.root, 'pwned')), false)
-    assert.equal(((await vm.qmp('q', 'query-status')) as { status: string }).status, 'prelaunch')
+    assert.equal((await vm.qmp('q', 'query-status')).status, 'prelaunch')
     await vm.destroy('q')
   })
 })

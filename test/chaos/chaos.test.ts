@@ -2,7 +2,8 @@
 // killed with -9 while tests hold processes and a VM, an agent killed with -9 mid-migration, Ctrl-C (SIGINT to
 // the whole process group, as a terminal sends it) during a boot and during a migration, and two runs at once of
 // which one crashes. After each round nothing of it may remain: QEMU processes, agents, their keepers, run
-// watchers, processes the tests started, namespaces, veths, temp dirs, run records. Each count must be 0.
+// watchers, processes the tests started, namespaces, veths, temp dirs, run records, agent cgroups. Each count
+// must be 0.
 // VT_CHAOS_ROUNDS repeats every scenario (default 1).
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
@@ -10,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { type TestContext, test } from 'node:test'
+import { plannedCgroup } from '../../agent/cgroup.ts'
 import { type RunRecord, runDir } from '../../src/cluster/runs.ts'
 import { waitFor } from '../agent/helpers.ts'
 import { project, vtBin } from '../e2e/helpers.ts'
@@ -108,14 +110,19 @@ async function marked(run: Run, what: string, timeoutMs = 90_000): Promise<void>
   )
 }
 
-/** The run records whose controller is this `vt test` (its pid). */
+/** The run records whose controller is this `vt test` (its pid); remembers their agents' pids. */
 function recordsOf(pid: number): RunRecord[] {
   const out: RunRecord[] = []
   for (const name of existsSync(runDir()) ? readdirSync(runDir()) : []) {
     if (!name.endsWith('.json')) continue
     try {
       const rec = JSON.parse(readFileSync(path.join(runDir(), name), 'utf8')) as RunRecord
-      if (rec.pid === pid) out.push(rec)
+      if (rec.pid !== pid) continue
+      out.push(rec)
+      agentsSeen.set(
+        rec.runId,
+        (rec.agents ?? []).map(a => a.pid),
+      )
     } catch {}
   }
   return out
@@ -132,6 +139,15 @@ function cmdlines(): { pid: number; argv: string[] }[] {
     } catch {}
   }
   return out
+}
+
+const agentsSeen = new Map<string, number[]>()
+
+/** Cgroups the run's agents made (agent/cgroup.ts): <cgroup2 mount>/<path>/vt-agent-<pid>, found by name. */
+function cgroupsOf(pids: number[]): number {
+  const planned = plannedCgroup()
+  if (!planned) return 0
+  return pids.filter(pid => existsSync(path.join(path.dirname(planned), `vt-agent-${pid}`))).length
 }
 
 /** Everything of one run still on the machine, counted by kind. */
@@ -151,6 +167,7 @@ function leftovers(runId: string, sleep: string): Record<string, number> {
     veths: links.includes(`vt${runId}c`) ? 1 : 0,
     'temp dirs': existsSync(base) ? 1 : 0,
     'run records': existsSync(path.join(runDir(), `${runId}.json`)) ? 1 : 0,
+    cgroups: cgroupsOf(agentsSeen.get(runId) ?? []),
   }
 }
 

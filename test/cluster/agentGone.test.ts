@@ -9,6 +9,8 @@ test('agent killed: pending and later calls fail at once with AGENT_GONE naming 
   const agent = await startTestAgent()
   try {
     const client = await agent.connect({ name: 'h1', leaseSeconds: 30 })
+    const states: string[] = []
+    client.onLinkState(e => states.push(e.state === 'closed' ? `closed ${e.closedError?.code}` : e.state))
     const pending = client.service('exec').run({ command: 'sleep 30' })
     pending.catch(() => {})
     await new Promise(r => setTimeout(r, 200))
@@ -27,7 +29,10 @@ test('agent killed: pending and later calls fail at once with AGENT_GONE naming 
     assert.equal(later.code, 'AGENT_GONE')
     assert.match(later.message, /^testhost: exec\.run: the agent is gone: .*connection refused/)
     assert.equal(client.state, 'closed')
+    // The link's state reaches listeners (e.g. a migration) as events, with the reason once closed.
+    assert.deepEqual(states, ['reconnecting', 'closed AGENT_GONE'])
     await client.close() // nothing to wait for
+    assert.equal(states.length, 2, 'closing a closed client is no new state')
   } finally {
     await agent.dispose()
   }

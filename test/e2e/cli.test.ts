@@ -226,7 +226,7 @@ test('vt --version and vt help', async t => {
 })
 
 test('blob reports of the shards merge into the report of the whole run', async t => {
-  const { mergeBlobReports } = await import('../../reporters/blob.ts')
+  const { mergeBlobReports } = await import('../../reporters/blobMerge.ts')
   const { default: JsonReporter } = await import('../../reporters/json.ts')
   const files: Record<string, string> = {}
   for (let i = 0; i < 4; i++)

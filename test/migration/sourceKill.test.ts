@@ -56,7 +56,7 @@ for (const victim of ['a', 'b'] as const) {
       run.catch(() => {})
       await waitFor(
         async () => {
-          const info = (await a.service('vm').qmp('mt', 'query-migrate')) as { ram?: { transferred: number } }
+          const info = await a.service('vm').qmp('mt', 'query-migrate')
           return (info.ram?.transferred ?? 0) > MiB
         },
         30_000,

@@ -44,15 +44,19 @@ test('connects, negotiates and runs typed commands', async t => {
   const { sock, exited } = startQemu()
   const qmp = await QmpClient.connect(sock, { label: 'test-vm' })
   assert.match(qmp.version, /^\d+\.\d+\.\d+$/)
-  const status = await qmp.queryStatus()
+  const status = await qmp.execute('query-status')
   assert.equal(typeof status.running, 'boolean')
   assert.equal(typeof status.status, 'string')
-  const hmp = await qmp.humanMonitorCommand('info version')
+  const hmp = await qmp.execute('human-monitor-command', { 'command-line': 'info version' })
   assert.ok(hmp.includes(qmp.version.split('.').slice(0, 2).join('.')), hmp)
-  const commands = await qmp.queryCommands()
+  const commands = await qmp.execute('query-commands')
   assert.ok(commands.some(c => c.name === 'migrate'))
   // Concurrent commands are matched to their own replies.
-  const results = await Promise.all([qmp.execute('query-name'), qmp.queryStatus(), qmp.execute('query-version')])
+  const results = await Promise.all([
+    qmp.execute('query-name'),
+    qmp.execute('query-status'),
+    qmp.execute('query-version'),
+  ])
   assert.deepEqual(results[2].qemu, (await qmp.execute('query-version')).qemu)
   const text = qmp.transcriptText()
   assert.match(text, /-> qmp_capabilities/)
@@ -86,7 +90,7 @@ test('unknown command is a CommandNotFoundError carrying command and args; bad a
   await assert.rejects(qmp.execute(''), /non-empty string/)
   await assert.rejects(qmp.execute('query-status', [1] as never), /must be an object/)
   // The connection still works after errors.
-  assert.equal(typeof (await qmp.queryStatus()).running, 'boolean')
+  assert.equal(typeof (await qmp.execute('query-status')).running, 'boolean')
   qmp.close()
   proc.kill('SIGKILL')
 })
@@ -104,14 +108,14 @@ test('events: waitForEvent, the async stream, the backlog via mark(), timeouts',
   })()
   const mark = qmp.mark()
   const stopped = qmp.waitForEvent('STOP', { timeout: 5000 })
-  await qmp.stop()
+  await qmp.execute('stop')
   const ev = await stopped
   assert.equal(ev.event, 'STOP')
   assert.equal(typeof ev.timestamp.seconds, 'number')
   // An event that already happened is found through the backlog when `since` is given.
   const again = await qmp.waitForEvent('STOP', { since: mark, timeout: 100 })
   assert.equal(again.event, 'STOP')
-  await qmp.cont()
+  await qmp.execute('cont')
   await stream
   assert.deepEqual(seen, ['STOP', 'RESUME'])
   await assert.rejects(qmp.waitForEvent('STOP', { timeout: 100 }), QmpEventTimeoutError)
@@ -141,7 +145,7 @@ test('a hung QEMU times out; a killed one fails pending calls with QmpDisconnect
   await assert.rejects(pending, (e: Error) => e instanceof QmpDisconnectedError && /query-name.*vm-x/.test(e.message))
   await assert.rejects(waiting, QmpDisconnectedError)
   assert.ok(Date.now() - t0 < 3000)
-  await assert.rejects(qmp.queryStatus(), QmpDisconnectedError)
+  await assert.rejects(qmp.execute('query-status'), QmpDisconnectedError)
   await exited
 })
 
@@ -161,7 +165,7 @@ test('connect waits for a socket that appears later, and fails clearly for one t
   )
   procs.add(proc)
   const qmp = await connecting
-  assert.equal(typeof (await qmp.queryStatus()).running, 'boolean')
+  assert.equal(typeof (await qmp.execute('query-status')).running, 'boolean')
   await qmp.quit()
   await new Promise(resolve => proc.once('exit', resolve))
   procs.delete(proc)

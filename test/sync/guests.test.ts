@@ -43,6 +43,19 @@ test('meet', async ({ cluster, createVm }) => {
   }
 })
 
+test.describe('group', () => {
+  test.use({ roles: { server: { count: 1, hosts: ['host2'] } }, autoStart: false })
+  test('autoStart false, pinned, role known in the guest', async ({ group }) => {
+    expect(() => group.all).toThrow('not started (autoStart: false): call await group.start() first')
+    expect(group.placement.map(p => p.host.name)).toEqual(['host2'])
+    await group.start()
+    const [s] = group.server
+    expect(s.host.name).toBe('host2')
+    expect((await s.succeed('vt-sync role')).trim()).toBe('server 0')
+    expect(group.env(s)).toEqual({ VT_ROLE: 'server', VT_ROLE_INDEX: '0' })
+  })
+})
+
 test('killed', async ({ cluster, createVm }) => {
   const vm = await createVm({ host: 1 })
   let guestThere!: () => void
@@ -59,4 +72,9 @@ test('killed', async ({ cluster, createVm }) => {
   const r = await runVt(p, [], { timeoutMs: 400_000 })
   assert.equal(testByPath(r.json, 'meet').results[0].status, 'passed', r.output)
   assert.equal(testByPath(r.json, 'killed').results[0].status, 'passed', r.output)
+  assert.equal(
+    testByPath(r.json, 'group › autoStart false, pinned, role known in the guest').results[0].status,
+    'passed',
+    r.output,
+  )
 })

@@ -83,7 +83,7 @@ describe('one tiny VM', { skip: !machine.qemu && !process.env.CI && 'needs qemu'
   test('QMP: status, unknown command is CommandNotFound, pause and resume', async () => {
     const m = mgr.get('a')
     const qmp = m.requireQmp()
-    assert.equal((await qmp.queryStatus()).status, 'running')
+    assert.equal((await qmp.execute('query-status')).status, 'running')
     await assert.rejects(qmp.execute('no-such-command'), CommandNotFoundError)
     await m.pause()
     assert.equal(m.status, 'paused')
@@ -124,7 +124,7 @@ describe('faults', { skip: !machine.qemu && !process.env.CI && 'needs qemu' }, (
   test('invalid specs are rejected with the field named', async () => {
     await assert.rejects(mgr.create({ name: 'bad name' } as never), /invalid VM spec on host h1: name:/)
     await assert.rejects(mgr.create({ name: 'x', cpus: 0 }), /cpus:/)
-    await assert.rejects(mgr.create({ name: 'x', disks: [{}] }), /exactly one of "image", "path" or "size"/)
+    await assert.rejects(mgr.create({ name: 'x', disks: [{}] }), /exactly one of "image", "path", "size" or "memtest"/)
   })
 
   test('a probe boot leaves nothing behind and removes what a prober killed mid-probe left', async () => {

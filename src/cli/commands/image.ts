@@ -10,14 +10,18 @@ const image: CliCommand = {
       .command('build')
       .description('build an image (default: tiny)')
       .argument('[name]', 'image name', 'tiny')
-      .option('--force', 'rebuild even when cached')
+      .option('--force', 'rebuild even when cached, and drop every cached memtest image')
       .action(async (name: string, opts: { force?: boolean }) => {
         const { ensureImage } = await import('../../../agent/image/index.ts')
+        const { repairMemtestImages } = await import('../../../agent/memtest/image.ts')
         try {
+          // Checks the cached entry (sizes and hashes) and rebuilds it when broken; --force rebuilds anyway.
           const img = await ensureImage(name, { force: opts.force, progress: m => process.stdout.write(`${m}\n`) })
           process.stdout.write(
             `${img.name}: kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n  ${img.disk}\n`,
           )
+          for (const line of repairMemtestImages({ force: opts.force }))
+            process.stdout.write(`memtest image removed (rewritten when next used): ${line}\n`)
         } catch (err) {
           process.stderr.write(`vt image build: ${(err as Error).message}\n`)
           process.exitCode = 1
@@ -27,15 +31,18 @@ const image: CliCommand = {
       .command('list')
       .description('list cached images')
       .action(async () => {
-        const { readdirSync, readFileSync, existsSync } = await import('node:fs')
+        const { readdirSync, existsSync } = await import('node:fs')
         const { join } = await import('node:path')
-        const { cacheDir } = await import('../../../agent/image/index.ts')
+        const { cacheDir, checkEntry, TINY_FILES } = await import('../../../agent/image/index.ts')
         const dir = join(cacheDir(), 'images')
-        const entries = existsSync(dir) ? readdirSync(dir).filter(d => existsSync(join(dir, d, 'manifest.json'))) : []
+        const entries = existsSync(dir)
+          ? readdirSync(dir).filter(d => d.startsWith('tiny-') && !d.endsWith('.lock'))
+          : []
         if (entries.length === 0) process.stdout.write(`no images in ${dir} (vt image build tiny)\n`)
         for (const e of entries) {
-          const m = JSON.parse(readFileSync(join(dir, e, 'manifest.json'), 'utf8'))
-          process.stdout.write(`${e}  kernel ${m.kernelVersion}  built ${m.builtAt}\n`)
+          const c = checkEntry(join(dir, e), TINY_FILES)
+          if (c.ok) process.stdout.write(`${e}  kernel ${c.manifest.kernelVersion}  built ${c.manifest.builtAt}\n`)
+          else process.stdout.write(`${e}  broken: ${c.problem} (vt image build repairs the current one)\n`)
         }
       })
     cmd

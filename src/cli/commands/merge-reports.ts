@@ -21,7 +21,7 @@ const command: CliCommand = {
       .action(async (dir: string, flags: MergeFlags) => {
         const { existsSync, readdirSync, statSync } = await import('node:fs')
         const path = await import('node:path')
-        const { mergeBlobReports } = await import('../../../reporters/blob.ts')
+        const { mergeBlobReports } = await import('../../../reporters/blobMerge.ts')
         const { createReporters } = await import('../../runner/main/reporters.ts')
         const { loadConfig, resolveConfigFile } = await import('../../config/load.ts')
 

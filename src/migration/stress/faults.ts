@@ -25,7 +25,7 @@ type FaultKind = 'partition' | 'slow-link' | 'kill-destination'
 async function transferred(s: MigrationSystem, bytes: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const info = (await s.vm.qmp('query-migrate')) as { ram?: { transferred?: number } }
+    const info = await s.vm.qmp('query-migrate')
     if ((info.ram?.transferred ?? 0) > bytes) return
     if (Date.now() > deadline) throw new Error(`the migration did not transfer ${bytes} bytes in ${timeoutMs} ms`)
     await new Promise(r => setTimeout(r, 50))

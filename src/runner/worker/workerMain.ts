@@ -1,5 +1,7 @@
 // The worker: receives 'init' (config, project), then 'run' groups of tests of one file, runs them with hooks,
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
+// Over 400 lines on purpose: running a group (hooks, fixtures, timeouts, skips, serial failures) is one state
+// machine over WorkerMain's state; the fixture engine and property runs already live in fixtureEngine/ and prop/.
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import { IpcTransport, setSyncTransport } from '../../sync/transport.ts'
