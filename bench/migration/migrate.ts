@@ -13,8 +13,8 @@
 //   npx tsx bench/migration/migrate.ts [--rounds N]
 
 import type { Host } from '../../src/cluster/host.ts'
+import { memtestSpec } from '../../src/migration/memtestVm.ts'
 import { runMigration } from '../../src/migration/migrate.ts'
-import { memtestSpec } from '../../src/migration/vm.ts'
 import { Vm } from '../../src/vm/index.ts'
 import { startAgents } from '../../test/migration/helpers/agents.ts'
 import { type LocalVm, localDriver } from '../../test/migration/helpers/localDriver.ts'

@@ -91,7 +91,11 @@ test('a crashed run whose watcher died too is cleaned at the next start, and onl
     child.kill('SIGKILL')
     await waitFor(() => agentPids(runIdOf(info)).length === 0, 10_000, 'agents of the crashed run to exit')
     assert.equal(namespaces().filter(n => n.includes(runIdOf(info))).length, 3)
-    assert.deepEqual(await cleanLeftovers(), [runIdOf(info)])
+    // Other crashed runs on the machine (another test file's deliberate crash running at the same time) may be
+    // reaped too; what matters is that this one is, and that the live run is not.
+    const reaped = await cleanLeftovers()
+    assert.ok(reaped.includes(runIdOf(info)), `reaped ${reaped.join(', ')}`)
+    assert.ok(!reaped.includes(runIdOf(live.info)), 'the live run is not reaped')
     assertCleaned(info)
     assert.equal(namespaces().filter(n => n.includes(runIdOf(live.info))).length, 2, 'the live run keeps its own')
   } finally {

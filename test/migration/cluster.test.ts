@@ -11,7 +11,7 @@ import { Cluster } from '../../src/cluster/cluster.ts'
 import { startCluster } from '../../src/cluster/embedded.ts'
 import type { FullConfig, FullProject } from '../../src/config/types.ts'
 import { MigrationError } from '../../src/migration/errors.ts'
-import { memtestSpec, verifyMemoryIntegrity } from '../../src/migration/vm.ts'
+import { memtestSpec, verifyMemoryIntegrity } from '../../src/migration/memtestVm.ts'
 import { Vm } from '../../src/vm/index.ts'
 import { requires } from '../helpers/requirements.ts'
 

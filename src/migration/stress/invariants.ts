@@ -2,7 +2,7 @@
 // the host the model says, in the state it says; no QEMU of it anywhere else (process or agent record); its
 // memory is intact (memtest guest); its workload counter never went back.
 import { apiStep } from '../../runner/apiStep.ts'
-import { verifyMemoryIntegrity } from '../vm.ts'
+import { verifyMemoryIntegrity } from '../memtestVm.ts'
 import type { MigrationModel, MigrationSystem, StepRecord } from './model.ts'
 
 export class InvariantError extends Error {
