@@ -9,7 +9,7 @@ import type { SerializedConfig } from '../ipc.ts'
 import type { TestCase } from '../model.ts'
 import { newTestResult, type TestError, type TestResult, type TestStatus } from '../results.ts'
 import type { FailureTracker } from './failureTracker.ts'
-import { runJobOnWorker } from './jobRun.ts'
+import { beginResult, runJobOnWorker } from './jobRun.ts'
 import type { Multiplexer } from './reporters.ts'
 import type { ResourceProvider, WorkerResources } from './resources.ts'
 import { outermostSerialSuite, type TestGroup } from './testGroups.ts'
@@ -272,14 +272,7 @@ export class Dispatcher {
 
   /** A result for a test that the worker never reported (crash, failed start): begin + end at once. */
   private reportSynthetic(test: TestCase, worker: WorkerHost, status: TestStatus, errors: TestError[]): void {
-    const result = newTestResult({
-      retry: test.results.length,
-      workerIndex: worker.params.workerIndex,
-      parallelIndex: worker.params.parallelIndex,
-      startTime: new Date(),
-    })
-    test.results.push(result)
-    this.o.reporter.onTestBegin(test, result)
+    const result = beginResult(test, worker, this.o.reporter, new Date())
     result.duration = 0
     result.status = status
     result.errors = errors

@@ -37,6 +37,15 @@ interface Running {
   steps: Map<string, StepImpl>
 }
 
+/** A new attempt of `test` on `worker`, begun for the reporters. */
+export function beginResult(test: TestCase, worker: WorkerHost, reporter: Multiplexer, startTime: Date): TestResult {
+  const { workerIndex, parallelIndex } = worker.params
+  const result = newTestResult({ retry: test.results.length, workerIndex, parallelIndex, startTime })
+  test.results.push(result)
+  reporter.onTestBegin(test, result)
+  return result
+}
+
 /** What a job needs from the dispatcher. */
 export interface JobHooks {
   reporter: Multiplexer
@@ -93,15 +102,8 @@ export function runJobOnWorker(worker: WorkerHost, tests: TestCase[], file: stri
         case 'testBegin': {
           const test = byId.get(msg.testId)
           if (!test) return
-          const result = newTestResult({
-            retry: test.results.length,
-            workerIndex: worker.params.workerIndex,
-            parallelIndex: worker.params.parallelIndex,
-            startTime: new Date(msg.startWallTime),
-          })
-          test.results.push(result)
+          const result = beginResult(test, worker, reporter, new Date(msg.startWallTime))
           running.set(test.id, { test, result, steps: new Map() })
-          reporter.onTestBegin(test, result)
           return
         }
         case 'stepBegin': {
@@ -151,14 +153,7 @@ export function runJobOnWorker(worker: WorkerHost, tests: TestCase[], file: stri
           const entry =
             r ??
             (() => {
-              const result = newTestResult({
-                retry: test.results.length,
-                workerIndex: worker.params.workerIndex,
-                parallelIndex: worker.params.parallelIndex,
-                startTime: new Date(),
-              })
-              test.results.push(result)
-              reporter.onTestBegin(test, result)
+              const result = beginResult(test, worker, reporter, new Date())
               return { test, result, steps: new Map() }
             })()
           endTest(test, entry, msg)
