@@ -285,7 +285,14 @@ export async function runMigration<Host, V>(
     if (mirrorJobs.length > 0) storageBytes = await guard(finishMirror(src, d, mirrorJobs))
     phase = 'resume'
     if (!switchedToPostcopy) await guard(resumeWhenLoaded(d, 'precopy'))
-    const final = await guard(src.execute('query-migrate'))
+    // QEMU sets the status to 'completed' before its migration thread computes total-time and downtime (7.2:
+    // migration_completion, then migration_iteration_finish): a query in between reads zeros. Ask again until
+    // the numbers are in (they come within milliseconds), so the result carries QEMU's own figures.
+    let final = await guard(src.execute('query-migrate'))
+    for (let i = 0; i < 50 && final.status === 'completed' && !final['total-time']; i++) {
+      await new Promise(r => setTimeout(r, 10))
+      final = await guard(src.execute('query-migrate'))
+    }
     last = progressOf(final, 'complete', performance.now() - started)
     const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
     const params = await guard(src.execute('query-migrate-parameters'))
