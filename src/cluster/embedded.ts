@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { poolDefsOf } from '../storage/types.ts'
 import { isLoopbackHost } from '../util/loopback.ts'
 import { startTimeOf } from '../util/proc.ts'
 import { registerSecret } from '../util/secrets.ts'
@@ -84,6 +85,7 @@ async function startRemote(
     leaseSeconds,
     tls: cluster.tls,
     sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+    pools: poolDefsOf(cluster.storage),
     networks: cluster.networks,
   }
   for (const h of info.hosts) {
@@ -220,7 +222,7 @@ async function startEmbedded(
       }),
     )
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool, networks: cluster.networks },
+      info: { hosts: infos, leaseSeconds, sharedPool, pools: poolDefsOf(cluster.storage), networks: cluster.networks },
       stop,
     }
   } catch (e) {
