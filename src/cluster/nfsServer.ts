@@ -29,7 +29,7 @@ export interface NfsServer {
   export: string
   pid: number
   log: string
-  /** Set when the daemon exited without being stopped. */
+  /** Set when the daemon exited without being stopped (killed, crashed). */
   readonly exited: { code: number | null; signal: NodeJS.Signals | null } | undefined
   stop(): Promise<void>
 }
@@ -128,8 +128,8 @@ export async function startNfsServer(o: NfsServerOptions): Promise<NfsServer> {
   let exited: NfsServer['exited']
   let stopping = false
   child.on('exit', (code, signal) => {
-    exited = { code, signal }
     if (!stopping) {
+      exited = { code, signal }
       process.stderr.write(
         `vt: the embedded NFS server (${o.address}, pid ${child.pid}) exited with ${signal ?? `code ${code}`}; I/O on its nfs:// disks stalls from now on\n`,
       )
