@@ -78,7 +78,7 @@ export type {
 } from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
-export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
+export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,
   DescribeMode,
@@ -96,6 +96,7 @@ export type {
   Attachment,
   FullResult,
   Location,
+  Progress,
   Reporter,
   TestError,
   TestResult,
