@@ -1,11 +1,12 @@
 // Progress of a long storage operation (create from, convert, backup, a copy to another host), in bytes of the
-// virtual size done out of the total. Reported to the caller's `onProgress` and, about once a second, as a line
-// on the test's stderr (which every reporter shows with the test): the small channel steps have for progress.
+// virtual size done out of the total: to the caller's `onProgress`, and to the running step (reportProgress:
+// throttled in the worker, shown by the reporters).
 import { randomBytes } from 'node:crypto'
 import type { Host } from '../cluster/host.ts'
+import { reportProgress } from '../runner/apiStep.ts'
 
 export interface StorageProgress {
-  /** What runs: 'create', 'convert', 'backup', 'copy'. */
+  /** What runs: 'create', 'convert', 'backup', 'copy', 'restore'. */
   op: string
   /** The volume being written, as pool/name. */
   target: string
@@ -15,24 +16,11 @@ export interface StorageProgress {
 
 export type OnProgress = (p: StorageProgress) => void
 
-const MiB = 1024 * 1024
-
-function line(host: Host, p: StorageProgress): string {
-  const pct = p.total > 0 ? Math.floor((p.done / p.total) * 100) : 100
-  return `vt: ${host.name}: ${p.op} ${p.target}: ${Math.round(p.done / MiB)} / ${Math.round(p.total / MiB)} MiB (${pct}%)\n`
-}
-
-/** Reports progress of one operation: to `onProgress`, and a line on stderr at most once a second. */
+/** Reports progress of one operation: to `onProgress` and to the running step. */
 export function progressReporter(host: Host, op: string, target: string, onProgress: OnProgress | undefined) {
-  let printed = Date.now()
   return (done: number, total: number) => {
-    const p = { op, target, done, total }
-    onProgress?.(p)
-    const now = Date.now()
-    if (now - printed >= 1000) {
-      printed = now
-      process.stderr.write(line(host, p))
-    }
+    onProgress?.({ op, target, done, total })
+    reportProgress({ message: `${host.name}: ${op} ${target}`, bytes: done, totalBytes: total })
   }
 }
 
