@@ -6,11 +6,13 @@ import { Roots } from '../roots.ts'
 import type { Reaper } from '../service.ts'
 import { dirPoolType } from './dir.ts'
 import type { PoolContext, PoolDriver, PoolTypeModule } from './driver.ts'
+import { nfsPoolType } from './nfs.ts'
 import { info, type Vol, type VolumeEnv } from './volumes.ts'
 
 /** Every pool type by name: one line per type (see driver.ts). */
 export const poolTypeModules: { [T in PoolDef['type']]?: PoolTypeModule<T> } = {
   dir: dirPoolType,
+  nfs: nfsPoolType,
 }
 
 /** The reapers of every pool type's record kinds (registered by the storage service and the keeper). */
