@@ -14,6 +14,7 @@
 import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
 import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
+import { SampleRecorder, sampleOf } from './samples.ts'
 import {
   capabilitiesFor,
   isActive,
@@ -251,6 +252,7 @@ export async function runMigration<Host, V>(
     }
     if (driver.checkPath) await guard(driver.checkPath(options.to))
     const migrateAt = performance.now()
+    const recorder = new SampleRecorder()
     // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
     await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
@@ -259,6 +261,7 @@ export async function runMigration<Host, V>(
       seen = false
       info = await guard(src.execute('query-migrate'))
       last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
+      recorder.add(sampleOf(info, phase, performance.now() - migrateAt))
       options.onProgress?.(last)
       const status = info.status ?? 'none'
       if (status === 'completed') break
@@ -306,6 +309,7 @@ export async function runMigration<Host, V>(
       final = await guard(src.execute('query-migrate'))
     }
     last = progressOf(final, 'complete', performance.now() - started)
+    const samples = recorder.finish(sampleOf(final, 'complete', performance.now() - migrateAt))
     const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
     const params = await guard(src.execute('query-migrate-parameters'))
 
@@ -331,6 +335,7 @@ export async function runMigration<Host, V>(
       postcopy: switchedToPostcopy,
       storage,
       storageBytes,
+      samples,
       raw: final,
     }
     if (duringRun) await duringRun
