@@ -3,6 +3,7 @@
 import { z } from 'zod'
 import { clusterConfigSchema } from './cluster.ts'
 import { formatKeyPath, type KeyPath } from './keyPath.ts'
+import { traceModes } from './trace.ts'
 
 export { findKeyLine, formatKeyPath, type KeyPath } from './keyPath.ts'
 
@@ -24,7 +25,8 @@ const reporterEntry = z.union([
 
 // Keys a project may set; the top level accepts the same ones (except name and dependencies) as defaults.
 const projectShape = {
-  use: z.record(z.string(), z.unknown()).optional(),
+  // Open to any fixture option; the built-in ones with a fixed set of values are checked here.
+  use: z.looseObject({ trace: z.enum(traceModes).optional() }).optional(),
   testDir: z.string().min(1).optional(),
   testMatch: patterns.optional(),
   testIgnore: patterns.optional(),
