@@ -62,7 +62,7 @@ export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
-export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
+export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,
   DescribeMode,
@@ -80,6 +80,7 @@ export type {
   Attachment,
   FullResult,
   Location,
+  Progress,
   Reporter,
   TestError,
   TestResult,
