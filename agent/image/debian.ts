@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { aptSources, debianLines } from './aptSources.ts'
 import { cacheDir, ensureDir, removeDeadBuilds, replaceDir, withLock } from './cache.ts'
 import type { Progress } from './tiny.ts'
-import { checkEntry, digestFiles } from './verify.ts'
+import { checkEntry, digestFiles, prehash } from './verify.ts'
 
 /** Bump when the recipe changes in a way the hash of this file's recipe strings would not show. */
 const RECIPE_VERSION = 1
@@ -128,6 +128,12 @@ function recipeKey(lines: string[]): string {
   return h.digest('hex').slice(0, 16)
 }
 
+/** Where the current recipe's entry is (built or not): `vt image prune` keeps it. */
+export function debianEntryDir(): string | undefined {
+  const lines = debianLines(aptSources(), SUITE)
+  return lines.length ? join(cacheDir(), 'images', `debian-${recipeKey(lines)}`) : undefined
+}
+
 /** Returns the cached debian image, building it first (about a minute) when missing or broken. */
 export async function ensureDebian(opts: { progress?: Progress; force?: boolean } = {}): Promise<DebianImage> {
   const progress = opts.progress ?? (() => {})
@@ -143,6 +149,7 @@ export async function ensureDebian(opts: { progress?: Progress; force?: boolean 
   const dir = join(root, `debian-${key}`)
   const check = () => (existsSync(dir) ? checkEntry(dir, DEBIAN_FILES) : undefined)
   if (!opts.force) {
+    await prehash(dir, DEBIAN_FILES)
     const c = check()
     if (c?.ok) return toImage(dir, c.manifest)
   }
@@ -150,6 +157,7 @@ export async function ensureDebian(opts: { progress?: Progress; force?: boolean 
     join(root, `debian-${key}.lock`),
     async () => {
       if (!opts.force) {
+        await prehash(dir, DEBIAN_FILES)
         const c = check()
         if (c?.ok) return toImage(dir, c.manifest)
         if (c) progress(`the cached debian image ${dir} is broken: ${c.problem}; rebuilding it`)
@@ -165,6 +173,7 @@ export async function ensureDebian(opts: { progress?: Progress; force?: boolean 
       } finally {
         rmSync(tmp, { recursive: true, force: true })
       }
+      await prehash(dir, DEBIAN_FILES)
       const c = checkEntry(dir, DEBIAN_FILES)
       if (!c.ok) throw new Error(`the freshly built debian image ${dir} fails its own check: ${c.problem}`)
       progress(`debian image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`)
@@ -264,6 +273,7 @@ async function build(tmp: string, lines: string[], key: string, progress: Progre
   rmSync(rootfs, { recursive: true, force: true })
   await runTool('qemu-img', ['convert', '-O', 'qcow2', raw, join(tmp, 'disk.qcow2')])
   rmSync(raw, { force: true })
+  await prehash(tmp, DEBIAN_FILES)
   const manifest = {
     name: 'debian',
     key,

@@ -146,7 +146,7 @@ export class Machine {
       await m.connect()
       const mode = readyMode(opts.spec)
       if (!opts.spec.paused && !opts.spec.incoming && mode !== 'none') {
-        await m.waitReady(opts.spec.readyTimeoutMs ?? 60_000)
+        await m.waitReady(readyTimeout(opts.spec))
       } else if (!opts.spec.paused && !opts.spec.incoming) {
         m.readyMs = performance.now() - m.t0
       }
@@ -235,7 +235,7 @@ export class Machine {
       await this.agentReady(opts.timeoutMs)
       return this.agent.guest.exec(command, opts)
     }
-    if (!this.guest.ready) await this.waitReady(this.opts.spec.readyTimeoutMs ?? 60_000)
+    if (!this.guest.ready) await this.waitReady(readyTimeout(this.opts.spec))
     return this.guest.exec(command, opts)
   }
 
@@ -258,7 +258,7 @@ export class Machine {
   /** Waits for qemu-guest-agent (up to the ready timeout, or less when the command's own timeout is less). */
   private async agentReady(timeoutMs: number | undefined): Promise<void> {
     if (this.agent.isReady) return
-    const readyMs = this.opts.spec.readyTimeoutMs ?? 60_000
+    const readyMs = readyTimeout(this.opts.spec)
     try {
       await this.agent.waitReady(Math.min(readyMs, timeoutMs ?? readyMs))
     } catch (err) {
@@ -434,6 +434,11 @@ export function readyMode(spec: VmSpecParsed): 'channel' | 'agent' | 'none' | { 
   if (spec.ready) return spec.ready
   if (spec.kernel || (!spec.image && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image))) return 'none'
   return imageChannel(spec.image ?? 'tiny') === 'qga' ? 'agent' : 'channel'
+}
+
+/** The spec's ready timeout; a systemd guest under TCG on a busy machine needs minutes, the tiny one seconds. */
+function readyTimeout(spec: VmSpecParsed): number {
+  return spec.readyTimeoutMs ?? (readyMode(spec) === 'agent' ? 300_000 : 60_000)
 }
 
 function mapStatus(s: string): VmStatus {

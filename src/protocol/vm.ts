@@ -119,7 +119,7 @@ export const vmSpec = z
         z.strictObject({ console: z.string().min(1) }),
       ])
       .optional(),
-    /** Milliseconds to wait for ready (default 60 s). */
+    /** Milliseconds to wait for ready (default 60 s; 300 s when waiting for qemu-guest-agent). */
     readyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     /** Exit QEMU instead of rebooting the guest (default true). */
     noReboot: z.boolean().optional(),

@@ -115,7 +115,10 @@ describe('qemu-guest-agent client', { skip: !machine.qga && !process.env.CI && '
     writeFileSync(join(dir, 'small'), 'hello\0world')
     assert.deepEqual(await guest.readFile(join(dir, 'small')), Buffer.from('hello\0world'))
     assert.deepEqual(await guest.readFile(path), data)
-    await assert.rejects(guest.readFile(join(dir, 'nope')), /test agent: cannot read .*nope in the guest: .*No such file/)
+    await assert.rejects(
+      guest.readFile(join(dir, 'nope')),
+      /test agent: cannot read .*nope in the guest: .*No such file/,
+    )
     await assert.rejects(guest.readFile(path, { maxBytes: 1000 }), /has more than 1000 bytes/)
   })
 })

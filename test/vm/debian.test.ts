@@ -27,7 +27,13 @@ describe('the debian guest', { skip }, () => {
     for (const f of [img.kernel, img.initrd, img.disk]) assert.ok(existsSync(f), f)
     assert.equal((await ensureImage('debian')).dir, img.dir, 'the second call uses the cache')
     const t0 = Date.now()
-    const info = await mgr.create({ name: 'deb', image: 'debian', accel: 'tcg', memory: '512M', readyTimeoutMs: 600_000 })
+    const info = await mgr.create({
+      name: 'deb',
+      image: 'debian',
+      accel: 'tcg',
+      memory: '512M',
+      readyTimeoutMs: 600_000,
+    })
     t.diagnostic(`debian boot to agent ready: ${info.readyMs?.toFixed(0)} ms (create ${Date.now() - t0} ms)`)
     assert.equal(info.disks[0].id, 'root')
     const vm = mgr.get('deb')
