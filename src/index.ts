@@ -29,7 +29,13 @@ export type {
   NetworkOptions,
 } from './cluster/network.ts'
 export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
-export type { ClusterConfig, ClusterConnectionInfo, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
+export type {
+  ClusterConfig,
+  ClusterConnectionInfo,
+  NetworkConfig,
+  PoolConfig,
+  RemoteHostConfig,
+} from './config/cluster.ts'
 export type {
   Config,
   FullConfig,
@@ -60,6 +66,16 @@ export type {
 } from './protocol/qmp.ts'
 export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
+export type {
+  CheckResult,
+  ImageFormat,
+  PoolCapacity,
+  PoolDef,
+  PoolType,
+  SnapshotInfo,
+  VolumeInfo,
+  VolumeRef,
+} from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
@@ -107,6 +123,8 @@ export type {
   WorkerFixtureValue,
   WorkerInfo,
 } from './runner/testType.ts'
+export type { CopyOptions, CreateOptions, Image, Pool } from './storage/pool.ts'
+export type { OnProgress, StorageProgress } from './storage/progress.ts'
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
 export type { RoleBook } from './sync/hostBridge.ts'
 export type { VmExecOptions, VmExecResult } from './vm/index.ts'
