@@ -29,7 +29,13 @@ export type {
   NetworkOptions,
 } from './cluster/network.ts'
 export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
-export type { ClusterConfig, ClusterConnectionInfo, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
+export type {
+  CapacityConfig,
+  ClusterConfig,
+  ClusterConnectionInfo,
+  NetworkConfig,
+  RemoteHostConfig,
+} from './config/cluster.ts'
 export type {
   Config,
   FullConfig,
@@ -58,10 +64,10 @@ export type {
   SocketAddressInet,
   SocketAddressUnix,
 } from './protocol/qmp.ts'
-export type { Reservation as ReservationInfo } from './protocol/session.ts'
+export type { Capacity, CapacityStatus, Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
-export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
+export type { DiskSpec, NicSpec, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
 export type {
   Annotation,

@@ -9,7 +9,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
+import {
+  type ClusterConfig,
+  type ClusterConnectionInfo,
+  embeddedCapacity,
+  type TokenSource,
+} from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
 import { isLoopbackHost } from '../util/loopback.ts'
 import { startTimeOf } from '../util/proc.ts'
@@ -180,6 +185,8 @@ async function startEmbedded(
         netns = false
       }
     }
+    // Each host offers its share of this machine, never the whole of it N times over.
+    const capacity = embeddedCapacity(cluster)
     const infos = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const name = `host${i + 1}`
@@ -201,6 +208,7 @@ async function startEmbedded(
           maxLeaseSeconds: Math.max(leaseSeconds, 60),
           insecure: !!underlay, // the underlay exists only inside namespaces this run created
           labels: cluster.labels?.[i],
+          capacity: capacity[i],
           netns: underlay?.hosts[i].netns,
           stdio: ['pipe', 'pipe', logFd],
           // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
