@@ -68,7 +68,7 @@ export type { Capacity, CapacityStatus, Reservation as ReservationInfo } from '.
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
-export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
+export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,
   DescribeMode,
@@ -86,6 +86,7 @@ export type {
   Attachment,
   FullResult,
   Location,
+  Progress,
   Reporter,
   TestError,
   TestResult,

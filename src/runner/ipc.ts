@@ -4,7 +4,7 @@
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import type { ConfigOverrides } from '../config/types.ts'
 import type { SyncToMain, SyncToWorker } from '../sync/transport.ts'
-import type { Location, TestError, TestStatus } from './reporterApi.ts'
+import type { Location, Progress, TestError, TestStatus } from './reporterApi.ts'
 
 /** What a worker needs to rebuild the same config the main process resolved. */
 export interface SerializedConfig {
@@ -80,6 +80,14 @@ export interface StepEndMessage {
   error?: TestError
 }
 
+/** Long work in a step (or the test itself, without `stepId`) reports how far it has come; throttled. */
+export interface ProgressMessage {
+  type: 'progress'
+  testId: string
+  stepId?: string
+  progress: Progress
+}
+
 export interface OutputMessage {
   type: 'stdout' | 'stderr'
   testId?: string
@@ -137,6 +145,7 @@ export type WorkerToMain =
   | TestBeginMessage
   | StepBeginMessage
   | StepEndMessage
+  | ProgressMessage
   | OutputMessage
   | AttachMessage
   | TestEndMessage

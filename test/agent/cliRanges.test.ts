@@ -37,6 +37,9 @@ test('--capacity-memory takes a size (bytes or e.g. 8G) of at least 64M; --capac
   assert.equal(opts?.capacityMemory, 8 * 1024 ** 3)
   assert.equal(opts?.capacityCpus, 12)
   assert.match((await parse(['--capacity-memory', 'lots'])).error, /"lots" is not a size: give bytes or e\.g\. 512M/)
-  assert.match((await parse(['--capacity-memory', '4096'])).error, /"4096" is less than 64M \(a number alone is bytes\)/)
+  assert.match(
+    (await parse(['--capacity-memory', '4096'])).error,
+    /"4096" is less than 64M \(a number alone is bytes\)/,
+  )
   assert.match((await parse(['--capacity-cpus', '0'])).error, /"0" is not a positive integer/)
 })
