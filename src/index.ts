@@ -34,6 +34,7 @@ export type {
   ClusterConfig,
   ClusterConnectionInfo,
   NetworkConfig,
+  PoolConfig,
   RemoteHostConfig,
 } from './config/cluster.ts'
 export type {
@@ -66,6 +67,16 @@ export type {
 } from './protocol/qmp.ts'
 export type { Capacity, CapacityStatus, Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
+export type {
+  CheckResult,
+  ImageFormat,
+  PoolCapacity,
+  PoolDef,
+  PoolType,
+  SnapshotInfo,
+  VolumeInfo,
+  VolumeRef,
+} from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
@@ -113,6 +124,8 @@ export type {
   WorkerFixtureValue,
   WorkerInfo,
 } from './runner/testType.ts'
+export type { CopyOptions, CreateOptions, Image, Pool } from './storage/pool.ts'
+export type { OnProgress, StorageProgress } from './storage/progress.ts'
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
 export type { RoleBook } from './sync/hostBridge.ts'
 export type { VmExecOptions, VmExecResult } from './vm/index.ts'

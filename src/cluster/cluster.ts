@@ -4,8 +4,10 @@
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
+import type { PoolDef } from '../protocol/storage.ts'
 import type { Arrival } from '../protocol/sync.ts'
 import { currentTestInfo } from '../runner/worker/globals.ts'
+import { Pool } from '../storage/pool.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
 import { describeNeed, parseSize as parseBytes } from '../util/capacity.ts'
@@ -76,6 +78,7 @@ export class Cluster {
     readonly hosts: Host[],
     readonly sharedPool?: string,
     networks: Record<string, NetworkOptions> = {},
+    private readonly pools: Record<string, PoolDef> = {},
   ) {
     for (const [name, opts] of Object.entries(networks)) this.addNetwork(name, opts)
     // Host scripts and guests take part in barriers through their agent.
@@ -103,6 +106,20 @@ export class Cluster {
       )
     }
     return net
+  }
+
+  /** A storage pool declared in the config (`cluster.storage.pools`). */
+  pool(name: string): Pool {
+    const def = this.pools[name]
+    if (!def) {
+      const known = Object.keys(this.pools)
+      throw new VtError(
+        ErrorNames.notFound,
+        `no storage pool named "${name}" in this cluster (${known.length ? `pools: ${known.join(', ')}` : 'it has none'}): declare it in vt.config.ts as cluster: { storage: { pools: { ${name}: { type: 'dir' } } } }`,
+        { code: 'NO_POOL' },
+      )
+    }
+    return new Pool(def, this.hosts)
   }
 
   /** Creates a guest network on every host now (for this worker's session; gone when it ends). */
@@ -170,7 +187,7 @@ export class Cluster {
         },
       )
     }
-    return new Cluster(hosts, info.sharedPool, info.networks)
+    return new Cluster(hosts, info.sharedPool, info.networks, info.pools)
   }
 
   host(name: string): Host {

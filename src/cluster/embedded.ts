@@ -16,12 +16,14 @@ import {
   type TokenSource,
 } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { poolDefsOf } from '../storage/types.ts'
 import { isLoopbackHost } from '../util/loopback.ts'
 import { startTimeOf } from '../util/proc.ts'
 import { registerSecret } from '../util/secrets.ts'
 import { AgentClient } from './client.ts'
 import { spawnLocalAgent } from './localAgent.ts'
 import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
+import { type NfsServer, poolsWithoutServer, startNfsServer } from './nfsServer.ts'
 import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeRunRecord } from './runs.ts'
 
 export interface StartedCluster {
@@ -89,6 +91,7 @@ async function startRemote(
     leaseSeconds,
     tls: cluster.tls,
     sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+    pools: poolDefsOf(cluster.storage),
     networks: cluster.networks,
   }
   for (const h of info.hosts) {
@@ -133,6 +136,13 @@ async function startEmbedded(
       `project "${ctx.project.name}": NFS shared storage needs remote hosts; embedded clusters use a directory`,
     )
   }
+  // nfs pools that name no server get the run's own NFS server, which lives in a namespace of the underlay.
+  const nfsPools = poolsWithoutServer((cluster.storage as { pools?: Record<string, { type: string }> })?.pools)
+  if (nfsPools.length > 0 && !netns) {
+    throw new Error(
+      `project "${ctx.project.name}": pool "${nfsPools[0]}" (nfs, no server) is served by vt's embedded NFS server, which needs network namespaces (root, cluster.isolation 'auto' or 'netns'); or name your own server and export`,
+    )
+  }
   const runId = randomBytes(3).toString('hex')
   const baseDir = join(os.tmpdir(), `vt-cluster-${runId}`)
   const logDir = join(ctx.project.outputDir, '.agents')
@@ -151,15 +161,17 @@ async function startEmbedded(
     await reapDeadRuns(log)
     if (netns) {
       record.octet = await claimSubnet(runId)
-      Object.assign(record, underlayNames(runId, count))
+      Object.assign(record, underlayNames(runId, count, nfsPools.length > 0))
     }
     writeRunRecord(record)
   })
   let underlay: Underlay | undefined
   let watcher: ChildProcess | undefined
   const agents: EmbeddedAgent[] = []
+  let nfs: NfsServer | undefined
   const stop = async () => {
     await Promise.all(agents.map(a => stopAgent(a.child)))
+    await nfs?.stop() // after the agents: they remove their sessions' volumes over NFS when they stop
     await underlay?.destroy()
     await reapRun(record) // what is left: namespaces of a half-made underlay, the subnet lock, the dir, the record
     watcher?.stdin?.end() // the record is gone: the watcher exits without touching anything
@@ -176,14 +188,18 @@ async function startEmbedded(
     mkdirSync(sharedPool, { recursive: true })
     if (netns) {
       try {
-        underlay = await createUnderlay(runId, count, record.octet as number)
+        underlay = await createUnderlay(runId, count, record.octet as number, nfsPools.length > 0)
       } catch (e) {
         // Only 'auto' on a machine where namespaces cannot be made at all (some containers) uses loopback, and
         // says so; any other failure is an error, never a silent change of isolation.
-        if (isolation === 'netns' || !(e instanceof NetnsUnavailableError)) throw e
+        if (isolation === 'netns' || nfsPools.length > 0 || !(e instanceof NetnsUnavailableError)) throw e
         log(`vt: network namespaces cannot be created here (${e.message}); embedded hosts share loopback`)
         netns = false
       }
+    }
+    if (underlay?.storage) {
+      const { netns, address } = underlay.storage
+      nfs = await startNfsServer({ netns, address, dir: join(baseDir, 'nfs') })
     }
     // Each host offers its share of this machine, never the whole of it N times over.
     const capacity = embeddedCapacity(cluster)
@@ -228,7 +244,7 @@ async function startEmbedded(
       }),
     )
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool, networks: cluster.networks },
+      info: { hosts: infos, leaseSeconds, sharedPool, pools: poolDefsOf(cluster.storage), networks: cluster.networks },
       stop,
     }
   } catch (e) {

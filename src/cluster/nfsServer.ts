@@ -34,6 +34,27 @@ export interface NfsServer {
   stop(): Promise<void>
 }
 
+/** The nfs pools of a config that name no server: an embedded cluster serves them with its own server. */
+export function poolsWithoutServer(pools: Record<string, { type: string; server?: string }> | undefined): string[] {
+  return Object.entries(pools ?? {})
+    .filter(([, p]) => p.type === 'nfs' && !p.server)
+    .map(([name]) => name)
+}
+
+/** The pools with the embedded server filled into those that name none. */
+export function withEmbeddedServer<P extends { type: string; server?: string; export?: string }>(
+  pools: Record<string, P>,
+  server: NfsServer | undefined,
+): Record<string, P> {
+  if (!server) return pools
+  return Object.fromEntries(
+    Object.entries(pools).map(([name, p]) => [
+      name,
+      p.type === 'nfs' && !p.server ? { ...p, server: server.address, export: server.export } : p,
+    ]),
+  )
+}
+
 const GANESHA = 'ganesha.nfsd'
 const FSAL_DIR = '/usr/lib/x86_64-linux-gnu/ganesha'
 const NFS_BLOCK_MODULE = '/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so'

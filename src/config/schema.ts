@@ -148,6 +148,15 @@ export function describeIssues(issues: readonly RawIssue[], input: unknown, base
         })
         break
       }
+      case 'invalid_key': {
+        // A record key that its key schema refused: that schema's own words, on the key's path.
+        const inner = (issue.issues as RawIssue[] | undefined)?.[0]
+        out.push({
+          path,
+          message: inner ? `${lowerFirst(inner.message)}, got ${JSON.stringify(path[path.length - 1])}` : issue.message,
+        })
+        break
+      }
       case 'invalid_union': {
         // A branch whose issues are all below this path matched the shape: report its inner issues.
         const branches = issue.errors as RawIssue[][]
