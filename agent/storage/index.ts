@@ -4,10 +4,12 @@ import type { PoolDef } from '../../src/protocol/storage.ts'
 import type { Reaper } from '../service.ts'
 import { dirPoolType } from './dir.ts'
 import type { PoolContext, PoolDriver, PoolTypeModule } from './driver.ts'
+import { nfsPoolType } from './nfs.ts'
 
 /** Every pool type by name: one line per type (see driver.ts). */
 export const poolTypeModules: { [T in PoolDef['type']]?: PoolTypeModule<T> } = {
   dir: dirPoolType,
+  nfs: nfsPoolType,
 }
 
 /** The reapers of every pool type's record kinds (registered by the storage service and the keeper). */

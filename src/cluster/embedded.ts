@@ -23,7 +23,7 @@ import { registerSecret } from '../util/secrets.ts'
 import { AgentClient } from './client.ts'
 import { spawnLocalAgent } from './localAgent.ts'
 import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
-import { type NfsServer, poolsWithoutServer, startNfsServer } from './nfsServer.ts'
+import { type NfsServer, poolsWithoutServer, startNfsServer, withEmbeddedServer } from './nfsServer.ts'
 import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeRunRecord } from './runs.ts'
 
 export interface StartedCluster {
@@ -94,6 +94,12 @@ async function startRemote(
     pools: poolDefsOf(cluster.storage),
     networks: cluster.networks,
   }
+  const serverless = poolsWithoutServer(info.pools)
+  if (serverless.length > 0) {
+    throw new Error(
+      `project "${ctx.project.name}": pool "${serverless[0]}" (nfs) names no server; with remote hosts give { type: 'nfs', server, export } (only an embedded cluster runs its own NFS server)`,
+    )
+  }
   for (const h of info.hosts) {
     const url = new URL(h.url)
     if (url.protocol === 'ws:' && !isLoopbackHost(url.hostname)) {
@@ -137,7 +143,7 @@ async function startEmbedded(
     )
   }
   // nfs pools that name no server get the run's own NFS server, which lives in a namespace of the underlay.
-  const nfsPools = poolsWithoutServer((cluster.storage as { pools?: Record<string, { type: string }> })?.pools)
+  const nfsPools = poolsWithoutServer(poolDefsOf(cluster.storage))
   if (nfsPools.length > 0 && !netns) {
     throw new Error(
       `project "${ctx.project.name}": pool "${nfsPools[0]}" (nfs, no server) is served by vt's embedded NFS server, which needs network namespaces (root, cluster.isolation 'auto' or 'netns'); or name your own server and export`,
@@ -244,7 +250,13 @@ async function startEmbedded(
       }),
     )
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool, pools: poolDefsOf(cluster.storage), networks: cluster.networks },
+      info: {
+        hosts: infos,
+        leaseSeconds,
+        sharedPool,
+        pools: withEmbeddedServer(poolDefsOf(cluster.storage), nfs),
+        networks: cluster.networks,
+      },
       stop,
     }
   } catch (e) {
