@@ -8,6 +8,7 @@ export type { ClusterTestFixtures, ClusterWorkerFixtures } from '../fixtures/clu
 export type { GroupTestFixtures, Placement, RoleSpec, Roles, VmGroup, VmGroupImpl } from '../fixtures/group.ts'
 export { test } from '../fixtures/index.ts'
 export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures, VmWorkerOwnFixtures } from '../fixtures/vm.ts'
+export type { AgentRestarter } from './cluster/agentRestart.ts'
 export type {
   AgentClient,
   AgentClientOptions,

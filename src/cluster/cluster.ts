@@ -11,6 +11,7 @@ import { Pool } from '../storage/pool.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
 import { describeNeed, parseSize as parseBytes } from '../util/capacity.ts'
+import type { AgentRestarter } from './agentRestart.ts'
 import { capacityOf, describeHosts, isCapacityError } from './capacity.ts'
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
@@ -79,14 +80,27 @@ export class Cluster {
     readonly sharedPool?: string,
     networks: Record<string, NetworkOptions> = {},
     private readonly pools: Record<string, PoolDef> = {},
+    restartAgent?: AgentRestarter,
   ) {
     for (const [name, opts] of Object.entries(networks)) this.addNetwork(name, opts)
     // Host scripts and guests take part in barriers through their agent.
-    for (const h of hosts) {
-      const stop = bridgeHost(h, this.roles)
-      this.bridges.push(stop)
-      h.client.onClosed(why => stop(`the agent of host ${h.name} is gone (${why})`))
-    }
+    for (const h of hosts) this.bridge(h)
+    this.faults.restarted = h => this.renewHost(h)
+    if (restartAgent) this.faults.restarter = restartAgent
+  }
+
+  private bridge(h: Host): void {
+    const stop = bridgeHost(h, this.roles)
+    this.bridges.push(stop)
+    h.client.onClosed(why => stop(`the agent of host ${h.name} is gone (${why})`))
+  }
+
+  /** A new session with host `h`'s restarted agent: barriers bridged again, the networks made again there. */
+  private async renewHost(h: Host): Promise<void> {
+    await h.client.renew()
+    this.bridge(h)
+    for (const r of [...this.reservations]) if (r.host === h) this.reservations.delete(r)
+    for (const net of this.networks.values()) await net.rejoin(h)
   }
 
   private addNetwork(name: string, opts: NetworkOptions): Network {
@@ -161,7 +175,10 @@ export class Cluster {
   }
 
   /** Connects to every host of the info the main process handed over. */
-  static async connect(info: ClusterConnectionInfo, options: { clientName?: string } = {}): Promise<Cluster> {
+  static async connect(
+    info: ClusterConnectionInfo,
+    options: { clientName?: string; restartAgent?: AgentRestarter } = {},
+  ): Promise<Cluster> {
     const settled = await Promise.allSettled(
       info.hosts.map(async h => {
         const client = await AgentClient.connect({
@@ -187,7 +204,7 @@ export class Cluster {
         },
       )
     }
-    return new Cluster(hosts, info.sharedPool, info.networks, info.pools)
+    return new Cluster(hosts, info.sharedPool, info.networks, info.pools, options.restartAgent)
   }
 
   host(name: string): Host {

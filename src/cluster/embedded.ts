@@ -29,6 +29,11 @@ import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeR
 export interface StartedCluster {
   info: ClusterConnectionInfo
   stop(): Promise<void>
+  /**
+   * Embedded clusters only: kills host `name`'s agent (SIGKILL, as a crash: its keeper reaps what its sessions
+   * held, QEMU included) and starts it again with the same name, address, port, token and state dir.
+   */
+  restartAgent?(name: string): Promise<void>
 }
 
 const WATCHER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'watcher.ts')
@@ -121,6 +126,8 @@ interface EmbeddedAgent {
   child: ChildProcess
   url: string
   address: string
+  /** Starts the agent again (same identity) once this one is gone. */
+  respawn: () => Promise<ChildProcess>
 }
 
 async function startEmbedded(
@@ -209,46 +216,71 @@ async function startEmbedded(
     }
     // Each host offers its share of this machine, never the whole of it N times over.
     const capacity = embeddedCapacity(cluster)
+    const spawnAgent = async (i: number, listen: string) => {
+      const name = `host${i + 1}`
+      const dir = join(baseDir, name)
+      const logFile = join(logDir, `${name}.log`)
+      // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
+      const logFd = openSync(logFile, 'a')
+      return spawnLocalAgent({
+        listen,
+        token: tokens[i],
+        stateDir: join(dir, 'state'),
+        name,
+        allowRoots: [join(dir, 'files'), sharedPool],
+        maxLeaseSeconds: Math.max(leaseSeconds, 60),
+        insecure: !!underlay, // the underlay exists only inside namespaces this run created
+        labels: cluster.labels?.[i],
+        capacity: capacity[i],
+        netns: underlay?.hosts[i].netns,
+        stdio: ['pipe', 'pipe', logFd],
+        // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
+        // teardown, instead of the agents stopping under the workers' feet.
+        detached: true,
+        onSpawn: c => {
+          closeSync(logFd)
+          if (c.pid !== undefined) {
+            record.agents?.push({ pid: c.pid, startTime: startTimeOf(c.pid) ?? 0 })
+            writeRunRecord(record)
+          }
+        },
+        wait: { timeoutMs: READY_TIMEOUT_MS, explain: why => explainNotReady(name, why, logFile) },
+      })
+    }
+    const tokens = Array.from({ length: count }, () => randomBytes(32).toString('hex'))
+    for (const t of tokens) registerSecret(t)
     const infos = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const name = `host${i + 1}`
-        const token = randomBytes(32).toString('hex')
-        registerSecret(token)
-        const dir = join(baseDir, name)
-        const files = join(dir, 'files')
-        mkdirSync(files, { recursive: true })
+        mkdirSync(join(baseDir, name, 'files'), { recursive: true })
         const address = underlay ? underlay.hosts[i].address : '127.0.0.1'
-        const logFile = join(logDir, `${name}.log`)
-        // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
-        const logFd = openSync(logFile, 'a')
-        const { child, url } = await spawnLocalAgent({
-          listen: `${address}:${underlay ? 7070 : 0}`,
-          token,
-          stateDir: join(dir, 'state'),
-          name,
-          allowRoots: [files, sharedPool],
-          maxLeaseSeconds: Math.max(leaseSeconds, 60),
-          insecure: !!underlay, // the underlay exists only inside namespaces this run created
-          labels: cluster.labels?.[i],
-          capacity: capacity[i],
-          netns: underlay?.hosts[i].netns,
-          stdio: ['pipe', 'pipe', logFd],
-          // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
-          // teardown, instead of the agents stopping under the workers' feet.
-          detached: true,
-          onSpawn: c => {
-            closeSync(logFd)
-            if (c.pid !== undefined) {
-              record.agents?.push({ pid: c.pid, startTime: startTimeOf(c.pid) ?? 0 })
-              writeRunRecord(record)
-            }
-          },
-          wait: { timeoutMs: READY_TIMEOUT_MS, explain: why => explainNotReady(name, why, logFile) },
-        })
-        agents.push({ name, child, url, address })
-        return { name, url, token, address, labels: cluster.labels?.[i] ?? {} }
+        const { child, url } = await spawnAgent(i, `${address}:${underlay ? 7070 : 0}`)
+        // Again on the port it got: the controllers reconnect to the same URL.
+        const respawn = async () => (await spawnAgent(i, `${address}:${new URL(url).port}`)).child
+        agents.push({ name, child, url, address, respawn })
+        return { name, url, token: tokens[i], address, labels: cluster.labels?.[i] ?? {} }
       }),
     )
+    // One restart of a host at a time (two workers may ask at once): the second waits, then restarts again.
+    const restarting = new Map<string, Promise<void>>()
+    const restartAgent = (name: string): Promise<void> => {
+      const next = (restarting.get(name) ?? Promise.resolve()).catch(() => {}).then(() => restartOnce(name))
+      restarting.set(name, next)
+      return next
+    }
+    const restartOnce = async (name: string) => {
+      const agent = agents.find(a => a.name === name)
+      if (!agent) throw new Error(`no embedded host named "${name}" (hosts: ${agents.map(a => a.name).join(', ')})`)
+      const old = agent.child
+      if (old.exitCode === null && old.signalCode === null) {
+        const exited = once(old, 'exit')
+        old.kill('SIGKILL')
+        await exited
+      }
+      record.agents = record.agents?.filter(a => a.pid !== old.pid)
+      writeRunRecord(record)
+      agent.child = await agent.respawn()
+    }
     return {
       info: {
         hosts: infos,
@@ -258,6 +290,7 @@ async function startEmbedded(
         networks: cluster.networks,
       },
       stop,
+      restartAgent,
     }
   } catch (e) {
     await stop()

@@ -46,8 +46,15 @@ export interface StopMessage {
   type: 'stop'
 }
 
+/** The answer to a ClusterRequestMessage. */
+export interface ClusterReplyMessage {
+  type: 'clusterReply'
+  id: string
+  error?: string
+}
+
 /** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
-export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker
+export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker | ClusterReplyMessage
 
 // ---------- worker → main ----------
 
@@ -140,7 +147,16 @@ export interface TeardownErrorsMessage {
   errors: TestError[]
 }
 
+/** Asks the main process, which started the project's embedded cluster, to restart one host's agent. */
+export interface ClusterRequestMessage {
+  type: 'cluster'
+  id: string
+  op: 'restartAgent'
+  host: string
+}
+
 export type WorkerToMain =
+  | ClusterRequestMessage
   | ReadyMessage
   | TestBeginMessage
   | StepBeginMessage
