@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
+import type { VolumeRef } from '../../src/protocol/storage.ts'
 import {
   type VmCreateOptions,
   type VmInfo,
@@ -59,6 +60,8 @@ export interface VmManagerOptions {
   confined?: boolean
   /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
   sync?: SyncEndpoint
+  /** Finds a storage pool's volume for a `{ volume }` disk (the storage service's pools, confined). */
+  resolveVolume?: (ref: VolumeRef) => Promise<{ filename: string; format: string; blockdev: Record<string, unknown> }>
 }
 
 interface Entry {
@@ -341,6 +344,14 @@ export class VmManager {
         qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
         // A shared overlay outlives this VM on this host (it migrates): the controller that made it removes it.
         out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
+      } else if (d.volume) {
+        if (!this.opts.resolveVolume) throw new VmError(`${label}: disk ${id}: this agent has no storage pools`)
+        const v = await this.opts.resolveVolume(d.volume)
+        const format = v.format === 'raw' ? 'raw' : 'qcow2'
+        if (v.format !== format) {
+          throw new VmError(`${label}: disk ${id}: volume ${d.volume.name} is ${v.format}; VMs take qcow2 or raw`)
+        }
+        out.push({ id, file: v.filename, format, bus, readOnly, protocol: v.blockdev })
       } else if (d.memtest) {
         const file = await buildMemtestImage(d.memtest)
         out.push({ id, file, format: 'raw', bus, readOnly: true })
