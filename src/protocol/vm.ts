@@ -3,7 +3,7 @@
 // captures the serial console, and talks to the tiny guest over its command channel for `exec`.
 import { z } from 'zod'
 import { absolutePath, bytes, call, defineService, envSchema, event } from './contract.ts'
-import type { QmpArgs, QmpCommandKey, QmpEvent, QmpExecutor, QmpReturn } from './qmp.ts'
+import type { QmpEvent, VmQmpCall } from './qmp.ts'
 import { volumeRef } from './storage.ts'
 
 const vmName = z
@@ -240,13 +240,7 @@ export interface VmQmpEvent extends QmpEvent {
   name: string
 }
 
-/** The controller's view of `vm.qmp`: arguments and result typed by the command name (see qmp.ts). */
-export type VmQmpCall = <K extends QmpCommandKey>(name: string, command: K, args?: QmpArgs<K>) => Promise<QmpReturn<K>>
-
-/** VM `name`'s QEMU as a QmpExecutor, through a host's `vm.qmp`. */
-export function vmQmpExecutor(qmp: VmQmpCall, name: string): QmpExecutor {
-  return { execute: (command, args) => qmp(name, command, args) }
-}
+export type { VmQmpCall } from './qmp.ts'
 
 const name = vmName
 
