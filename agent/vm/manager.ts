@@ -5,7 +5,14 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
-import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
+import {
+  type VmInfo,
+  type VmSnapshotInfo,
+  type VmSpec,
+  type VmSpecParsed,
+  type VmStatus,
+  vmSpec,
+} from '../../src/protocol/vm.ts'
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
@@ -13,9 +20,23 @@ import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
 import { portSocket, type ResolvedDisk } from './argv.ts'
 import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
-import { Machine, qemuImg, VmError } from './machine.ts'
+import { randomMac } from './identity.ts'
+import { Machine, type MachineOptions, qemuImg, VmError } from './machine.ts'
+import { netArgs } from './netArgs.ts'
+import {
+  diskInfo,
+  restoreVm,
+  type SnapshotContext,
+  SnapshotStore,
+  snapshotSource,
+  snapshotVm,
+  startFrom,
+  type VmEntry,
+} from './restore.ts'
 import { formatMiB, toMiB } from './size.ts'
+import { disksFrom } from './snapshot.ts'
 import { makeSocketDir } from './sockets.ts'
+import { type TemplateDeps, templateSource } from './templateBuild.ts'
 
 export interface VmHooks {
   /** Records a resource for the reaper; returns its id. */
@@ -49,23 +70,20 @@ export interface VmManagerOptions {
   sync?: SyncEndpoint
 }
 
-interface Entry {
-  machine: Machine
-  disks: VmInfo['disks']
-  consoles: Record<string, string>
-  tracked: string[]
-  /** Taps made for NICs on guest networks (deleted with the VM). */
-  taps: string[]
-}
+type Entry = VmEntry
+
+let instances = 0
 
 export class VmManager {
   private readonly vms = new Map<string, Entry>()
   private readonly starting = new Set<string>()
 
   private readonly policy: HostPathPolicy
+  private readonly snapshots: SnapshotStore
 
   constructor(private readonly opts: VmManagerOptions) {
     this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
+    this.snapshots = new SnapshotStore(join(opts.dir, 'snapshots'))
   }
 
   /** Checks a QMP command from a controller for host paths outside the roots (and HMP when confined). */
@@ -136,9 +154,19 @@ export class VmManager {
           .filter(Boolean)
           .join(' ')
       }
-      const disks = await this.prepareDisks(spec, dir, label)
-      const nics = await this.prepareNics(spec, label, tracked, taps)
-      const machine = await Machine.start({
+      // A clone starts from saved state (a snapshot of another VM here, or the host's template of this spec).
+      const source = spec.from
+        ? snapshotSource(this.entry(spec.from.vm), spec.from.snapshot, this.snapshots, this.host)
+        : spec.template && kernel && !spec.kernel
+          ? await templateSource(spec, { kernel, initrd, append, memoryMiB, accel }, this.templateDeps())
+          : undefined
+      const saved = source?.saved
+      const disks = saved ? disksFrom(saved, dir, 'r0') : await this.prepareDisks(spec, dir, label)
+      let nics = await this.prepareNics(spec, label, tracked, taps)
+      // A clone gets its own MAC for every NIC (the saved one belongs to the template).
+      if (saved) nics = nics?.map(n => (n.mac ? n : { ...n, mac: randomMac() }))
+      const proc: Entry['proc'] = { swapping: false }
+      const start: MachineOptions = {
         host: this.host,
         dir,
         sockDir,
@@ -151,14 +179,19 @@ export class VmManager {
         disks,
         sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
-        onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
+        onState: (status, reason) => {
+          if (!proc.swapping) this.opts.hooks?.onState?.(spec.name, status, reason)
+        },
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
         // Track the process as soon as it exists (before ready), so a crash now still reaps it.
         onSpawn: async pid => {
-          if (this.opts.hooks?.track)
-            tracked.push(await this.opts.hooks.track({ kind: 'process', pid, group: true, label }))
+          if (this.opts.hooks?.track) {
+            proc.id = await this.opts.hooks.track({ kind: 'process', pid, group: true, label })
+            tracked.push(proc.id)
+          }
         },
-      })
+      }
+      const machine = saved ? await startFrom(start, saved, true) : await Machine.start(start)
       const consoles: Record<string, string> = {}
       for (const [i, c] of (spec.consoles ?? []).entries()) consoles[c.name] = portSocket(sockDir, i)
       const entry: Entry = {
@@ -166,12 +199,13 @@ export class VmManager {
         consoles,
         tracked,
         taps,
-        disks: disks.map(d => ({
-          id: d.id,
-          file: d.file,
-          format: d.format,
-          ...(d.overlayOf ? { overlayOf: d.overlayOf } : {}),
-        })),
+        disks: diskInfo(disks),
+        start,
+        proc,
+        instance: `${spec.name}-${++instances}`,
+        ancestors: source?.ancestors ?? new Set(),
+        restores: 0,
+        ...(source ? { restored: { ...source.restored, ms: Math.round(machine.readyMs ?? 0) } } : {}),
       }
       this.vms.set(spec.name, entry)
       return machine.info(this.host, entry)
@@ -205,7 +239,7 @@ export class VmManager {
     return e.machine.info(this.host, e)
   }
 
-  /** Kills the VM and removes its files. */
+  /** Kills the VM and removes its files (and its snapshots, unless a live VM was cloned from them). */
   async destroy(name: string): Promise<void> {
     const e = this.entry(name)
     this.vms.delete(name)
@@ -214,6 +248,37 @@ export class VmManager {
     rmSync(e.machine.sockDir, { recursive: true, force: true })
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+    this.snapshots.collect([...this.vms.values()])
+  }
+
+  /** Saves the VM's live state and disks as snapshot `snap`; the guest runs on afterwards. */
+  snapshot(name: string, snap: string): Promise<VmSnapshotInfo> {
+    return snapshotVm(this.entry(name), snap, this.snapshotContext())
+  }
+
+  /** Replaces the VM's QEMU with a new one started from snapshot `snap` (same MACs and name; clock, RNG new). */
+  async restore(name: string, snap: string): Promise<VmInfo> {
+    const e = this.entry(name)
+    await restoreVm(e, snap, this.snapshotContext())
+    return e.machine.info(this.host, e)
+  }
+
+  private snapshotContext(): SnapshotContext {
+    return {
+      host: this.host,
+      store: this.snapshots,
+      sharedPool: this.opts.sharedPool,
+      untrack: this.opts.hooks?.untrack,
+    }
+  }
+
+  private templateDeps(): TemplateDeps {
+    return {
+      host: this.host,
+      prepareDisks: (s, dir) => this.prepareDisks(s, dir, `the template for VM ${s.name} on host ${this.host}`),
+      hooks: this.opts.hooks,
+      progress: this.opts.progress,
+    }
   }
 
   /** NICs on a guest network get a tap on its bridge (recorded before QEMU opens it); QEMU sees a plain tap. */
@@ -323,23 +388,6 @@ export class VmManager {
     }
     return out
   }
-}
-
-/**
- * What the tiny guest configures: `vt.nic=<mac>,<ip/prefix or ->,<mtu or ->` per NIC with a MAC (found by
- * its MAC, whatever the guest names it), else the older positional `vt.ip=a,b` for eth0, eth1...
- */
-function netArgs(spec: VmSpecParsed): string {
-  const nics = spec.nics ?? []
-  const gw = nics.find(n => n.gateway)?.gateway
-  const words = gw ? [`vt.gw=${gw}`] : []
-  if (nics.some(n => n.mac)) {
-    for (const n of nics) if (n.mac) words.push(`vt.nic=${n.mac.toLowerCase()},${n.ip ?? '-'},${n.mtu ?? '-'}`)
-    return words.join(' ')
-  }
-  const ips = nics.map(n => n.ip).filter(Boolean)
-  if (ips.length) words.push(`vt.ip=${ips.join(',')}`)
-  return words.join(' ')
 }
 
 export function hostMemoryMiB(): number {

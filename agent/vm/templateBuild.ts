@@ -1,0 +1,95 @@
+// Making a template: boot a VM of the spec's shape (its own name, NICs on QEMU's user network with known MACs
+// and no addresses) in the template's directory, wait for its command channel, save it, stop it. The
+// process is tracked with the session that asked while it runs, so a crash mid-build still reaps it.
+import { rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { VmSpecParsed } from '../../src/protocol/vm.ts'
+import type { ResolvedDisk } from './argv.ts'
+import { Machine } from './machine.ts'
+import type { CloneSource } from './restore.ts'
+import { type SavedVm, saveVm } from './snapshot.ts'
+import { makeSocketDir } from './sockets.ts'
+import { ensureTemplate, templateKey, templateMac, templateRefusal } from './templates.ts'
+
+export interface BootParts {
+  kernel: string
+  initrd?: string
+  append?: string
+  memoryMiB: number
+  accel: 'kvm' | 'tcg'
+}
+
+/** What building a template needs from the VM manager that asked. */
+export interface TemplateDeps {
+  host: string
+  prepareDisks(spec: VmSpecParsed, dir: string): Promise<ResolvedDisk[]>
+  hooks?: {
+    track?(r: { kind: 'process'; pid: number; group: boolean; label: string }): Promise<string>
+    untrack?(id: string): Promise<void>
+  }
+  progress?(message: string): void
+}
+
+interface TemplateParts extends BootParts, TemplateDeps {
+  spec: VmSpecParsed
+}
+
+/** Kernel command-line words that give a VM its identity (set on each clone instead). */
+const IDENTITY_WORD = /^vt\.(hostname|ip|gw|nic)=/
+
+async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
+  const spec: VmSpecParsed = {
+    ...p.spec,
+    name: 'vt-template',
+    nics: (p.spec.nics ?? []).map((_, i) => ({ mode: 'user' as const, mac: templateMac(i) })),
+    template: undefined,
+  }
+  const append = [...(p.append ?? '').split(' ').filter(w => w && !IDENTITY_WORD.test(w)), 'vt.hostname=vt-template']
+  p.progress?.(`making a template for VMs like ${p.spec.name} (a boot, then saved for later VMs)`)
+  const sockDir = makeSocketDir()
+  let tracked: string | undefined
+  let m: Machine | undefined
+  try {
+    const disks = await p.prepareDisks(spec, dir)
+    m = await Machine.start({
+      host: p.host,
+      dir,
+      sockDir,
+      spec,
+      accel: p.accel,
+      memoryMiB: p.memoryMiB,
+      kernel: p.kernel,
+      initrd: p.initrd,
+      append: append.join(' '),
+      disks,
+      onSpawn: async pid => {
+        const label = `the template for VM ${p.spec.name} on host ${p.host}`
+        tracked = await p.hooks?.track?.({ kind: 'process', pid, group: true, label })
+      },
+    })
+    // The template's own disks are frozen as they are: its QEMU stops for good after the save.
+    return await saveVm(m, disks, dir, { copyDisks: false, resume: false })
+  } finally {
+    await m?.destroy()
+    if (tracked) await p.hooks?.untrack?.(tracked).catch(() => {})
+    rmSync(sockDir, { recursive: true, force: true })
+  }
+}
+
+/** The template for `spec` as a clone's source (built first when missing); undefined when it cannot have one. */
+export async function templateSource(
+  spec: VmSpecParsed,
+  boot: BootParts,
+  deps: TemplateDeps,
+): Promise<CloneSource | undefined> {
+  if (templateRefusal(spec)) return undefined
+  const key = templateKey(spec, { image: dirname(boot.kernel), memoryMiB: boot.memoryMiB, accel: boot.accel })
+  const t = await ensureTemplate(key, async dir => {
+    await buildTemplate(dir, { ...boot, ...deps, spec })
+  })
+  return {
+    saved: t.saved,
+    restored: { from: 'template', name: key, ...(t.built ? { built: true } : {}) },
+    ancestors: new Set(),
+  }
+}
