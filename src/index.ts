@@ -61,7 +61,16 @@ export type {
 export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
-export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
+export type {
+  DiskSpec,
+  NicSpec,
+  VmInfo,
+  VmQmpEvent,
+  VmRestoreInfo,
+  VmSnapshotInfo,
+  VmSpec,
+  VmStatus,
+} from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
 export type {
   Annotation,
@@ -109,4 +118,4 @@ export type {
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
 export type { RoleBook } from './sync/hostBridge.ts'
 export type { VmExecOptions, VmExecResult } from './vm/index.ts'
-export { Vm, VmCommandError, VmConsole } from './vm/index.ts'
+export { Vm, VmCommandError, VmConsole, VmSnapshot } from './vm/index.ts'

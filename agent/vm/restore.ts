@@ -3,6 +3,7 @@
 // guest, wait for its command channel to answer again, give it its identity.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { applyIdentity } from './identity.ts'
@@ -167,6 +168,14 @@ export function snapshotSource(parent: VmEntry, snap: string, store: SnapshotSto
  * caller) and addresses.
  */
 export async function startFrom(start: MachineOptions, saved: SavedVm, clone: boolean): Promise<Machine> {
+  const cpus = start.spec.cpus ?? 1
+  if (saved.memoryMiB !== start.memoryMiB || saved.cpus !== cpus) {
+    throw new VmError(
+      `VM ${start.spec.name} on host ${start.host}: its saved state is of a VM with ${saved.memoryMiB} MiB and ` +
+        `${saved.cpus} CPU(s), it asks for ${start.memoryMiB} MiB and ${cpus}: give it the same memory and cpus`,
+      'BAD_REQUEST',
+    )
+  }
   if (clone) {
     copyFileSync(saved.consoleLog, join(start.dir, 'console.log'))
     start.onConsole?.(readFileSync(saved.consoleLog, 'utf8'))
@@ -183,7 +192,11 @@ export async function startFrom(start: MachineOptions, saved: SavedVm, clone: bo
     })
     return m
   } catch (err) {
+    // A stream QEMU cannot load makes it exit: its own words say why (stderr), not the closed QMP socket.
+    const exited = await Promise.race([m.exited.then(() => true), delay(2000).then(() => false)])
     await m.destroy()
+    if (exited)
+      throw new VmError(`${m.label}: QEMU exited while loading the saved state: ${m.exitReason()}`, 'RESTORE_FAILED')
     throw err
   }
 }

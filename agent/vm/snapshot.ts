@@ -30,6 +30,9 @@ export interface SavedVm {
   consoleLog: string
   stateBytes: number
   pausedMs: number
+  /** The machine's shape: a VM started from this must have the same. */
+  memoryMiB: number
+  cpus: number
 }
 
 const META = 'saved.json'
@@ -81,6 +84,8 @@ export async function saveVm(
       macs,
       consoleLog,
       stateBytes: statSync(state).size,
+      memoryMiB: m.info('', { disks: [], consoles: {} }).memoryMiB,
+      cpus: m.spec.cpus ?? 1,
       pausedMs: Math.round(performance.now() - t0),
     }
     writeSaved(dir, out)

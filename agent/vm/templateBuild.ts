@@ -4,6 +4,7 @@
 import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { VmSpecParsed } from '../../src/protocol/vm.ts'
+import { createLooseTap, deleteLink } from '../net/tap.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { Machine } from './machine.ts'
 import type { CloneSource } from './restore.ts'
@@ -24,7 +25,11 @@ export interface TemplateDeps {
   host: string
   prepareDisks(spec: VmSpecParsed, dir: string): Promise<ResolvedDisk[]>
   hooks?: {
-    track?(r: { kind: 'process'; pid: number; group: boolean; label: string }): Promise<string>
+    track?(
+      r:
+        | { kind: 'process'; pid: number; group: boolean; label: string }
+        | { kind: 'link'; name: string; label: string },
+    ): Promise<string>
     untrack?(id: string): Promise<void>
   }
   progress?(message: string): void
@@ -38,18 +43,28 @@ interface TemplateParts extends BootParts, TemplateDeps {
 const IDENTITY_WORD = /^vt\.(hostname|ip|gw|nic)=/
 
 async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
-  const spec: VmSpecParsed = {
-    ...p.spec,
-    name: 'vt-template',
-    nics: (p.spec.nics ?? []).map((_, i) => ({ mode: 'user' as const, mac: templateMac(i) })),
-    template: undefined,
-  }
+  const label = `the template for VM ${p.spec.name} on host ${p.host}`
   const append = [...(p.append ?? '').split(' ').filter(w => w && !IDENTITY_WORD.test(w)), 'vt.hostname=vt-template']
   p.progress?.(`making a template for VMs like ${p.spec.name} (a boot, then saved for later VMs)`)
   const sockDir = makeSocketDir()
-  let tracked: string | undefined
+  const tracked: string[] = []
+  const taps: string[] = []
   let m: Machine | undefined
   try {
+    const nics: NonNullable<VmSpecParsed['nics']> = []
+    for (const [i, n] of (p.spec.nics ?? []).entries()) {
+      const mac = templateMac(i)
+      if (n.mode === 'user') {
+        nics.push({ mode: 'user', mac })
+        continue
+      }
+      const tap = await createLooseTap()
+      taps.push(tap)
+      const id = await p.hooks?.track?.({ kind: 'link', name: tap, label })
+      if (id) tracked.push(id)
+      nics.push({ mode: 'tap', ifname: tap, mac })
+    }
+    const spec: VmSpecParsed = { ...p.spec, name: 'vt-template', nics, template: undefined }
     const disks = await p.prepareDisks(spec, dir)
     m = await Machine.start({
       host: p.host,
@@ -63,15 +78,16 @@ async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
       append: append.join(' '),
       disks,
       onSpawn: async pid => {
-        const label = `the template for VM ${p.spec.name} on host ${p.host}`
-        tracked = await p.hooks?.track?.({ kind: 'process', pid, group: true, label })
+        const id = await p.hooks?.track?.({ kind: 'process', pid, group: true, label })
+        if (id) tracked.push(id)
       },
     })
     // The template's own disks are frozen as they are: its QEMU stops for good after the save.
     return await saveVm(m, disks, dir, { copyDisks: false, resume: false })
   } finally {
     await m?.destroy()
-    if (tracked) await p.hooks?.untrack?.(tracked).catch(() => {})
+    for (const t of taps) await deleteLink(t)
+    for (const id of tracked.reverse()) await p.hooks?.untrack?.(id).catch(() => {})
     rmSync(sockDir, { recursive: true, force: true })
   }
 }

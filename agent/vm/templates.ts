@@ -14,7 +14,7 @@ import { readyMode } from './machine.ts'
 import { readSaved, type SavedVm, writeSaved } from './snapshot.ts'
 
 /** Bump when what a template holds changes in a way the key would not show. */
-const TEMPLATE_VERSION = 1
+const TEMPLATE_VERSION = 3
 
 let qemuBuild: string | undefined
 function qemuVersion(): string {
@@ -58,7 +58,8 @@ export function templateKey(spec: VmSpecParsed, resolved: { image: string; memor
       bus: d.bus ?? 'virtio',
       readOnly: d.readOnly ?? false,
     })),
-    nics: (spec.nics ?? []).length,
+    // QEMU's user network has device state of its own (slirp): a tap NIC needs a template with a tap.
+    nics: (spec.nics ?? []).map(n => (n.mode === 'user' ? 'user' : 'tap')),
     consoles: (spec.consoles ?? []).map(c => c.name),
     extraArgs: spec.extraArgs ?? [],
   }
