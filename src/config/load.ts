@@ -215,7 +215,7 @@ function resolveProject(
   return {
     id: name || `project-${index}`,
     name,
-    use: { ...(top.use ?? {}), ...(p.use ?? {}) },
+    use: { ...(top.use ?? {}), ...(p.use ?? {}), ...(overrides.trace ? { trace: overrides.trace } : {}) },
     testDir,
     testMatch: p.testMatch ?? top.testMatch ?? defaultTestMatch,
     testIgnore: p.testIgnore ?? top.testIgnore ?? [],

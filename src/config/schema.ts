@@ -2,6 +2,7 @@
 // messages that name the key path, e.g. `projects[1].retries: expected a number, got a string`.
 import { z } from 'zod'
 import { clusterConfigSchema } from './cluster.ts'
+import { traceModes } from './trace.ts'
 
 const regexp = z.instanceof(RegExp)
 const pattern = z.union([z.string(), regexp])
@@ -21,7 +22,8 @@ const reporterEntry = z.union([
 
 // Keys a project may set; the top level accepts the same ones (except name and dependencies) as defaults.
 const projectShape = {
-  use: z.record(z.string(), z.unknown()).optional(),
+  // Open to any fixture option; the built-in ones with a fixed set of values are checked here.
+  use: z.looseObject({ trace: z.enum(traceModes).optional() }).optional(),
   testDir: z.string().min(1).optional(),
   testMatch: patterns.optional(),
   testIgnore: patterns.optional(),
@@ -145,6 +147,15 @@ export function describeIssues(issues: readonly RawIssue[], input: unknown, base
         out.push({
           path,
           message: value === undefined ? `${expected}` : `${expected}, got ${describeValue(value)}`,
+        })
+        break
+      }
+      case 'invalid_key': {
+        // A record key that its key schema refused: that schema's own words, on the key's path.
+        const inner = (issue.issues as RawIssue[] | undefined)?.[0]
+        out.push({
+          path,
+          message: inner ? `${lowerFirst(inner.message)}, got ${JSON.stringify(path[path.length - 1])}` : issue.message,
         })
         break
       }

@@ -203,6 +203,12 @@ export interface VersionInfo {
   package: string
 }
 
+/** A yank instance (QEMU 6.0+): what `yank` can cut loose; 'migration' exists while a migration holds channels. */
+export type YankInstance =
+  | { type: 'migration' }
+  | { type: 'block-node'; 'node-name': string }
+  | { type: 'chardev'; id: string }
+
 export interface CommandInfo {
   name: string
 }
@@ -231,6 +237,8 @@ export interface QmpCommands {
   'query-migrate-parameters': [undefined, MigrateParameters]
   'query-migrate-capabilities': [undefined, MigrationCapabilityStatus[]]
   migrate_cancel: [undefined, Record<string, never>]
+  'query-yank': [undefined, YankInstance[]]
+  yank: [{ instances: YankInstance[] }, Record<string, never>]
   'migrate-continue': [{ state: MigrationStatus }, Record<string, never>]
   'migrate-start-postcopy': [undefined, Record<string, never>]
   pmemsave: [{ val: number; size: number; filename: string; 'cpu-index'?: number }, Record<string, never>]

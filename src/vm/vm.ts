@@ -7,7 +7,7 @@ import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
-import { apiStep, commandTitle } from '../runner/apiStep.ts'
+import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
 import { restoreVm, snapshotVm, type VmSnapshot } from './snapshot.ts'
 
 export interface VmExecOptions {
@@ -158,10 +158,14 @@ export class Vm {
     const offConsole = host.on('vm', 'console', e => {
       if (e.name === spec.name) pending.push(e.data)
     })
-    // First use on a host builds the tiny image: show that, rather than a silent wait.
+    // First use on a host builds the tiny image: show that, rather than a silent wait. In a test it is the
+    // step's progress (the list reporter shows it with the time it takes), elsewhere a line on stderr.
+    const inTest = currentTestTitle() !== undefined
     const offProgress = host.on('vm', 'progress', e => {
-      process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
+      if (inTest) reportProgress({ message: `${host.name}: ${e.message}` })
+      else process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
     })
+    if (inTest) reportProgress({ message: `booting ${spec.name} on ${host.name}` })
     let info: VmInfo
     try {
       info = await host.service('vm').create(spec)

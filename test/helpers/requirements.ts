@@ -18,6 +18,7 @@ export const machine = {
   root: process.getuid?.() === 0,
   netns: process.getuid?.() === 0 && has('ip') && existsSync('/proc/self/ns/net'),
   nft: has('nft'),
+  chromium: has('chromium'),
 }
 
 export type Requirement = keyof typeof machine

@@ -2,6 +2,7 @@
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
 // Over 400 lines on purpose: running a group (hooks, fixtures, timeouts, skips, serial failures) is one state
 // machine over WorkerMain's state; the fixture engine and property runs already live in fixtureEngine/ and prop/.
+import { ipcAgentRestarter } from '../../cluster/agentRestart.ts'
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import { IpcTransport, setSyncTransport } from '../../sync/transport.ts'
@@ -487,6 +488,7 @@ export function runWorkerProcess(): void {
   const worker = new WorkerMain(send)
   const sync = new IpcTransport(send)
   setSyncTransport(sync)
+  const restarts = ipcAgentRestarter(send)
   captureOutput(worker, send)
   process.on('unhandledRejection', reason => worker.unhandledError(reason))
   process.on('uncaughtException', error => worker.unhandledError(error))
@@ -494,6 +496,7 @@ export function runWorkerProcess(): void {
   process.on('message', (message: MainToWorker) => {
     // Sync answers go straight to whoever waits for them, never behind a running group.
     if (message.type === 'syncReply' || message.type === 'syncArrival') return sync.handle(message)
+    if (message.type === 'clusterReply') return restarts.handle(message)
     queue = queue.then(() =>
       worker.handle(message).then(() => {
         if (message.type === 'stop') exitAfterFlush(0)
