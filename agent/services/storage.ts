@@ -2,20 +2,15 @@
 // recorded with it (the pool driver says how: a path for a dir pool) before it exists, so the session's reaper
 // or, after a kill -9 of the agent, its keeper removes it; an explicit remove forgets the record.
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
-import type { PoolDef, VolumeInfo, VolumeRef } from '../../src/protocol/storage.ts'
-import { cacheDir } from '../image/cache.ts'
-import { Roots } from '../roots.ts'
+import type { PoolDef, VolumeInfo } from '../../src/protocol/storage.ts'
 import { implement } from '../service.ts'
-import { Pools, poolReapers } from '../storage/index.ts'
+import { agentStorage, poolReapers } from '../storage/index.ts'
 import { startExport } from '../storage/nbd.ts'
 import * as ops from '../storage/volumes.ts'
 
 export const storageService = implement('storage', agent => {
   for (const [kind, reaper] of Object.entries(poolReapers())) agent.registerReaper(kind, reaper)
-  const pools = new Pools({ roots: agent.roots, stateDir: agent.stateDir, log: agent.log })
-  const readable = new Roots([...agent.roots, cacheDir()])
-  const env: ops.VolumeEnv = { readable: real => readable.contains(real) }
-  const vol = async (ref: VolumeRef): Promise<ops.Vol> => ({ driver: await pools.get(ref.pool), name: ref.name })
+  const { pools, env, vol } = agentStorage({ roots: agent.roots, stateDir: agent.stateDir, log: agent.log })
 
   return session => {
     /** Resource ids of this session's volumes, by pool definition and name. */

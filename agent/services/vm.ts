@@ -6,6 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { VmQmpEvent } from '../../src/protocol/vm.ts'
 import { cacheDir } from '../image/cache.ts'
 import { implement } from '../service.ts'
+import { agentStorage } from '../storage/index.ts'
 import { syncEndpointOf } from '../sync/forwarder.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'
@@ -43,8 +44,10 @@ export const vmService = implement('vm', agent => {
     } as Record<string, unknown>
   })
 
+  const storage = agentStorage({ roots: agent.roots, stateDir: agent.stateDir, log: agent.log })
   return session => {
     const mgr = new VmManager({
+      resolveVolume: ref => storage.resolve(ref),
       host: agent.name,
       dir: session.dir,
       sync: syncEndpointOf(session.id),

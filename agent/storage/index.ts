@@ -1,10 +1,13 @@
 // The pool types this agent knows, and opening a pool from its definition (cached: a definition opens once).
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
-import type { PoolDef } from '../../src/protocol/storage.ts'
+import type { PoolDef, VolumeInfo, VolumeRef } from '../../src/protocol/storage.ts'
+import { cacheDir } from '../image/cache.ts'
+import { Roots } from '../roots.ts'
 import type { Reaper } from '../service.ts'
 import { dirPoolType } from './dir.ts'
 import type { PoolContext, PoolDriver, PoolTypeModule } from './driver.ts'
 import { nfsPoolType } from './nfs.ts'
+import { info, type Vol, type VolumeEnv } from './volumes.ts'
 
 /** Every pool type by name: one line per type (see driver.ts). */
 export const poolTypeModules: { [T in PoolDef['type']]?: PoolTypeModule<T> } = {
@@ -41,4 +44,19 @@ export class Pools {
     }
     return p
   }
+}
+
+/** The pools of an agent and what its volumes' backing chains may read (its roots and the image cache). */
+export function agentStorage(ctx: PoolContext): {
+  pools: Pools
+  env: VolumeEnv
+  vol(ref: VolumeRef): Promise<Vol>
+  /** A volume's info (it must exist; its backing chain confined): what a VM disk on it opens. */
+  resolve(ref: VolumeRef): Promise<VolumeInfo>
+} {
+  const pools = new Pools(ctx)
+  const readable = new Roots([...ctx.roots, cacheDir()])
+  const env: VolumeEnv = { readable: real => readable.contains(real) }
+  const vol = async (ref: VolumeRef): Promise<Vol> => ({ driver: await pools.get(ref.pool), name: ref.name })
+  return { pools, env, vol, resolve: async ref => info(await vol(ref), env) }
 }

@@ -11,6 +11,8 @@ export interface ResolvedDisk {
   readOnly: boolean
   /** The base image when this is an overlay. */
   overlayOf?: string
+  /** QEMU's protocol-layer blockdev options when not a plain file (a volume of an nfs pool, ...). */
+  protocol?: Record<string, unknown>
 }
 
 export interface ArgvInput {
@@ -96,7 +98,9 @@ export function qemuArgv(input: ArgvInput): string[] {
   for (const d of input.disks) {
     a.push(
       '-blockdev',
-      `driver=file,node-name=${d.id}-file,filename=${optValue(d.file)}${d.readOnly ? ',read-only=on' : ''}`,
+      d.protocol && d.protocol.driver !== 'file'
+        ? JSON.stringify({ ...d.protocol, 'node-name': `${d.id}-file`, ...(d.readOnly ? { 'read-only': true } : {}) })
+        : `driver=file,node-name=${d.id}-file,filename=${optValue(d.file)}${d.readOnly ? ',read-only=on' : ''}`,
       '-blockdev',
       `driver=${d.format},node-name=${d.id},file=${d.id}-file${d.readOnly ? ',read-only=on' : ''}`,
     )

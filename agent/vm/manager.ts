@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
+import type { VolumeRef } from '../../src/protocol/storage.ts'
 import {
   type VmInfo,
   type VmSnapshotInfo,
@@ -68,6 +69,8 @@ export interface VmManagerOptions {
   confined?: boolean
   /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
   sync?: SyncEndpoint
+  /** Finds a storage pool's volume for a `{ volume }` disk (the storage service's pools, confined). */
+  resolveVolume?: (ref: VolumeRef) => Promise<{ filename: string; format: string; blockdev: Record<string, unknown> }>
 }
 
 type Entry = VmEntry
@@ -80,10 +83,17 @@ export class VmManager {
 
   private readonly policy: HostPathPolicy
   private readonly snapshots: SnapshotStore
+  private readonly snapCtx: SnapshotContext
+  private readonly templateDeps: TemplateDeps
 
   constructor(private readonly opts: VmManagerOptions) {
     this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
     this.snapshots = new SnapshotStore(join(opts.dir, 'snapshots'))
+    const { hooks, sharedPool, progress } = opts
+    this.snapCtx = { host: opts.host, store: this.snapshots, sharedPool, untrack: hooks?.untrack }
+    const prepareDisks = (s: VmSpecParsed, dir: string) =>
+      this.prepareDisks(s, dir, `the template for VM ${s.name} on host ${opts.host}`)
+    this.templateDeps = { host: opts.host, prepareDisks, hooks, progress }
   }
 
   /** Checks a QMP command from a controller for host paths outside the roots (and HMP when confined). */
@@ -158,7 +168,7 @@ export class VmManager {
       const source = spec.from
         ? snapshotSource(this.entry(spec.from.vm), spec.from.snapshot, this.snapshots, this.host)
         : spec.template && kernel && !spec.kernel
-          ? await templateSource(spec, { kernel, initrd, append, memoryMiB, accel }, this.templateDeps())
+          ? await templateSource(spec, { kernel, initrd, append, memoryMiB, accel }, this.templateDeps)
           : undefined
       const saved = source?.saved
       const disks = saved ? disksFrom(saved, dir, 'r0') : await this.prepareDisks(spec, dir, label)
@@ -253,32 +263,14 @@ export class VmManager {
 
   /** Saves the VM's live state and disks as snapshot `snap`; the guest runs on afterwards. */
   snapshot(name: string, snap: string): Promise<VmSnapshotInfo> {
-    return snapshotVm(this.entry(name), snap, this.snapshotContext())
+    return snapshotVm(this.entry(name), snap, this.snapCtx)
   }
 
   /** Replaces the VM's QEMU with a new one started from snapshot `snap` (same MACs and name; clock, RNG new). */
   async restore(name: string, snap: string): Promise<VmInfo> {
     const e = this.entry(name)
-    await restoreVm(e, snap, this.snapshotContext())
+    await restoreVm(e, snap, this.snapCtx)
     return e.machine.info(this.host, e)
-  }
-
-  private snapshotContext(): SnapshotContext {
-    return {
-      host: this.host,
-      store: this.snapshots,
-      sharedPool: this.opts.sharedPool,
-      untrack: this.opts.hooks?.untrack,
-    }
-  }
-
-  private templateDeps(): TemplateDeps {
-    return {
-      host: this.host,
-      prepareDisks: (s, dir) => this.prepareDisks(s, dir, `the template for VM ${s.name} on host ${this.host}`),
-      hooks: this.opts.hooks,
-      progress: this.opts.progress,
-    }
   }
 
   /** NICs on a guest network get a tap on its bridge (recorded before QEMU opens it); QEMU sees a plain tap. */
@@ -369,6 +361,14 @@ export class VmManager {
         qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
         // A shared overlay outlives this VM on this host (it migrates): the controller that made it removes it.
         out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
+      } else if (d.volume) {
+        if (!this.opts.resolveVolume) throw new VmError(`${label}: disk ${id}: this agent has no storage pools`)
+        const v = await this.opts.resolveVolume(d.volume)
+        const format = v.format === 'raw' ? 'raw' : 'qcow2'
+        if (v.format !== format) {
+          throw new VmError(`${label}: disk ${id}: volume ${d.volume.name} is ${v.format}; VMs take qcow2 or raw`)
+        }
+        out.push({ id, file: v.filename, format, bus, readOnly, protocol: v.blockdev })
       } else if (d.memtest) {
         const file = await buildMemtestImage(d.memtest)
         out.push({ id, file, format: 'raw', bus, readOnly: true })

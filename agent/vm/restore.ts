@@ -47,8 +47,13 @@ export function diskInfo(disks: ResolvedDisk[]): VmInfo['disks'] {
 /** Saves the VM's live state and disks as snapshot `snap`; the guest runs on afterwards. */
 export async function snapshotVm(e: VmEntry, snap: string, ctx: SnapshotContext): Promise<VmSnapshotInfo> {
   if (!e.machine.alive) throw new VmError(`${e.machine.label}: cannot snapshot: ${e.machine.exitReason()}`)
-  if (e.start.disks.some(d => !d.readOnly && d.file.startsWith(`${ctx.sharedPool ?? '//'}/`))) {
-    throw new VmError(`${e.machine.label}: snapshots of disks in the shared pool are not supported`, 'UNSUPPORTED')
+  const inPool = (d: ResolvedDisk, i: number) =>
+    d.protocol || e.start.spec.disks?.[i]?.volume || d.file.startsWith(`${ctx.sharedPool ?? '//'}/`)
+  if (e.start.disks.some((d, i) => !d.readOnly && inPool(d, i))) {
+    throw new VmError(
+      `${e.machine.label}: snapshots of disks in a shared or network pool are not supported (snapshot the volume itself)`,
+      'UNSUPPORTED',
+    )
   }
   const dir = ctx.store.newDir(e.instance, snap)
   try {

@@ -33,7 +33,7 @@ export function templatesDir(): string {
 export function templateRefusal(spec: VmSpecParsed): string | undefined {
   if (spec.paused || spec.incoming || spec.from) return 'it starts paused, incoming or from a snapshot'
   if (readyMode(spec) !== 'channel' || spec.kernel || spec.firmware) return 'it is not booted from a vt image'
-  if (spec.disks?.some(d => d.path || d.memtest)) return 'it has a disk given by path'
+  if (spec.disks?.some(d => d.path || d.memtest || d.volume)) return 'it has a disk given by path or volume'
   if (spec.disks?.some(d => d.pool === 'shared')) return 'it has a disk in the shared pool'
   return undefined
 }

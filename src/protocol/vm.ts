@@ -4,6 +4,7 @@
 import { z } from 'zod'
 import { absolutePath, bytes, call, defineService, envSchema, event } from './contract.ts'
 import type { QmpArgs, QmpCommandKey, QmpEvent, QmpExecutor, QmpReturn } from './qmp.ts'
+import { volumeRef } from './storage.ts'
 
 export const snapshotName = z
   .string()
@@ -33,6 +34,8 @@ export const diskSpec = z
     image: z.string().min(1).optional(),
     /** An existing disk file used as is. */
     path: absolutePath.optional(),
+    /** A volume of a storage pool (see the `storage` service), used as is: the VM writes to it. */
+    volume: volumeRef.optional(),
     /** The memtest guest's boot disk for this RAM range, built by the agent (raw, read-only). */
     memtest: z.strictObject({ start: z.number().int().min(0), end: z.number().int().min(0) }).optional(),
     /** A new empty disk of this size (e.g. '1G'). */
@@ -51,8 +54,8 @@ export const diskSpec = z
       .regex(/^[A-Za-z][A-Za-z0-9_-]*$/)
       .optional(),
   })
-  .refine(d => [d.image, d.path, d.size, d.memtest].filter(x => x !== undefined).length === 1, {
-    message: 'a disk needs exactly one of "image", "path", "size" or "memtest"',
+  .refine(d => [d.image, d.path, d.size, d.memtest, d.volume].filter(x => x !== undefined).length === 1, {
+    message: 'a disk needs exactly one of "image", "path", "size", "memtest" or "volume"',
   })
 
 export const nicSpec = z
