@@ -149,6 +149,7 @@ export class VmManager {
       let append = spec.append
       const bootsDisk = !spec.image && !spec.kernel && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image)
       if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
+      let diskSpecs = spec
       if (!kernel && !bootsDisk && !spec.firmware) {
         const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
         if (memoryMiB < image.minMemoryMiB) {
@@ -160,9 +161,20 @@ export class VmManager {
         }
         kernel = image.kernel
         initrd = image.initrd
-        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
+        // systemd.hostname: the debian guest's; vt.hostname and the NIC words: the tiny guest's and vt-net's.
+        const host = image.name === 'debian' ? [`systemd.hostname=${spec.name}`] : []
+        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, ...host, netArgs(spec), spec.append]
           .filter(Boolean)
           .join(' ')
+        // The debian image boots from its root filesystem: an overlay of it, first so that it is /dev/vda.
+        if (image.name === 'debian') {
+          if (spec.disks?.some(d => d.id === 'root'))
+            throw new VmError(
+              `${label}: disk id 'root' is the debian image's root disk: pick another id`,
+              'BAD_REQUEST',
+            )
+          diskSpecs = { ...spec, disks: [{ image: image.name, id: 'root' }, ...(spec.disks ?? [])] }
+        }
       }
       // A clone starts from saved state (a snapshot of another VM here, or the host's template of this spec).
       const source = spec.from
@@ -171,7 +183,7 @@ export class VmManager {
           ? await templateSource(spec, { kernel, initrd, append, memoryMiB, accel }, this.templateDeps)
           : undefined
       const saved = source?.saved
-      const disks = saved ? disksFrom(saved, dir, 'r0') : await this.prepareDisks(spec, dir, label)
+      const disks = saved ? disksFrom(saved, dir, 'r0') : await this.prepareDisks(diskSpecs, dir, label)
       let nics = await this.prepareNics(spec, label, tracked, taps)
       // A clone gets its own MAC for every NIC (the saved one belongs to the template).
       if (saved) nics = nics?.map(n => (n.mac ? n : { ...n, mac: randomMac() }))

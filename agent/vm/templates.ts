@@ -32,7 +32,9 @@ export function templatesDir(): string {
  */
 export function templateRefusal(spec: VmSpecParsed): string | undefined {
   if (spec.paused || spec.incoming || spec.from) return 'it starts paused, incoming or from a snapshot'
-  if (readyMode(spec) !== 'channel' || spec.kernel || spec.firmware) return 'it is not booted from a vt image'
+  if (readyMode(spec) !== 'channel' || spec.kernel || spec.firmware || (spec.image ?? 'tiny') !== 'tiny') {
+    return 'it is not booted from the tiny image (its identity is applied through the tiny command channel)'
+  }
   if (spec.disks?.some(d => d.path || d.memtest || d.volume)) return 'it has a disk given by path or volume'
   if (spec.disks?.some(d => d.pool === 'shared')) return 'it has a disk in the shared pool'
   return undefined
