@@ -10,7 +10,7 @@ import { Machine } from './machine.ts'
 import type { CloneSource } from './restore.ts'
 import { type SavedVm, saveVm } from './snapshot.ts'
 import { makeSocketDir } from './sockets.ts'
-import { ensureTemplate, templateKey, templateMac, templateRefusal } from './templates.ts'
+import { ensureTemplate, templateKey, templateRefusal, templateSpec } from './templates.ts'
 
 export interface BootParts {
   kernel: string
@@ -51,20 +51,14 @@ async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
   const taps: string[] = []
   let m: Machine | undefined
   try {
-    const nics: NonNullable<VmSpecParsed['nics']> = []
-    for (const [i, n] of (p.spec.nics ?? []).entries()) {
-      const mac = templateMac(i)
-      if (n.mode === 'user') {
-        nics.push({ mode: 'user', mac })
-        continue
-      }
+    for (const n of p.spec.nics ?? []) {
+      if (n.mode === 'user') continue
       const tap = await createLooseTap()
       taps.push(tap)
       const id = await p.hooks?.track?.({ kind: 'link', name: tap, label })
       if (id) tracked.push(id)
-      nics.push({ mode: 'tap', ifname: tap, mac })
     }
-    const spec: VmSpecParsed = { ...p.spec, name: 'vt-template', nics, template: undefined }
+    const spec = templateSpec(p.spec, taps)
     const disks = await p.prepareDisks(spec, dir)
     m = await Machine.start({
       host: p.host,

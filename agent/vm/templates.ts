@@ -10,6 +10,7 @@ import { mkdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { VmSpecParsed } from '../../src/protocol/vm.ts'
 import { cacheDir, withLock } from '../image/cache.ts'
+import { qemuArgv } from './argv.ts'
 import { readyMode } from './machine.ts'
 import { readSaved, type SavedVm, writeSaved } from './snapshot.ts'
 
@@ -40,10 +41,43 @@ export function templateRefusal(spec: VmSpecParsed): string | undefined {
   return undefined
 }
 
+/** The spec a template of `spec` boots with: its own name, NICs with known MACs on `taps` or the user network. */
+export function templateSpec(spec: VmSpecParsed, taps: string[]): VmSpecParsed {
+  let t = 0
+  const nics = (spec.nics ?? []).map((n, i) =>
+    n.mode === 'user'
+      ? { mode: 'user' as const, mac: templateMac(i) }
+      : { mode: 'tap' as const, ifname: taps[t++] ?? 'tap', mac: templateMac(i) },
+  )
+  return { ...spec, name: 'vt-template', nics, template: undefined }
+}
+
 /** The template key of a spec (its name, NIC addresses and MACs left out: every clone gets its own). */
-export function templateKey(spec: VmSpecParsed, resolved: { image: string; memoryMiB: number; accel: string }): string {
+export function templateKey(
+  spec: VmSpecParsed,
+  resolved: { image: string; memoryMiB: number; accel: 'kvm' | 'tcg' },
+): string {
+  // The QEMU command line with placeholder paths: any change of the devices vt gives a VM changes the key.
+  const argv = qemuArgv({
+    spec: templateSpec(spec, []),
+    accel: resolved.accel,
+    memoryMiB: resolved.memoryMiB,
+    dir: '/dir',
+    sockDir: '/sock',
+    kernel: '/kernel',
+    initrd: '/initrd',
+    disks: (spec.disks ?? []).map((d, i) => ({
+      id: d.id ?? `disk${i}`,
+      file: `/disk${i}`,
+      format: d.format ?? 'qcow2',
+      bus: d.bus ?? 'virtio',
+      readOnly: d.readOnly ?? false,
+    })),
+    channel: true,
+  })
   const shape = {
     v: TEMPLATE_VERSION,
+    argv,
     qemu: qemuVersion(),
     image: resolved.image,
     memoryMiB: resolved.memoryMiB,
