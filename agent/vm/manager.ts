@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import type { VolumeRef } from '../../src/protocol/storage.ts'
 import {
+  type VmCreateOptions,
   type VmInfo,
   type VmSnapshotInfo,
   type VmSpec,
@@ -48,6 +49,11 @@ export interface VmHooks {
       | { kind: 'link'; name: string; label: string },
   ): Promise<string>
   untrack?(id: string): Promise<void>
+  /**
+   * Books the VM's memory and cpus on the host (waiting or taking over a reservation as `options` say); returns
+   * the release, called once when the VM is destroyed, its QEMU exits, or its creation fails.
+   */
+  book?(name: string, want: { memoryBytes: number; cpus: number }, options: VmCreateOptions): Promise<() => void>
   onConsole?(name: string, text: string): void
   onState?(name: string, status: VmStatus, reason?: string): void
   onQmpEvent?(name: string, ev: QmpEvent): void
@@ -76,6 +82,8 @@ export interface VmManagerOptions {
 type Entry = VmEntry
 
 let instances = 0
+
+const MiB = 1024 * 1024
 
 export class VmManager {
   private readonly vms = new Map<string, Entry>()
@@ -106,7 +114,7 @@ export class VmManager {
   }
 
   /** Creates and starts a VM; resolves when it is ready. */
-  async create(input: VmSpec): Promise<VmInfo> {
+  async create(input: VmSpec, capacity: VmCreateOptions = {}): Promise<VmInfo> {
     const parsed = vmSpec.safeParse(input)
     if (!parsed.success) {
       const issues = parsed.error.issues.map(i => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ')
@@ -124,6 +132,7 @@ export class VmManager {
     const taps: string[] = []
     const dir = join(this.opts.dir, 'vms', spec.name)
     let sockDir: string | undefined
+    let release = () => {}
     try {
       const memoryMiB = toMiB(spec.memory, 256)
       const totalMiB = hostMemoryMiB()
@@ -133,6 +142,19 @@ export class VmManager {
             'ask for less with memory: "256M"',
           'MEMORY',
         )
+      }
+      if (this.opts.hooks?.book) {
+        const give = await this.opts.hooks.book(
+          spec.name,
+          { memoryBytes: memoryMiB * MiB, cpus: spec.cpus ?? 1 },
+          capacity,
+        )
+        let given = false
+        release = () => {
+          if (given) return
+          given = true
+          give()
+        }
       }
       const accel = await this.chooseAccel(spec, label)
       rmSync(dir, { recursive: true, force: true })
@@ -202,7 +224,11 @@ export class VmManager {
         sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
         onState: (status, reason) => {
-          if (!proc.swapping) this.opts.hooks?.onState?.(spec.name, status, reason)
+          // The old QEMU of a restore in place exits: not the VM's exit (it keeps its capacity).
+          if (proc.swapping) return
+          // QEMU is gone (crash, kill, guest power-off): its memory is free again, the VM's entry stays.
+          if (status === 'exited') release()
+          this.opts.hooks?.onState?.(spec.name, status, reason)
         },
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
         // Track the process as soon as it exists (before ready), so a crash now still reaps it.
@@ -221,6 +247,7 @@ export class VmManager {
         consoles,
         tracked,
         taps,
+        release,
         disks: diskInfo(disks),
         start,
         proc,
@@ -232,6 +259,7 @@ export class VmManager {
       this.vms.set(spec.name, entry)
       return machine.info(this.host, entry)
     } catch (err) {
+      release()
       for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
       for (const t of taps) await deleteLink(t)
       rmSync(dir, { recursive: true, force: true })
@@ -270,6 +298,7 @@ export class VmManager {
     rmSync(e.machine.sockDir, { recursive: true, force: true })
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+    e.release()
     this.snapshots.collect([...this.vms.values()])
   }
 

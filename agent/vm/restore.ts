@@ -27,6 +27,8 @@ export interface VmEntry {
   ancestors: Set<string>
   restored?: VmRestoreInfo
   restores: number
+  /** Gives the VM's capacity back (idempotent). */
+  release: () => void
 }
 
 export interface SnapshotContext {
