@@ -6,8 +6,9 @@ import type { MigrationResult } from '../migration/types.ts'
 import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
-import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
+import type { GuestExecResult, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
 import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
+import { restoreVm, snapshotVm, type VmSnapshot } from './snapshot.ts'
 
 export interface VmExecOptions {
   /** Milliseconds; the guest's process tree is killed when it passes. Default 60 s. */
@@ -150,8 +151,11 @@ export class Vm {
     return this.lastStatus
   }
 
-  /** Creates and boots a VM on `host`; resolves when it is ready for exec. */
-  static async create(host: Host, spec: VmSpec): Promise<Vm> {
+  /**
+   * Creates and boots a VM on `host`; resolves when it is ready for exec. The host's agent books the VM's memory
+   * and cpus first (see VmCreateOptions: wait for them, or take over a reservation).
+   */
+  static async create(host: Host, spec: VmSpec, options?: VmCreateOptions): Promise<Vm> {
     // Subscribe before creating, so that no early console output is missed.
     const pending: string[] = []
     const offConsole = host.on('vm', 'console', e => {
@@ -167,10 +171,12 @@ export class Vm {
     if (inTest) reportProgress({ message: `booting ${spec.name} on ${host.name}` })
     let info: VmInfo
     try {
-      info = await host.service('vm').create(spec)
+      info = await host.service('vm').create(spec, options)
     } finally {
       offConsole()
       offProgress()
+      // Booted (or failed): the step or test that created the VM no longer shows the boot as going on.
+      if (inTest) reportProgress({})
     }
     const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
@@ -387,6 +393,22 @@ export class Vm {
    */
   migrate(options: MigrateVmOptions<Vm>): Promise<MigrationResult> {
     return migrateVm(this, { hosts: this.clusterHosts, ...options })
+  }
+
+  /** Saves the live state (memory, devices) and disks as snapshot `name`; the guest runs on. */
+  snapshot(name: string): Promise<VmSnapshot> {
+    return snapshotVm(this, name)
+  }
+
+  /** Puts the VM back into snapshot `name` (same name and MACs; its clock is set to now, its RNG reseeded). */
+  restore(snapshot: string | VmSnapshot): Promise<void> {
+    return restoreVm(this, snapshot)
+  }
+
+  /** @internal the VM runs in a new QEMU on the same host (restored). */
+  restarted(info: VmInfo): void {
+    this.info = info
+    this.lastStatus = info.status
   }
 
   /** @internal MigratableVm: the migration completed, the VM is now `info` on `host`. */
