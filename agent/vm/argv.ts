@@ -24,7 +24,7 @@ export interface ArgvInput {
   initrd?: string
   append?: string
   disks: ResolvedDisk[]
-  /** Whether to add the vt.cmd / vt.ctl channel ports. */
+  /** Whether to add the vt.cmd / vt.ctl channel ports (and the vt.shell console). */
   channel: boolean
 }
 
@@ -40,6 +40,8 @@ export const paths = (dir: string, sockDir: string) => ({
   consoleLog: join(dir, 'console.log'),
   cmd: join(sockDir, 'cmd.sock'),
   ctl: join(sockDir, 'ctl.sock'),
+  /** The tiny guest's interactive shell (a virtio console, /dev/hvc0 in the guest): `vt console`. */
+  shell: join(sockDir, 'shell.sock'),
   stderr: join(dir, 'qemu.stderr'),
 })
 
@@ -84,6 +86,14 @@ export function qemuArgv(input: ArgvInput): string[] {
   const ports = [...(input.channel ? ['vt.cmd', 'vt.ctl'] : []), ...(spec.consoles ?? []).map(c => c.name)]
   if (ports.length > 0) {
     a.push('-device', 'virtio-serial-pci,id=vtser')
+    // Port 0 (the console port) carries the guest's shell, apart from the command channel and the serial log.
+    if (input.channel)
+      a.push(
+        '-chardev',
+        `socket,id=vtsh,path=${optValue(p.shell)},server=on,wait=off`,
+        '-device',
+        'virtconsole,bus=vtser.0,chardev=vtsh,name=vt.shell,nr=0',
+      )
     const extra = input.channel ? 2 : 0
     ports.forEach((name, i) => {
       const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : portSocket(sockDir, i - extra)
