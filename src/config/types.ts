@@ -107,6 +107,8 @@ export interface FullConfig {
   /** `vt test --seed N [--path P]`: fixes the seed (and path) of every property. */
   replaySeed: number | null
   replayPath: string | null
+  /** `vt test --debug` / `--keep-on-failure`: when a test pauses with its cluster alive (unset: never). */
+  debug?: 'all' | 'failures'
 }
 
 export function defineConfig(config: Config): Config {
@@ -130,4 +132,6 @@ export interface ConfigOverrides {
   /** `vt test --seed`: every property's seed; `--path` with it replays one run. */
   seed?: number
   seedPath?: string
+  /** `vt test --debug` ('all': pause at test.debug() and after failures) or `--keep-on-failure` ('failures'). */
+  debug?: 'all' | 'failures'
 }

@@ -46,8 +46,13 @@ export interface StopMessage {
   type: 'stop'
 }
 
+/** `vt test --debug`: the user pressed Enter, the paused test goes on (see DebugPauseMessage). */
+export interface DebugResumeMessage {
+  type: 'debugResume'
+}
+
 /** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
-export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker
+export type MainToWorker = InitMessage | RunMessage | StopMessage | DebugResumeMessage | SyncToWorker
 
 // ---------- worker → main ----------
 
@@ -132,6 +137,30 @@ export interface TeardownErrorsMessage {
   errors: TestError[]
 }
 
+/**
+ * `vt test --debug` / `--keep-on-failure`: a test paused at `test.debug()` or after failing, with its fixtures
+ * (cluster sessions, VMs) alive. The main process tells the user how to reach them and answers 'debugResume';
+ * a 'stop' (Ctrl-C) ends the pause too. Tokens are not sent: the main process has them.
+ */
+export interface DebugPauseMessage {
+  type: 'debugPause'
+  testId: string
+  /** The test's title path, for the user. */
+  title: string
+  reason: 'test.debug()' | 'failure'
+  location: Location
+  /** The failure's message, for a pause after a failure. */
+  error?: string
+  hosts: {
+    name: string
+    url: string
+    address?: string
+    /** The worker's session on the agent: it owns the VMs. */
+    session: { id: string; secret: string }
+    vms: { name: string; status: string }[]
+  }[]
+}
+
 export type WorkerToMain =
   | ReadyMessage
   | TestBeginMessage
@@ -142,5 +171,6 @@ export type WorkerToMain =
   | TestEndMessage
   | DoneMessage
   | TeardownErrorsMessage
+  | DebugPauseMessage
   /** Barriers and keys: requests to the run's sync server (src/sync). */
   | SyncToMain

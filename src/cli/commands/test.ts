@@ -79,6 +79,8 @@ export interface TestFlags {
   quiet?: boolean
   seed?: number
   path?: string
+  debug?: boolean
+  keepOnFailure?: boolean
 }
 
 /** Turns parsed flags into RunOptions (workers as a percentage are resolved later, against the cores). */
@@ -105,6 +107,14 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
     overrides.seedPath = flags.path
   }
   if (flags.reporter) overrides.reporter = flags.reporter.map(name => [name])
+  let workers = flags.workers
+  if (flags.debug) {
+    // As Playwright's --debug: one worker, nothing times out; tests pause at test.debug() and after failing.
+    overrides.debug = 'all'
+    overrides.timeout = 0
+    overrides.globalTimeout = 0
+    workers = '1'
+  } else if (flags.keepOnFailure) overrides.debug = 'failures'
   return {
     cwd,
     config: flags.config,
@@ -115,7 +125,7 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
     list: !!flags.list,
     lastFailed: !!flags.lastFailed,
     quiet: !!flags.quiet,
-    workers: flags.workers,
+    workers,
     overrides,
   }
 }
@@ -152,6 +162,11 @@ const command: CliCommand = {
       .option('--output <dir>', 'directory for test artifacts and .last-run.json (default: test-results)')
       .option('--seed <n>', 'seed of every property (test.prop): replays a printed run', seedArg)
       .option('--path <path>', 'with --seed: the replay path a failing property printed, e.g. 7:1:0', pathArg)
+      .option(
+        '--debug',
+        'one worker, no timeouts; pause at test.debug() and after a failure with the cluster alive (vt console reaches it)',
+      )
+      .option('--keep-on-failure', 'pause after a failed test, before its VMs and cluster are torn down')
       .addOption(new Option('--quiet', 'print less: no test output, no progress'))
       .action(async (filters: string[], flags: TestFlags) => {
         const { runTests } = await import('../../runner/main/run.ts')
