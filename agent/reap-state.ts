@@ -10,6 +10,7 @@ import { type FaultRecord, undoFault } from './net/faults.ts'
 import { destroySegment } from './net/segment.ts'
 import { deleteLink } from './net/tap.ts'
 import { SessionStore } from './sessions.ts'
+import { poolReapers } from './storage/index.ts'
 
 const [stateDir, agentId] = process.argv.slice(2)
 const [agentPid, agentStart] = (agentId ?? '').split(':').map(Number)
@@ -34,6 +35,7 @@ try {
   store.registerReaper('fault', async r => undoFault((r as unknown as { data: FaultRecord }).data))
   store.registerReaper('network', async r => destroySegment((r as unknown as { vni: number }).vni))
   store.registerReaper('link', async r => deleteLink((r as unknown as { name: string }).name))
+  for (const [kind, reaper] of Object.entries(poolReapers())) store.registerReaper(kind, reaper)
   const n = await store.reapLeftovers()
   log.warn('agent died without stopping; its sessions were reaped by its keeper', {
     agentPid,

@@ -1,6 +1,15 @@
 // The nemesis on the embedded two-host cluster (project `network`): faults injected between hosts while a
 // memtest guest migrates. Every fault is a step, and whatever a test leaves is healed at its end.
-import { expect, MigrationError, memtestSpec, test, verifyMemoryIntegrity } from 'vt'
+import {
+  expect,
+  fc,
+  MigrationError,
+  memtestSpec,
+  migrationCommands,
+  runMigrationCommands,
+  test,
+  verifyMemoryIntegrity,
+} from 'vt'
 
 const MiB = 1024 * 1024
 // Never converges on its own (the memtest guest dirties its memory faster than 16 MiB/s, 1 ms allowed
@@ -93,4 +102,43 @@ test('partition before migration: a clear failure at once, and a migration right
   const result = await vm.migrate({ to: b, parameters: converge })
   expect(result.status).toBe('completed')
   await verifyMemoryIntegrity(vm)
+})
+
+test('the destination agent restarted mid-migration: the source keeps running intact, the host takes the retry', async ({
+  cluster,
+  createVm,
+}) => {
+  const [a, b] = cluster.hosts
+  const vm = await createVm({ ...(await memtestSpec({ name: 'mt-restart', memoryMiB: 64 })), host: a })
+  await vm.console.waitFor(/B{3}/)
+  let restart: Promise<unknown> | undefined
+  const failed = await vm
+    .migrate({
+      to: b,
+      parameters: slow,
+      during: async () => {
+        await expect.poll(async () => (await vm.qmp('query-migrate')).ram?.transferred ?? 0).toBeGreaterThan(MiB)
+        restart = cluster.faults.restartAgent(b)
+        await restart
+      },
+    })
+    .catch(e => e)
+  await restart // the agent is back and this worker has a new session there
+  expect(failed).toBeInstanceOf(MigrationError)
+  expect(failed.sourceRunning).toBe(true)
+  expect(vm.host).toBe(a)
+  await verifyMemoryIntegrity(vm)
+  // The destination QEMU died with the old agent; the new one has nothing of this session's.
+  expect(await b.service('vm').list()).toEqual([])
+  const result = await vm.migrate({ to: b, parameters: converge })
+  expect(result.status).toBe('completed')
+  await verifyMemoryIntegrity(vm)
+})
+
+// Migration stress with the nemesis (a few short stories here; the @stress project runs long ones on four hosts).
+test.prop(
+  { steps: fc.commands(migrationCommands({ faults: true }), { maxCommands: 4 }) },
+  { numRuns: 3, timeout: 600_000 },
+)('short stories of migrations and faults keep the guest intact', async ({ cluster, createVm }, { steps }) => {
+  await runMigrationCommands(steps, { cluster, createVm })
 })

@@ -27,6 +27,16 @@ test.describe('@stress', () => {
   )
 
   test.prop(
+    { steps: fc.commands(migrationCommands({ faults: true }), { maxCommands: 20, size: 'medium' }) },
+    { numRuns: 30, timeout: 900_000 },
+  )(
+    'migrations with partitions, slow links, killed QEMUs and restarted agents keep the guest intact',
+    async ({ cluster, createVm }, { steps }) => {
+      await runMigrationCommands(steps, { cluster, createVm })
+    },
+  )
+
+  test.prop(
     { steps: fc.commands(migrationCommands({ workload: true }), { maxCommands: 20, size: 'medium' }) },
     { numRuns: 20, timeout: 900_000 },
   )(

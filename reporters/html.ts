@@ -10,6 +10,7 @@ import type { FullConfig } from '../src/config/types.ts'
 import type { Suite } from '../src/runner/model.ts'
 import type { FullResult, Reporter, TestError } from '../src/runner/reporterApi.ts'
 import { type Output, stripAnsi } from './base.ts'
+import { addRun, checkHistoryOption, type HistoryRun, readHistory, runSummary, writeHistory } from './htmlHistory.ts'
 import JsonReporter, {
   type JsonAttachment,
   type JsonError,
@@ -29,6 +30,8 @@ export interface HtmlReporterOptions {
   configDir?: string
   rootDir?: string
   outputDir?: string
+  /** How many runs history.json keeps (this one included) for the trends; 0 keeps none (default 20). */
+  history?: number
   /** Where the "To open the report" hint goes (default process.stdout). */
   stream?: Output
 }
@@ -72,6 +75,8 @@ export interface HtmlReport {
   errors: JsonError[]
   projects: string[]
   tests: HtmlTest[]
+  /** The last runs, oldest first, this one last (empty when the history option is 0). */
+  history: HistoryRun[]
 }
 
 const MAX_INLINE_TEXT = 256 * 1024
@@ -156,6 +161,7 @@ function chunkText(chunk: JsonOutput): string {
 export default class HtmlReporter implements Reporter {
   readonly outputFolder: string
   readonly open: OpenMode
+  readonly historyRuns: number
   private readonly json: JsonReporter
   private readonly stream: Output
   private suite!: Suite
@@ -177,6 +183,7 @@ export default class HtmlReporter implements Reporter {
         `html reporter: option open must be 'always', 'never' or 'on-failure', got ${JSON.stringify(options.open)}`,
       )
     this.open = open
+    this.historyRuns = checkHistoryOption(options.history)
     this.stream = options.stream ?? process.stdout
     this.json = new JsonReporter({ rootDir: options.rootDir, configDir: options.configDir, stream: { write() {} } })
   }
@@ -223,8 +230,16 @@ export default class HtmlReporter implements Reporter {
     clearPreviousData(dir)
     fs.mkdirSync(dataDir, { recursive: true })
     const report = this.htmlReport(json, dataDir)
-    const css = fs.readFileSync(path.join(viewerDir, 'viewer.css'), 'utf8')
-    const js = fs.readFileSync(path.join(viewerDir, 'viewer.js'), 'utf8')
+    if (this.historyRuns > 0) {
+      const warn = (m: string) => process.stderr.write(`vt: html reporter: ${m}\n`)
+      report.history = addRun(readHistory(dir, warn), runSummary(json.stats, report.tests), this.historyRuns)
+      writeHistory(dir, report.history)
+    }
+    const css = ['viewer.css', 'charts.css'].map(f => fs.readFileSync(path.join(viewerDir, f), 'utf8')).join('')
+    // charts.js and history.js define what viewer.js uses (window.vtCharts, window.vtHistory).
+    const js = ['charts.js', 'history.js', 'viewer.js']
+      .map(f => fs.readFileSync(path.join(viewerDir, f), 'utf8'))
+      .join('')
     const html = `<!doctype html>
 <html lang="en">
 <head>
@@ -280,7 +295,7 @@ ${js}</script>
       (a, b) => (fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0) || a.line - b.line || a.column - b.column,
     )
     const projects = [...new Set(tests.map(t => t.projectName))]
-    return { title: 'vt report', stats: json.stats, errors: json.errors, projects, tests }
+    return { title: 'vt report', stats: json.stats, errors: json.errors, projects, tests, history: [] }
   }
 
   private result(r: JsonResult, dataDir: string): HtmlResult {

@@ -1,7 +1,9 @@
 // `list`: one line per test as it ends (✓ ✘ -, project, file:line:col, title path, duration, retry). On a TTY
-// the line appears when the test starts, shows the running step, and is rewritten in place when it ends.
+// the line appears when the test starts, shows the running step and the progress of long work (image build,
+// boot, migration: percent, bytes, elapsed time, ticking every second), and is rewritten in place when it ends.
+// Off a TTY (CI logs) progress is printed as sparse lines of its own (reporters/progress.ts decides when).
 import type { TestCase } from '../src/runner/model.ts'
-import type { FullResult, TestResult, TestStep } from '../src/runner/reporterApi.ts'
+import type { FullResult, Progress, TestResult, TestStep } from '../src/runner/reporterApi.ts'
 import {
   type BaseOptions,
   fitToWidth,
@@ -10,6 +12,14 @@ import {
   TerminalReporter,
   visibleLength,
 } from './base.ts'
+import { formatProgress, SparseProgress } from './progress.ts'
+
+interface Live {
+  test: TestCase
+  step?: TestStep
+  progress: Progress
+  since: number
+}
 
 export default class ListReporter extends TerminalReporter {
   /** Rows printed so far (TTY mode), to find a test's line again. */
@@ -17,6 +27,10 @@ export default class ListReporter extends TerminalReporter {
   private readonly rowOf = new Map<TestResult, number>()
   private readonly indexOf = new Map<TestResult, number>()
   private nextIndex = 1
+  /** The latest progress of each running test (TTY), redrawn every second while there is any. */
+  private readonly live = new Map<TestResult, Live>()
+  private ticker?: NodeJS.Timeout
+  private readonly sparse = new SparseProgress()
 
   constructor(options: BaseOptions = {}) {
     super(options)
@@ -45,13 +59,65 @@ export default class ListReporter extends TerminalReporter {
   }
 
   onStepEnd(test: TestCase, result: TestResult, step: TestStep): void {
+    this.sparse.forget(step)
+    const live = this.live.get(result)
+    if (live?.step === step) {
+      this.live.delete(result)
+      if (this.tty) this.updateRow(result, this.line(test, result, '  ', this.c.dim))
+    }
     if (!this.tty || step.category !== 'test.step') return
     const parent = step.parent && step.parent.category === 'test.step' ? step.parent : undefined
     const suffix = parent ? ` › ${parent.titlePath().join(' › ')}` : ''
     this.updateRow(result, this.line(test, result, '  ', this.c.dim, suffix))
   }
 
+  onProgress(test: TestCase, result: TestResult, step: TestStep | undefined, progress: Progress): void {
+    if (this.config?.quiet) return
+    const prev = this.live.get(result)
+    // An empty report ends what the step (or test) showed: the work is done, the step goes on.
+    if (progress.message === undefined && progress.percent === undefined && progress.bytes === undefined) {
+      if (prev && prev.step === step) {
+        this.live.delete(result)
+        if (this.tty) this.updateRow(result, this.line(test, result, '  ', this.c.dim))
+      }
+      return
+    }
+    const since = step ? step.startTime.getTime() : prev && !prev.step ? prev.since : Date.now()
+    const live: Live = { test, step, progress, since }
+    if (!this.tty) {
+      if (this.sparse.shouldPrint(step ?? result, progress))
+        this.write(`  ${this.c.dim('⋯')} ${this.c.dim(this.progressText(result, live))}\n`)
+      return
+    }
+    this.live.set(result, live)
+    this.drawProgress(result, live)
+    this.ticker ??= setInterval(() => {
+      for (const [r, l] of this.live) this.drawProgress(r, l)
+      if (this.live.size === 0) this.stopTicker()
+    }, 1000)
+    this.ticker.unref?.()
+  }
+
+  private progressText(result: TestResult, live: Live): string {
+    const where = live.step ? ` › ${live.step.titlePath().join(' › ')}` : ''
+    const index = this.indexOf.get(result)
+    return `${index ?? ''} ${formatTestTitle(this.rootDir, live.test)}${where}: ${formatProgress(live.progress, Date.now() - live.since)}`
+  }
+
+  private drawProgress(result: TestResult, live: Live): void {
+    const where = live.step ? ` › ${live.step.titlePath().join(' › ')}` : ''
+    const text = this.line(live.test, result, '  ', this.c.dim, where)
+    this.updateRow(result, `${text} ${this.c.cyan(formatProgress(live.progress, Date.now() - live.since))}`)
+  }
+
+  private stopTicker(): void {
+    if (this.ticker) clearInterval(this.ticker)
+    this.ticker = undefined
+  }
+
   override onTestEnd(test: TestCase, result: TestResult): void {
+    this.live.delete(result)
+    this.sparse.forget(result)
     super.onTestEnd(test, result)
     if (this.config?.quiet) return
     const c = this.c
@@ -113,6 +179,7 @@ export default class ListReporter extends TerminalReporter {
   }
 
   override onEnd(result: FullResult): void {
+    this.stopTicker()
     this.write('\n')
     super.onEnd(result)
   }

@@ -8,6 +8,7 @@ export type { ClusterTestFixtures, ClusterWorkerFixtures } from '../fixtures/clu
 export type { GroupTestFixtures, Placement, RoleSpec, Roles, VmGroup, VmGroupImpl } from '../fixtures/group.ts'
 export { test } from '../fixtures/index.ts'
 export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures, VmWorkerOwnFixtures } from '../fixtures/vm.ts'
+export type { AgentRestarter } from './cluster/agentRestart.ts'
 export type {
   AgentClient,
   AgentClientOptions,
@@ -29,7 +30,13 @@ export type {
   NetworkOptions,
 } from './cluster/network.ts'
 export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
-export type { ClusterConfig, ClusterConnectionInfo, NetworkConfig, RemoteHostConfig } from './config/cluster.ts'
+export type {
+  ClusterConfig,
+  ClusterConnectionInfo,
+  NetworkConfig,
+  PoolConfig,
+  RemoteHostConfig,
+} from './config/cluster.ts'
 export type {
   Config,
   FullConfig,
@@ -60,9 +67,19 @@ export type {
 } from './protocol/qmp.ts'
 export type { Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
+export type {
+  CheckResult,
+  ImageFormat,
+  PoolCapacity,
+  PoolDef,
+  PoolType,
+  SnapshotInfo,
+  VolumeInfo,
+  VolumeRef,
+} from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
 export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
-export { type ApiStepContext, type ApiStepOptions, apiStep } from './runner/apiStep.ts'
+export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,
   DescribeMode,
@@ -80,6 +97,7 @@ export type {
   Attachment,
   FullResult,
   Location,
+  Progress,
   Reporter,
   TestError,
   TestResult,
@@ -106,6 +124,8 @@ export type {
   WorkerFixtureValue,
   WorkerInfo,
 } from './runner/testType.ts'
+export type { CopyOptions, CreateOptions, Image, Pool } from './storage/pool.ts'
+export type { OnProgress, StorageProgress } from './storage/progress.ts'
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
 export type { RoleBook } from './sync/hostBridge.ts'
 export type { VmExecOptions, VmExecResult } from './vm/index.ts'

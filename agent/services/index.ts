@@ -11,6 +11,7 @@ import { migrationService } from './migration.ts'
 import { networkService } from './network.ts'
 import { sessionService } from './session.ts'
 import { spawnService } from './spawn.ts'
+import { storageService } from './storage.ts'
 import { syncService } from './sync.ts'
 import { vmService } from './vm.ts'
 
@@ -25,5 +26,6 @@ export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
   network: networkService,
   vm: vmService,
   sync: syncService,
+  storage: storageService,
   console: consoleService,
 }

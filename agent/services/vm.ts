@@ -6,6 +6,7 @@ import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
 import type { VmQmpEvent } from '../../src/protocol/vm.ts'
 import { cacheDir } from '../image/cache.ts'
 import { implement } from '../service.ts'
+import { agentStorage } from '../storage/index.ts'
 import { syncEndpointOf } from '../sync/forwarder.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'
@@ -44,8 +45,10 @@ export const vmService = implement('vm', agent => {
     } as Record<string, unknown>
   })
 
+  const storage = agentStorage({ roots: agent.roots, stateDir: agent.stateDir, log: agent.log })
   return session => {
     const mgr = new VmManager({
+      resolveVolume: ref => storage.resolve(ref),
       host: agent.name,
       dir: session.dir,
       sync: syncEndpointOf(session.id),
@@ -79,6 +82,11 @@ export const vmService = implement('vm', agent => {
       async exec(name, req) {
         const r = await mgr.get(name).exec(req.command, { env: req.env, timeoutMs: req.timeoutMs })
         return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, durationMs: r.durationMs }
+      },
+      readFile: (name, req) => mgr.get(name).readFile(req.path, req),
+      async writeFile(name, req) {
+        const data = typeof req.data === 'string' ? Buffer.from(req.data, 'utf8') : req.data
+        await mgr.get(name).writeFile(req.path, data, req)
       },
       pause: name => mgr.get(name).pause(),
       resume: name => mgr.get(name).resume(),

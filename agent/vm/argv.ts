@@ -11,6 +11,8 @@ export interface ResolvedDisk {
   readOnly: boolean
   /** The base image when this is an overlay. */
   overlayOf?: string
+  /** QEMU's protocol-layer blockdev options when not a plain file (a volume of an nfs pool, ...). */
+  protocol?: Record<string, unknown>
 }
 
 export interface ArgvInput {
@@ -42,6 +44,7 @@ export const paths = (dir: string, sockDir: string) => ({
   ctl: join(sockDir, 'ctl.sock'),
   /** The tiny guest's interactive shell (a virtio console, /dev/hvc0 in the guest): `vt console`. */
   shell: join(sockDir, 'shell.sock'),
+  qga: join(sockDir, 'qga.sock'),
   stderr: join(dir, 'qemu.stderr'),
 })
 
@@ -83,29 +86,37 @@ export function qemuArgv(input: ArgvInput): string[] {
     if (input.initrd) a.push('-initrd', input.initrd)
     if (input.append) a.push('-append', input.append)
   }
-  const ports = [...(input.channel ? ['vt.cmd', 'vt.ctl'] : []), ...(spec.consoles ?? []).map(c => c.name)]
-  if (ports.length > 0) {
-    a.push('-device', 'virtio-serial-pci,id=vtser')
-    // Port 0 (the console port) carries the guest's shell, apart from the command channel and the serial log.
-    if (input.channel)
-      a.push(
-        '-chardev',
-        `socket,id=vtsh,path=${optValue(p.shell)},server=on,wait=off`,
-        '-device',
-        'virtconsole,bus=vtser.0,chardev=vtsh,name=vt.shell,nr=0',
-      )
-    const extra = input.channel ? 2 : 0
-    ports.forEach((name, i) => {
-      const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : portSocket(sockDir, i - extra)
-      a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
-      a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}`)
-    })
-  }
+  // Every VM gets the qemu-guest-agent port (agent/qga/): any guest that runs the agent has a command channel.
+  const ports: { name: string; sock: string; id?: string }[] = [
+    ...(input.channel
+      ? [
+          { name: 'vt.cmd', sock: p.cmd },
+          { name: 'vt.ctl', sock: p.ctl },
+        ]
+      : []),
+    { name: 'org.qemu.guest_agent.0', sock: p.qga, id: 'vtqga' },
+    ...(spec.consoles ?? []).map((c, i) => ({ name: c.name, sock: portSocket(sockDir, i) })),
+  ]
+  a.push('-device', 'virtio-serial-pci,id=vtser')
+  // Port 0 (the console port) carries the guest's shell, apart from the command channel and the serial log.
+  if (input.channel)
+    a.push(
+      '-chardev',
+      `socket,id=vtsh,path=${optValue(p.shell)},server=on,wait=off`,
+      '-device',
+      'virtconsole,bus=vtser.0,chardev=vtsh,name=vt.shell,nr=0',
+    )
+  ports.forEach(({ name, sock, id }, i) => {
+    a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
+    a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}${id ? `,id=${id}` : ''}`)
+  })
   let scsi = false
   for (const d of input.disks) {
     a.push(
       '-blockdev',
-      `driver=file,node-name=${d.id}-file,filename=${optValue(d.file)}${d.readOnly ? ',read-only=on' : ''}`,
+      d.protocol && d.protocol.driver !== 'file'
+        ? JSON.stringify({ ...d.protocol, 'node-name': `${d.id}-file`, ...(d.readOnly ? { 'read-only': true } : {}) })
+        : `driver=file,node-name=${d.id}-file,filename=${optValue(d.file)}${d.readOnly ? ',read-only=on' : ''}`,
       '-blockdev',
       `driver=${d.format},node-name=${d.id},file=${d.id}-file${d.readOnly ? ',read-only=on' : ''}`,
     )

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
+import type { VolumeRef } from '../../src/protocol/storage.ts'
 import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
@@ -47,6 +48,8 @@ export interface VmManagerOptions {
   confined?: boolean
   /** Answers `vt-sync` in guests (the session's forwarder to its controller). */
   sync?: SyncEndpoint
+  /** Finds a storage pool's volume for a `{ volume }` disk (the storage service's pools, confined). */
+  resolveVolume?: (ref: VolumeRef) => Promise<{ filename: string; format: string; blockdev: Record<string, unknown> }>
 }
 
 interface Entry {
@@ -121,6 +124,7 @@ export class VmManager {
       let append = spec.append
       const bootsDisk = !spec.image && !spec.kernel && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image)
       if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
+      let diskSpecs = spec
       if (!kernel && !bootsDisk && !spec.firmware) {
         const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
         if (memoryMiB < image.minMemoryMiB) {
@@ -132,11 +136,22 @@ export class VmManager {
         }
         kernel = image.kernel
         initrd = image.initrd
-        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
+        // systemd.hostname: the debian guest's; vt.hostname and the NIC words: the tiny guest's and vt-net's.
+        const host = image.name === 'debian' ? [`systemd.hostname=${spec.name}`] : []
+        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, ...host, netArgs(spec), spec.append]
           .filter(Boolean)
           .join(' ')
+        // The debian image boots from its root filesystem: an overlay of it, first so that it is /dev/vda.
+        if (image.name === 'debian') {
+          if (spec.disks?.some(d => d.id === 'root'))
+            throw new VmError(
+              `${label}: disk id 'root' is the debian image's root disk: pick another id`,
+              'BAD_REQUEST',
+            )
+          diskSpecs = { ...spec, disks: [{ image: image.name, id: 'root' }, ...(spec.disks ?? [])] }
+        }
       }
-      const disks = await this.prepareDisks(spec, dir, label)
+      const disks = await this.prepareDisks(diskSpecs, dir, label)
       const nics = await this.prepareNics(spec, label, tracked, taps)
       const machine = await Machine.start({
         host: this.host,
@@ -304,6 +319,14 @@ export class VmManager {
         qemuImg(['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk, file])
         // A shared overlay outlives this VM on this host (it migrates): the controller that made it removes it.
         out.push({ id, file, format: 'qcow2', bus, readOnly, overlayOf: image.disk })
+      } else if (d.volume) {
+        if (!this.opts.resolveVolume) throw new VmError(`${label}: disk ${id}: this agent has no storage pools`)
+        const v = await this.opts.resolveVolume(d.volume)
+        const format = v.format === 'raw' ? 'raw' : 'qcow2'
+        if (v.format !== format) {
+          throw new VmError(`${label}: disk ${id}: volume ${d.volume.name} is ${v.format}; VMs take qcow2 or raw`)
+        }
+        out.push({ id, file: v.filename, format, bus, readOnly, protocol: v.blockdev })
       } else if (d.memtest) {
         const file = await buildMemtestImage(d.memtest)
         out.push({ id, file, format: 'raw', bus, readOnly: true })

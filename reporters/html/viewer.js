@@ -157,6 +157,9 @@
     )
   }
 
+  const trends = window.vtHistory
+  app.append(trends.runHistory(report, duration) || '')
+
   const list = h('main', { class: 'list' })
   app.append(list)
 
@@ -225,6 +228,7 @@
           ? h('span', { class: 'badge retry-badge' }, `${retries} ${retries === 1 ? 'retry' : 'retries'}`)
           : null,
         test.results.length === 0 ? h('span', { class: 'badge' }, 'did not run') : null,
+        trends.trendStrip(report, test, duration),
         h('span', { class: 'location' }, `${test.file}:${test.line}`),
         h('span', { class: 'duration' }, duration(test.duration)),
       ),
@@ -236,6 +240,8 @@
   function renderTestBody(test) {
     const out = []
     if (test.annotations.length) out.push(renderAnnotations(test.annotations))
+    const trend = trends.testHistory(report, test, duration)
+    if (trend) out.push(block('History', trend))
     for (const result of test.results) {
       const cls = resultClass(test, result.status)
       out.push(
@@ -370,8 +376,18 @@
       ),
       a.missing ? h('p', { class: 'note failed-note' }, a.missing) : null,
       isImage && a.path ? h('a', { href: a.path, target: '_blank' }, h('img', { src: a.path, alt: a.name })) : null,
+      a.text !== undefined && /json/.test(a.contentType) ? jsonCharts(a.text) : null,
       a.text !== undefined ? h('pre', { class: 'output' }, a.text) : null,
     )
+  }
+
+  /** Charts of a JSON attachment that holds a time series vt knows (a migration result), else nothing. */
+  function jsonCharts(text) {
+    try {
+      return window.vtCharts.migrationCharts(JSON.parse(text))
+    } catch {
+      return null
+    }
   }
 
   renderList()

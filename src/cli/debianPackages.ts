@@ -7,7 +7,7 @@ export type PackageNeed = 'vms' | 'optional' | 'tests'
 
 export interface DebianPackage {
   name: string
-  /** Commands it provides; the first one shows whether it is installed. */
+  /** Commands it provides; the first one shows whether it is installed ('-': none, dpkg-query checks it). */
   commands: string[]
   need: PackageNeed
   why: string

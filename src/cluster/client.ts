@@ -145,7 +145,7 @@ export class AgentClient {
   }
 
   /** Opens a socket and performs the handshake (new session, or resume of ours). */
-  private async open(): Promise<void> {
+  private async open(resume = true): Promise<void> {
     const { options } = this
     const tls = options.tls
     const ws = new WebSocket(options.url, {
@@ -203,7 +203,7 @@ export class AgentClient {
           token: options.token,
           client: { name: options.clientName ?? `vt pid ${process.pid}`, pid: process.pid },
           leaseSeconds: options.leaseSeconds,
-          resume: this.session ? { session: this.session.id, secret: this.session.secret } : undefined,
+          resume: resume && this.session ? { session: this.session.id, secret: this.session.secret } : undefined,
         }
         ws.send(encodeJson(hello))
       })
@@ -475,6 +475,36 @@ export class AgentClient {
     const all = this.inflight
     this.inflight = []
     await Promise.all(all)
+  }
+
+  /**
+   * After the agent was restarted (cluster.faults.restartAgent; the old session died with the old process): waits
+   * until this client has given the old session up, then opens a new session at the same URL. Listeners stay.
+   */
+  async renew(timeoutMs = 30_000): Promise<void> {
+    if (this.closing) throw this.error(ErrorNames.connectionLost, 'CLOSED', 'client was closed')
+    if (this.state !== 'closed') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off()
+          reject(
+            this.error(
+              ErrorNames.timeout,
+              'TIMEOUT',
+              `the link to ${this.host}'s old agent was still ${this.state} ${timeoutMs / 1000} s after its restart`,
+            ),
+          )
+        }, timeoutMs)
+        const off = this.onLinkState(e => {
+          if (e.state !== 'closed') return
+          clearTimeout(timer)
+          off()
+          resolve()
+        })
+      })
+    }
+    this.closedError = undefined
+    await this.open(false)
   }
 
   /** Simulates a network failure (tests): drops the socket without a close handshake. */

@@ -4,10 +4,13 @@
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
+import type { PoolDef } from '../protocol/storage.ts'
 import type { Arrival } from '../protocol/sync.ts'
 import { currentTestInfo } from '../runner/worker/globals.ts'
+import { Pool } from '../storage/pool.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
+import type { AgentRestarter } from './agentRestart.ts'
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
@@ -78,14 +81,28 @@ export class Cluster {
     readonly hosts: Host[],
     readonly sharedPool?: string,
     networks: Record<string, NetworkOptions> = {},
+    private readonly pools: Record<string, PoolDef> = {},
+    restartAgent?: AgentRestarter,
   ) {
     for (const [name, opts] of Object.entries(networks)) this.addNetwork(name, opts)
     // Host scripts and guests take part in barriers through their agent.
-    for (const h of hosts) {
-      const stop = bridgeHost(h, this.roles)
-      this.bridges.push(stop)
-      h.client.onClosed(why => stop(`the agent of host ${h.name} is gone (${why})`))
-    }
+    for (const h of hosts) this.bridge(h)
+    this.faults.restarted = h => this.renewHost(h)
+    if (restartAgent) this.faults.restarter = restartAgent
+  }
+
+  private bridge(h: Host): void {
+    const stop = bridgeHost(h, this.roles)
+    this.bridges.push(stop)
+    h.client.onClosed(why => stop(`the agent of host ${h.name} is gone (${why})`))
+  }
+
+  /** A new session with host `h`'s restarted agent: barriers bridged again, the networks made again there. */
+  private async renewHost(h: Host): Promise<void> {
+    await h.client.renew()
+    this.bridge(h)
+    for (const r of [...this.reservations]) if (r.host === h) this.reservations.delete(r)
+    for (const net of this.networks.values()) await net.rejoin(h)
   }
 
   private addNetwork(name: string, opts: NetworkOptions): Network {
@@ -105,6 +122,20 @@ export class Cluster {
       )
     }
     return net
+  }
+
+  /** A storage pool declared in the config (`cluster.storage.pools`). */
+  pool(name: string): Pool {
+    const def = this.pools[name]
+    if (!def) {
+      const known = Object.keys(this.pools)
+      throw new VtError(
+        ErrorNames.notFound,
+        `no storage pool named "${name}" in this cluster (${known.length ? `pools: ${known.join(', ')}` : 'it has none'}): declare it in vt.config.ts as cluster: { storage: { pools: { ${name}: { type: 'dir' } } } }`,
+        { code: 'NO_POOL' },
+      )
+    }
+    return new Pool(def, this.hosts)
   }
 
   /** Creates a guest network on every host now (for this worker's session; gone when it ends). */
@@ -146,7 +177,10 @@ export class Cluster {
   }
 
   /** Connects to every host of the info the main process handed over. */
-  static async connect(info: ClusterConnectionInfo, options: { clientName?: string } = {}): Promise<Cluster> {
+  static async connect(
+    info: ClusterConnectionInfo,
+    options: { clientName?: string; restartAgent?: AgentRestarter } = {},
+  ): Promise<Cluster> {
     const settled = await Promise.allSettled(
       info.hosts.map(async h => {
         const client = await AgentClient.connect({
@@ -172,7 +206,7 @@ export class Cluster {
         },
       )
     }
-    const cluster = new Cluster(hosts, info.sharedPool, info.networks)
+    const cluster = new Cluster(hosts, info.sharedPool, info.networks, info.pools, options.restartAgent)
     openClusters.add(cluster)
     return cluster
   }

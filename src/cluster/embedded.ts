@@ -11,17 +11,24 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
+import { poolDefsOf } from '../storage/types.ts'
 import { isLoopbackHost } from '../util/loopback.ts'
 import { startTimeOf } from '../util/proc.ts'
 import { registerSecret } from '../util/secrets.ts'
 import { AgentClient } from './client.ts'
 import { spawnLocalAgent } from './localAgent.ts'
 import { createUnderlay, NetnsUnavailableError, type Underlay, underlayNames } from './netns.ts'
+import { type NfsServer, poolsWithoutServer, startNfsServer, withEmbeddedServer } from './nfsServer.ts'
 import { claimSubnet, type RunRecord, reapDeadRuns, reapRun, withRunLock, writeRunRecord } from './runs.ts'
 
 export interface StartedCluster {
   info: ClusterConnectionInfo
   stop(): Promise<void>
+  /**
+   * Embedded clusters only: kills host `name`'s agent (SIGKILL, as a crash: its keeper reaps what its sessions
+   * held, QEMU included) and starts it again with the same name, address, port, token and state dir.
+   */
+  restartAgent?(name: string): Promise<void>
 }
 
 const WATCHER_MAIN = resolve(dirname(fileURLToPath(import.meta.url)), 'watcher.ts')
@@ -84,7 +91,14 @@ async function startRemote(
     leaseSeconds,
     tls: cluster.tls,
     sharedPool: cluster.storage?.shared?.type === 'dir' ? cluster.storage.shared.path : undefined,
+    pools: poolDefsOf(cluster.storage),
     networks: cluster.networks,
+  }
+  const serverless = poolsWithoutServer(info.pools)
+  if (serverless.length > 0) {
+    throw new Error(
+      `project "${ctx.project.name}": pool "${serverless[0]}" (nfs) names no server; with remote hosts give { type: 'nfs', server, export } (only an embedded cluster runs its own NFS server)`,
+    )
   }
   for (const h of info.hosts) {
     const url = new URL(h.url)
@@ -107,6 +121,8 @@ interface EmbeddedAgent {
   child: ChildProcess
   url: string
   address: string
+  /** Starts the agent again (same identity) once this one is gone. */
+  respawn: () => Promise<ChildProcess>
 }
 
 async function startEmbedded(
@@ -128,6 +144,13 @@ async function startEmbedded(
       `project "${ctx.project.name}": NFS shared storage needs remote hosts; embedded clusters use a directory`,
     )
   }
+  // nfs pools that name no server get the run's own NFS server, which lives in a namespace of the underlay.
+  const nfsPools = poolsWithoutServer(poolDefsOf(cluster.storage))
+  if (nfsPools.length > 0 && !netns) {
+    throw new Error(
+      `project "${ctx.project.name}": pool "${nfsPools[0]}" (nfs, no server) is served by vt's embedded NFS server, which needs network namespaces (root, cluster.isolation 'auto' or 'netns'); or name your own server and export`,
+    )
+  }
   const runId = randomBytes(3).toString('hex')
   const baseDir = join(os.tmpdir(), `vt-cluster-${runId}`)
   const logDir = join(ctx.project.outputDir, '.agents')
@@ -146,15 +169,17 @@ async function startEmbedded(
     await reapDeadRuns(log)
     if (netns) {
       record.octet = await claimSubnet(runId)
-      Object.assign(record, underlayNames(runId, count))
+      Object.assign(record, underlayNames(runId, count, nfsPools.length > 0))
     }
     writeRunRecord(record)
   })
   let underlay: Underlay | undefined
   let watcher: ChildProcess | undefined
   const agents: EmbeddedAgent[] = []
+  let nfs: NfsServer | undefined
   const stop = async () => {
     await Promise.all(agents.map(a => stopAgent(a.child)))
+    await nfs?.stop() // after the agents: they remove their sessions' volumes over NFS when they stop
     await underlay?.destroy()
     await reapRun(record) // what is left: namespaces of a half-made underlay, the subnet lock, the dir, the record
     watcher?.stdin?.end() // the record is gone: the watcher exits without touching anything
@@ -171,57 +196,93 @@ async function startEmbedded(
     mkdirSync(sharedPool, { recursive: true })
     if (netns) {
       try {
-        underlay = await createUnderlay(runId, count, record.octet as number)
+        underlay = await createUnderlay(runId, count, record.octet as number, nfsPools.length > 0)
       } catch (e) {
         // Only 'auto' on a machine where namespaces cannot be made at all (some containers) uses loopback, and
         // says so; any other failure is an error, never a silent change of isolation.
-        if (isolation === 'netns' || !(e instanceof NetnsUnavailableError)) throw e
+        if (isolation === 'netns' || nfsPools.length > 0 || !(e instanceof NetnsUnavailableError)) throw e
         log(`vt: network namespaces cannot be created here (${e.message}); embedded hosts share loopback`)
         netns = false
       }
     }
+    if (underlay?.storage) {
+      const { netns, address } = underlay.storage
+      nfs = await startNfsServer({ netns, address, dir: join(baseDir, 'nfs') })
+    }
+    const spawnAgent = async (i: number, listen: string) => {
+      const name = `host${i + 1}`
+      const dir = join(baseDir, name)
+      const logFile = join(logDir, `${name}.log`)
+      // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
+      const logFd = openSync(logFile, 'a')
+      return spawnLocalAgent({
+        listen,
+        token: tokens[i],
+        stateDir: join(dir, 'state'),
+        name,
+        allowRoots: [join(dir, 'files'), sharedPool],
+        maxLeaseSeconds: Math.max(leaseSeconds, 60),
+        insecure: !!underlay, // the underlay exists only inside namespaces this run created
+        labels: cluster.labels?.[i],
+        netns: underlay?.hosts[i].netns,
+        stdio: ['pipe', 'pipe', logFd],
+        // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
+        // teardown, instead of the agents stopping under the workers' feet.
+        detached: true,
+        onSpawn: c => {
+          closeSync(logFd)
+          if (c.pid !== undefined) {
+            record.agents?.push({ pid: c.pid, startTime: startTimeOf(c.pid) ?? 0 })
+            writeRunRecord(record)
+          }
+        },
+        wait: { timeoutMs: READY_TIMEOUT_MS, explain: why => explainNotReady(name, why, logFile) },
+      })
+    }
+    const tokens = Array.from({ length: count }, () => randomBytes(32).toString('hex'))
+    for (const t of tokens) registerSecret(t)
     const infos = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const name = `host${i + 1}`
-        const token = randomBytes(32).toString('hex')
-        registerSecret(token)
-        const dir = join(baseDir, name)
-        const files = join(dir, 'files')
-        mkdirSync(files, { recursive: true })
+        mkdirSync(join(baseDir, name, 'files'), { recursive: true })
         const address = underlay ? underlay.hosts[i].address : '127.0.0.1'
-        const logFile = join(logDir, `${name}.log`)
-        // The log is a file, not a pipe to us: an agent must never die of a broken log pipe when we do.
-        const logFd = openSync(logFile, 'a')
-        const { child, url } = await spawnLocalAgent({
-          listen: `${address}:${underlay ? 7070 : 0}`,
-          token,
-          stateDir: join(dir, 'state'),
-          name,
-          allowRoots: [files, sharedPool],
-          maxLeaseSeconds: Math.max(leaseSeconds, 60),
-          insecure: !!underlay, // the underlay exists only inside namespaces this run created
-          labels: cluster.labels?.[i],
-          netns: underlay?.hosts[i].netns,
-          stdio: ['pipe', 'pipe', logFd],
-          // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'
-          // teardown, instead of the agents stopping under the workers' feet.
-          detached: true,
-          onSpawn: c => {
-            closeSync(logFd)
-            if (c.pid !== undefined) {
-              record.agents?.push({ pid: c.pid, startTime: startTimeOf(c.pid) ?? 0 })
-              writeRunRecord(record)
-            }
-          },
-          wait: { timeoutMs: READY_TIMEOUT_MS, explain: why => explainNotReady(name, why, logFile) },
-        })
-        agents.push({ name, child, url, address })
-        return { name, url, token, address, labels: cluster.labels?.[i] ?? {} }
+        const { child, url } = await spawnAgent(i, `${address}:${underlay ? 7070 : 0}`)
+        // Again on the port it got: the controllers reconnect to the same URL.
+        const respawn = async () => (await spawnAgent(i, `${address}:${new URL(url).port}`)).child
+        agents.push({ name, child, url, address, respawn })
+        return { name, url, token: tokens[i], address, labels: cluster.labels?.[i] ?? {} }
       }),
     )
+    // One restart of a host at a time (two workers may ask at once): the second waits, then restarts again.
+    const restarting = new Map<string, Promise<void>>()
+    const restartAgent = (name: string): Promise<void> => {
+      const next = (restarting.get(name) ?? Promise.resolve()).catch(() => {}).then(() => restartOnce(name))
+      restarting.set(name, next)
+      return next
+    }
+    const restartOnce = async (name: string) => {
+      const agent = agents.find(a => a.name === name)
+      if (!agent) throw new Error(`no embedded host named "${name}" (hosts: ${agents.map(a => a.name).join(', ')})`)
+      const old = agent.child
+      if (old.exitCode === null && old.signalCode === null) {
+        const exited = once(old, 'exit')
+        old.kill('SIGKILL')
+        await exited
+      }
+      record.agents = record.agents?.filter(a => a.pid !== old.pid)
+      writeRunRecord(record)
+      agent.child = await agent.respawn()
+    }
     return {
-      info: { hosts: infos, leaseSeconds, sharedPool, networks: cluster.networks },
+      info: {
+        hosts: infos,
+        leaseSeconds,
+        sharedPool,
+        pools: withEmbeddedServer(poolDefsOf(cluster.storage), nfs),
+        networks: cluster.networks,
+      },
       stop,
+      restartAgent,
     }
   } catch (e) {
     await stop()

@@ -4,6 +4,7 @@
 import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { FaultInfo } from '../protocol/faults.ts'
 import { apiStep } from '../runner/apiStep.ts'
+import { type AgentRestarter, agentRestarter } from './agentRestart.ts'
 import type { Host } from './host.ts'
 
 /** An injected fault: `heal()` undoes it (idempotent). */
@@ -137,10 +138,53 @@ export class Faults {
     })
   }
 
+  /** Agent restarts not completed yet (healAll completes them). */
+  private readonly pending = new Set<Fault>()
+  /** @internal Restarts a host's agent (the main process of `vt test`, or Cluster.connect's `restartAgent`). */
+  restarter?: AgentRestarter
+  /** @internal Opens a new session with a restarted agent (set by the Cluster). */
+  restarted?: (host: Host) => Promise<void>
+
+  /**
+   * The agent process of `host` dies (SIGKILL, like a crash) and comes back: same name, address, port, token
+   * and state dir. What every session held on that host dies with the old agent and is reaped by its keeper:
+   * QEMU (its VMs are lost; a migration to or from it fails, the other side keeps or loses the VM as after any
+   * lost host), networks, faults, processes. The call returns once the new agent is up and this controller has
+   * a new session there (its networks made again). Embedded clusters only: a remote host's agent is not ours
+   * to start, and asking is a clear error. heal() makes sure the host is connected again.
+   */
+  async restartAgent(host: Host): Promise<Fault> {
+    const restart = this.restarter ?? agentRestarter()
+    return apiStep(`fault: restart the agent of ${host.name}`, async () => {
+      if (!restart) {
+        throw new VtError(
+          ErrorNames.badRequest,
+          `faults.restartAgent(${host.name}): nothing here can restart that agent: only the agents of an embedded cluster started by \`vt test\` (or Cluster.connect(info, { restartAgent })) can be restarted`,
+        )
+      }
+      // Active until the host is connected again: if anything below fails, healAll at the test's end retries.
+      const fault: Fault & { healed: boolean } = {
+        description: `agent of ${host.name} restarted`,
+        healed: false,
+        heal: async () => {
+          if (fault.healed) return
+          if (host.client.state === 'closed') await this.restarted?.(host)
+          fault.healed = true
+          this.pending.delete(fault)
+        },
+      }
+      this.pending.add(fault)
+      await restart(host.name)
+      await fault.heal()
+      return fault
+    })
+  }
+
   /** Heals every fault still active (the fixtures call this at the end of each test). */
   async healAll(): Promise<void> {
     const errors: string[] = []
-    for (const f of [...this.active].reverse()) await f.heal().catch(e => errors.push((e as Error).message))
+    for (const f of [...this.active, ...this.pending].reverse())
+      await f.heal().catch(e => errors.push((e as Error).message))
     if (errors.length) throw new Error(errors.join('\n'))
   }
 }

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
-export const NS_PATTERN = /^vt-([0-9a-f]{6})-(net|h\d+)$/
+export const NS_PATTERN = /^vt-([0-9a-f]{6})-(net|st|h\d+)$/
 
 /** Namespaces cannot be made here at all (no rights, e.g. an unprivileged container): 'auto' may use loopback. */
 export class NetnsUnavailableError extends Error {}
@@ -17,6 +17,8 @@ export interface Underlay {
   controllerAddress: string
   /** Namespace name and address of each host. */
   hosts: { netns: string; address: string }[]
+  /** The storage namespace (the embedded NFS server's), when asked for. */
+  storage?: { netns: string; address: string }
   namespaces: string[]
   rootLink: string
   destroy(): Promise<void>
@@ -55,17 +57,25 @@ export async function deleteNamespace(ns: string): Promise<void> {
 }
 
 /** The names a run's underlay will use: its record lists them before they exist. */
-export function underlayNames(runId: string, count: number): { namespaces: string[]; rootLink: string } {
+export function underlayNames(
+  runId: string,
+  count: number,
+  storage = false,
+): { namespaces: string[]; rootLink: string } {
   const hosts = Array.from({ length: count }, (_, i) => `vt-${runId}-h${i + 1}`)
-  return { namespaces: [`vt-${runId}-net`, ...hosts], rootLink: `vt${runId}c` }
+  return { namespaces: [`vt-${runId}-net`, ...hosts, ...(storage ? [`vt-${runId}-st`] : [])], rootLink: `vt${runId}c` }
 }
 
-/** Creates the run's namespaces on 10.213.<octet>.0/24 (claimed, and the run record written, beforehand). */
-export async function createUnderlay(runId: string, count: number, octet: number): Promise<Underlay> {
+/**
+ * Creates the run's namespaces on 10.213.<octet>.0/24 (claimed, and the run record written, beforehand): hosts
+ * at .11 and up, the controller at .1 and, with `storage`, a storage namespace at .2 for the NFS server.
+ */
+export async function createUnderlay(runId: string, count: number, octet: number, storage = false): Promise<Underlay> {
   const subnet = `10.213.${octet}`
-  const { namespaces, rootLink } = underlayNames(runId, count)
+  const { namespaces, rootLink } = underlayNames(runId, count, storage)
   const underlay = namespaces[0]
-  const hosts = namespaces.slice(1).map((netns, i) => ({ netns, address: `${subnet}.${11 + i}` }))
+  const hosts = namespaces.slice(1, count + 1).map((netns, i) => ({ netns, address: `${subnet}.${11 + i}` }))
+  const store = storage ? { netns: namespaces[count + 1], address: `${subnet}.2` } : undefined
   const destroy = async () => {
     for (const ns of namespaces) await deleteNamespace(ns)
     await ip('link', 'del', rootLink).catch(() => {})
@@ -88,6 +98,14 @@ export async function createUnderlay(runId: string, count: number, octet: number
       await ip('-n', h.netns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0')
       await ip('-n', h.netns, 'link', 'set', 'eth0', 'up')
     }
+    if (store) {
+      await ip('netns', 'add', store.netns)
+      await ip('-n', store.netns, 'link', 'set', 'lo', 'up')
+      await ip('-n', underlay, 'link', 'add', 'st', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', store.netns)
+      await ip('-n', underlay, 'link', 'set', 'st', 'master', 'br0', 'up')
+      await ip('-n', store.netns, 'addr', 'add', `${store.address}/24`, 'dev', 'eth0')
+      await ip('-n', store.netns, 'link', 'set', 'eth0', 'up')
+    }
     await ip('link', 'add', rootLink, 'type', 'veth', 'peer', 'name', 'ctl', 'netns', underlay)
     await ip('-n', underlay, 'link', 'set', 'ctl', 'master', 'br0', 'up')
     await ip('addr', 'add', `${subnet}.1/24`, 'dev', rootLink)
@@ -96,5 +114,14 @@ export async function createUnderlay(runId: string, count: number, octet: number
     await destroy()
     throw e
   }
-  return { runId, subnet: `${subnet}.0/24`, controllerAddress: `${subnet}.1`, hosts, namespaces, rootLink, destroy }
+  return {
+    runId,
+    subnet: `${subnet}.0/24`,
+    controllerAddress: `${subnet}.1`,
+    hosts,
+    storage: store,
+    namespaces,
+    rootLink,
+    destroy,
+  }
 }

@@ -116,6 +116,25 @@ export class Network {
     return this.created.then(() => {})
   }
 
+  /** @internal Host `host`'s agent was restarted (its bridge, VXLAN and attachment are gone): make them again. */
+  async rejoin(host: Host): Promise<void> {
+    this.release(`host ${host.name}`)
+    if (
+      !this.created ||
+      !(await this.created.then(
+        () => true,
+        () => false,
+      ))
+    )
+      return
+    await host.service('network').create({
+      vni: this.vni,
+      peers: this.hosts.filter(x => x !== host).map(x => x.address),
+      ...(this.options.port ? { port: this.options.port } : {}),
+      ...(this.options.device ? { device: this.options.device } : {}),
+    })
+  }
+
   /** Takes `ip` (with or without prefix) or the next free address for `owner`; returns 'a.b.c.d/prefix'. */
   private claim(ip: string | undefined, owner: string): string {
     if (ip !== undefined) {

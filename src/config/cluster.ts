@@ -1,6 +1,7 @@
 // The `cluster` slot of a project: which hosts its tests run on. Owned by the control plane; the config
 // schema imports `clusterConfigSchema` from here so that an unknown key is reported with its path.
 import { z } from 'zod'
+import { dirPoolDef, nfsPoolDef, type PoolDef, poolName, poolTypes } from '../protocol/storage.ts'
 import { LEASE_SECONDS } from '../protocol/wire.ts'
 
 export interface RemoteHostConfig {
@@ -26,11 +27,20 @@ export interface ClusterConfig {
   /** Seconds a session survives without heartbeats before its agent reaps everything it created. */
   leaseSeconds?: number
   storage?: {
+    /** Storage pools by name (see docs/storage.md): `{ local: { type: 'dir' }, shared: { type: 'nfs' } }`. */
+    pools?: Record<string, PoolConfig>
+    /**
+     * The older form. `{ type: 'dir', path? }`: a directory every embedded host sees, for disks with
+     * `pool: 'shared'`. `{ type: 'nfs', server, export }` is the pool `shared` of type nfs.
+     */
     shared?: { type: 'dir'; path?: string } | { type: 'nfs'; server: string; export: string }
   }
   /** Guest networks that exist on every host for the whole run, by name (see docs/networks.md). */
   networks?: Record<string, NetworkConfig>
 }
+
+/** A storage pool in the config: its definition without the name (the key is the name). */
+export type PoolConfig = PoolDef extends infer D ? (D extends PoolDef ? Omit<D, 'name'> : never) : never
 
 /** A guest network: one L2 segment over every host (bridge per host, VXLAN between hosts). */
 export interface NetworkConfig {
@@ -102,12 +112,23 @@ export const clusterConfigSchema = z.strictObject({
   leaseSeconds: z.number().min(LEASE_SECONDS.min, leaseRange).max(LEASE_SECONDS.max, leaseRange).optional(),
   storage: z
     .strictObject({
+      pools: z
+        .record(
+          poolName,
+          z.discriminatedUnion('type', [dirPoolDef.omit({ name: true }), nfsPoolDef.omit({ name: true })], {
+            error: `an unknown pool type: the types are ${Object.keys(poolTypes).join(', ')}`,
+          }),
+        )
+        .optional(),
       shared: z
         .union([
           z.strictObject({ type: z.literal('dir'), path: z.string().optional() }),
           z.strictObject({ type: z.literal('nfs'), server: z.string(), export: z.string() }),
         ])
         .optional(),
+    })
+    .refine(s => !(s.shared?.type === 'nfs' && s.pools?.shared), {
+      message: "storage.shared of type 'nfs' is the pool named 'shared', and storage.pools.shared exists too: keep one",
     })
     .optional(),
   networks: z
@@ -123,6 +144,8 @@ export interface ClusterConnectionInfo {
   hosts: { name: string; url: string; token: string; address?: string; labels: Record<string, string> }[]
   /** Where the cluster's shared storage pool lives, when it has one. */
   sharedPool?: string
+  /** The storage pools (`cluster.pool(name)`), resolved for the agents (an embedded NFS server filled in). */
+  pools?: Record<string, PoolDef>
   leaseSeconds: number
   tls?: { ca?: string; cert?: string; key?: string }
   /** The project's declared guest networks. */

@@ -1,6 +1,7 @@
 // Types of `vt.config.ts` as the user writes it (Config) and as the runner resolves it (FullConfig).
 // The zod schema in ./schema.ts validates the same shape at load time; keep the two in step.
 import type { ClusterConfig } from './cluster.ts'
+import type { TraceMode } from './trace.ts'
 
 export type { ClusterConfig } from './cluster.ts'
 
@@ -8,6 +9,8 @@ export type ReporterDescription = [name: string, options?: Record<string, unknow
 
 /** Fixture options given through `use` (config, project or `test.use`). Open: user fixtures add their own. */
 export interface UseOptions {
+  /** When the console log and QMP transcript of the test's VMs are attached (default 'retain-on-failure'). */
+  trace?: TraceMode
   [option: string]: unknown
 }
 
@@ -132,6 +135,8 @@ export interface ConfigOverrides {
   /** `vt test --seed`: every property's seed; `--path` with it replays one run. */
   seed?: number
   seedPath?: string
+  /** `vt test --trace`: `use.trace` of every project. */
+  trace?: TraceMode
   /** `vt test --debug` ('all': pause at test.debug() and after failures) or `--keep-on-failure` ('failures'). */
   debug?: 'all' | 'failures'
 }

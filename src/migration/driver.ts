@@ -1,7 +1,10 @@
 // The migration driver for VMs managed by the agents (the `vm` service): each side's QMP, events and link state
 // through its host's agent, the destination started from the source's spec, storage copy set up per disk.
 import type { Host } from '../cluster/host.ts'
-import { type VmInfo, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
+import { vmQmpExecutor } from '../protocol/qmp.ts'
+import type { VolumeRef } from '../protocol/storage.ts'
+import type { VmInfo, VmSpec } from '../protocol/vm.ts'
+import { poolTraits } from '../storage/types.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationSide } from './types.ts'
 
 const MiB = 1024 * 1024
@@ -106,13 +109,32 @@ export function vmDriver<V extends MigratableVm>(
         )
       }
       if ((options.storage ?? 'shared') === 'shared') {
+        // Volumes: their pool says whether the destination sees them (nfs: yes; dir: a directory per host).
+        for (const [id, ref] of volumeDisks(vm.spec)) {
+          if (!poolTraits[ref.pool.type].shared) {
+            throw new Error(
+              `disk ${id} of ${vm.name} is volume ${ref.name} of ${ref.pool.type} pool "${ref.pool.name}", which ${to.name} cannot see (a directory per host): migrate with storage: 'copy' or put the volume in a shared pool (nfs)`,
+            )
+          }
+          // A shared pool still has to be reachable from the destination (an nfs server it cannot reach, an
+          // export it may not mount): its agent looks the volume up, before anything starts.
+          await to
+            .service('storage')
+            .info(ref)
+            .catch((e: Error) => {
+              throw new Error(
+                `host ${to.name} cannot see disk ${id} of ${vm.name} (volume ${ref.name} of pool "${ref.pool.name}"): ${e.message}`,
+              )
+            })
+        }
+        const volumes = new Set(volumeDisks(vm.spec).keys())
         const local = hostLocalDisks(vm.info).filter(d => !isReadOnly(vm.spec, d.id))
         if (local.length > 0) {
           throw new Error(
             `disk ${local.map(d => d.id).join(', ')} of ${vm.name} is host-local (${local[0].file}): migrate with storage: 'copy' or put it in the shared pool (pool: 'shared')`,
           )
         }
-        for (const d of vm.info.disks.filter(d => !isReadOnly(vm.spec, d.id))) {
+        for (const d of vm.info.disks.filter(d => !isReadOnly(vm.spec, d.id) && !volumes.has(d.id))) {
           const seen = await to.files
             .stat(d.file)
             .catch((e: { code?: string }) => (e.code === 'OUTSIDE_ROOTS' ? 'unknown' : null))
@@ -145,6 +167,8 @@ export function vmDriver<V extends MigratableVm>(
             throw new Error(`cannot tell the size of disk ${d.id} of ${vm.name} to create its copy on ${to.name}`)
           return { ...common, size: String(size), format: d.format as 'raw' | 'qcow2' }
         }
+        // A volume of a shared pool: the destination opens the same volume (its pool resolves it there).
+        if (specDisk.volume) return { ...common, volume: specDisk.volume }
         return { ...common, path: d.file, format: d.format as 'raw' | 'qcow2' }
       })
       const spec: VmSpec = { ...vm.spec, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
@@ -186,6 +210,15 @@ export function vmDriver<V extends MigratableVm>(
 function agentPort(h: Host): number {
   const u = new URL(h.url)
   return Number(u.port) || (u.protocol === 'wss:' ? 443 : 80)
+}
+
+/** The spec's volume disks by disk id. */
+function volumeDisks(spec: VmSpec): Map<string, VolumeRef> {
+  const out = new Map<string, VolumeRef>()
+  ;(spec.disks ?? []).forEach((d, i) => {
+    if (d.volume) out.set(d.id ?? `disk${i}`, d.volume as VolumeRef)
+  })
+  return out
 }
 
 function isReadOnly(spec: VmSpec, id: string): boolean {

@@ -18,6 +18,7 @@ export type {
   MigrationPhase,
   MigrationProgress,
   MigrationResult,
+  MigrationSample,
 } from './types.ts'
 export type { VerifyOptions } from './verify.ts'
 export { MemoryIntegrityError } from './verify.ts'

@@ -14,6 +14,15 @@
 import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
 import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
+import { SampleRecorder, sampleOf } from './samples.ts'
+import {
+  capabilitiesFor,
+  isActive,
+  leaveMigration,
+  readSettings,
+  restoreSettings,
+  type SourceSettings,
+} from './settle.ts'
 import type {
   DestinationSide,
   MigrateOptions,
@@ -24,8 +33,6 @@ import type {
   MigrationResult,
   MigrationSide,
 } from './types.ts'
-
-const ACTIVE = new Set(['setup', 'active', 'postcopy-active', 'pre-switchover', 'device', 'wait-unplug', 'cancelling'])
 
 /** Stops a wait early: timeout, abort, lost destination or source. */
 class Interrupt extends Error {
@@ -138,6 +145,9 @@ export async function runMigration<Host, V>(
   let last: MigrationProgress | undefined
   let migrateIssued = false
   let switchedToPostcopy = false
+  /** The source's settings before this attempt, and what it changed: put back after a failure. */
+  let settingsBefore: SourceSettings | undefined
+  const changed = { capabilities: [] as string[], parameters: [] as string[] }
   const mirrorJobs: string[] = []
   let storageBytes = 0
   const offs: (() => void)[] = []
@@ -189,7 +199,9 @@ export async function runMigration<Host, V>(
     const caps: Record<string, boolean> = { events: true }
     if (options.postcopy) caps['postcopy-ram'] = true
     Object.assign(caps, options.capabilities ?? {})
-    const capabilities = Object.entries(caps).map(([capability, state]) => ({ capability, state }))
+    settingsBefore = await guard(readSettings(src))
+    const capabilities = capabilitiesFor(caps, settingsBefore.capabilities)
+    changed.capabilities = capabilities.map(c => c.capability)
     await guard(
       Promise.all([
         src.execute('migrate-set-capabilities', { capabilities }),
@@ -198,6 +210,7 @@ export async function runMigration<Host, V>(
     )
     const parameters: MigrationParameters = { ...(options.parameters ?? {}) }
     if (Object.keys(parameters).length > 0) {
+      changed.parameters = Object.keys(parameters)
       await guard(src.execute('migrate-set-parameters', parameters))
       if (parameters['multifd-channels'] !== undefined) {
         await guard(d.execute('migrate-set-parameters', { 'multifd-channels': parameters['multifd-channels'] }))
@@ -239,6 +252,7 @@ export async function runMigration<Host, V>(
     }
     if (driver.checkPath) await guard(driver.checkPath(options.to))
     const migrateAt = performance.now()
+    const recorder = new SampleRecorder()
     // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
     await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
@@ -247,6 +261,7 @@ export async function runMigration<Host, V>(
       seen = false
       info = await guard(src.execute('query-migrate'))
       last = progressOf(info, phase, performance.now() - started, await mirrorProgress(src, mirrorJobs))
+      recorder.add(sampleOf(info, phase, performance.now() - migrateAt))
       options.onProgress?.(last)
       const status = info.status ?? 'none'
       if (status === 'completed') break
@@ -294,6 +309,7 @@ export async function runMigration<Host, V>(
       final = await guard(src.execute('query-migrate'))
     }
     last = progressOf(final, 'complete', performance.now() - started)
+    const samples = recorder.finish(sampleOf(final, 'complete', performance.now() - migrateAt))
     const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
     const params = await guard(src.execute('query-migrate-parameters'))
 
@@ -319,6 +335,7 @@ export async function runMigration<Host, V>(
       postcopy: switchedToPostcopy,
       storage,
       storageBytes,
+      samples,
       raw: final,
     }
     if (duringRun) await duringRun
@@ -374,20 +391,10 @@ export async function runMigration<Host, V>(
       await quiet(src.execute('migrate_cancel'))
       // Report only once the source has really left the migration (a stream cut by a partition takes a
       // while to cancel): a retry right after the failure must find QEMU ready for a new one.
-      const deadline = performance.now() + CANCEL_WAIT_MS
-      for (;;) {
-        const info = await quiet(src.execute('query-migrate'))
-        if (!info || !ACTIVE.has(info.status ?? 'none')) {
-          qemuError = info?.['error-desc']
-          break
-        }
-        if (performance.now() > deadline) {
-          qemuError = `the source QEMU is still in migration state '${info.status}' ${CANCEL_WAIT_MS / 1000} s after migrate_cancel`
-          break
-        }
-        await sleep(25)
-      }
+      const left = await quiet(leaveMigration(src, performance.now() + CANCEL_WAIT_MS))
+      qemuError = left?.stuck ? `${left.stuck} ${CANCEL_WAIT_MS / 1000} s after migrate_cancel` : left?.errorDesc
     }
+    if (settingsBefore && !switchedToPostcopy && !srcGone) await quiet(restoreSettings(src, settingsBefore, changed))
     if (!srcGone) {
       for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
     }
@@ -415,23 +422,14 @@ export async function runMigration<Host, V>(
 
 const CANCEL_WAIT_MS = 30_000
 
-/** Waits (up to CANCEL_WAIT_MS) for the source to leave a migration an earlier attempt left cancelling. */
+/** Waits (up to CANCEL_WAIT_MS) for the source to leave a migration an earlier attempt left ending. */
 async function leaveEarlierMigration(src: MigrationSide): Promise<void> {
-  const deadline = performance.now() + CANCEL_WAIT_MS
-  for (;;) {
-    const info = await src.execute('query-migrate')
-    const status = info.status ?? 'none'
-    if (!ACTIVE.has(status)) return
-    if (status !== 'cancelling') {
-      throw new Error(`the source is already migrating (QEMU reports '${status}'): wait for that migration to end`)
-    }
-    if (performance.now() > deadline) {
-      throw new Error(
-        `the source QEMU is still cancelling an earlier migration after ${CANCEL_WAIT_MS / 1000} s: retry later`,
-      )
-    }
-    await sleep(50)
+  const status = (await src.execute('query-migrate')).status ?? 'none'
+  if (isActive(status) && status !== 'cancelling') {
+    throw new Error(`the source is already migrating (QEMU reports '${status}'): wait for that migration to end`)
   }
+  const left = await leaveMigration(src, performance.now() + CANCEL_WAIT_MS)
+  if (left.stuck) throw new Error(`${left.stuck} ${CANCEL_WAIT_MS / 1000} s after an earlier migration: retry later`)
 }
 
 /** NBD export of every writable disk on the destination, drive-mirror into it from the source. */

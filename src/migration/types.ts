@@ -48,6 +48,23 @@ export interface MigrationProgress {
   storage?: { offset: number; len: number; ready: boolean }
 }
 
+/** QEMU's numbers at one poll during the migrate phase (MigrationResult.samples; charted by the html report). */
+export interface MigrationSample {
+  /** Milliseconds since `migrate` was issued. */
+  t: number
+  phase: MigrationPhase
+  /** QEMU's status on the source. */
+  status: string
+  transferredBytes: number
+  remainingBytes: number
+  totalBytes: number
+  /** QEMU's current throughput, megabits per second. */
+  mbps: number
+  /** Guest RAM dirtied per second (QEMU's dirty-pages-rate × page size), bytes. */
+  dirtyBytesPerSec: number
+  dirtySyncCount: number
+}
+
 export interface MigrationResult {
   status: 'completed'
   from: string
@@ -72,6 +89,8 @@ export interface MigrationResult {
   storage: 'shared' | 'copy'
   /** Bytes copied by the block mirror when storage was copied. */
   storageBytes: number
+  /** QEMU's numbers over time, one sample per poll from `migrate` to completion (at most 1000, evenly thinned). */
+  samples: MigrationSample[]
   /** query-migrate as QEMU returned it at the end. */
   raw: MigrationInfo
 }

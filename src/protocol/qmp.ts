@@ -203,6 +203,12 @@ export interface VersionInfo {
   package: string
 }
 
+/** A yank instance (QEMU 6.0+): what `yank` can cut loose; 'migration' exists while a migration holds channels. */
+export type YankInstance =
+  | { type: 'migration' }
+  | { type: 'block-node'; 'node-name': string }
+  | { type: 'chardev'; id: string }
+
 export interface CommandInfo {
   name: string
 }
@@ -231,6 +237,8 @@ export interface QmpCommands {
   'query-migrate-parameters': [undefined, MigrateParameters]
   'query-migrate-capabilities': [undefined, MigrationCapabilityStatus[]]
   migrate_cancel: [undefined, Record<string, never>]
+  'query-yank': [undefined, YankInstance[]]
+  yank: [{ instances: YankInstance[] }, Record<string, never>]
   'migrate-continue': [{ state: MigrationStatus }, Record<string, never>]
   'migrate-start-postcopy': [undefined, Record<string, never>]
   pmemsave: [{ val: number; size: number; filename: string; 'cpu-index'?: number }, Record<string, never>]
@@ -311,4 +319,15 @@ export type QmpCommandKey = QmpCommandName | (string & {})
  */
 export interface QmpExecutor {
   execute<K extends QmpCommandKey>(command: K, args?: QmpArgs<K>, options?: { timeout?: number }): Promise<QmpReturn<K>>
+}
+
+/** The controller's view of `vm.qmp`: arguments and result typed by the command name. */
+export type VmQmpCall = <K extends QmpCommandKey>(name: string, command: K, args?: QmpArgs<K>) => Promise<QmpReturn<K>>
+
+/**
+ * VM `name`'s QEMU as a QmpExecutor, through a host's `vm.qmp`. Here rather than beside the `vm` service so that
+ * migration code can use it without loading the contract's schemas (and zod) into every test worker.
+ */
+export function vmQmpExecutor(qmp: VmQmpCall, name: string): QmpExecutor {
+  return { execute: (command, args) => qmp(name, command, args) }
 }

@@ -9,6 +9,7 @@ import { migration } from './migration.ts'
 import { network } from './network.ts'
 import { session } from './session.ts'
 import { spawn } from './spawn.ts'
+import { storage } from './storage.ts'
 import { sync } from './sync.ts'
 import { vm } from './vm.ts'
 
@@ -23,6 +24,7 @@ export const services = {
   network,
   vm,
   sync,
+  storage,
   console,
 } as const
 

@@ -4,7 +4,7 @@
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
 import type { ConfigOverrides } from '../config/types.ts'
 import type { SyncToMain, SyncToWorker } from '../sync/transport.ts'
-import type { Location, TestError, TestStatus } from './reporterApi.ts'
+import type { Location, Progress, TestError, TestStatus } from './reporterApi.ts'
 
 /** What a worker needs to rebuild the same config the main process resolved. */
 export interface SerializedConfig {
@@ -51,8 +51,21 @@ export interface DebugResumeMessage {
   type: 'debugResume'
 }
 
+/** The answer to a ClusterRequestMessage. */
+export interface ClusterReplyMessage {
+  type: 'clusterReply'
+  id: string
+  error?: string
+}
+
 /** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
-export type MainToWorker = InitMessage | RunMessage | StopMessage | DebugResumeMessage | SyncToWorker
+export type MainToWorker =
+  | InitMessage
+  | RunMessage
+  | StopMessage
+  | DebugResumeMessage
+  | SyncToWorker
+  | ClusterReplyMessage
 
 // ---------- worker → main ----------
 
@@ -83,6 +96,14 @@ export interface StepEndMessage {
   stepId: string
   wallTime: number
   error?: TestError
+}
+
+/** Long work in a step (or the test itself, without `stepId`) reports how far it has come; throttled. */
+export interface ProgressMessage {
+  type: 'progress'
+  testId: string
+  stepId?: string
+  progress: Progress
 }
 
 export interface OutputMessage {
@@ -161,11 +182,21 @@ export interface DebugPauseMessage {
   }[]
 }
 
+/** Asks the main process, which started the project's embedded cluster, to restart one host's agent. */
+export interface ClusterRequestMessage {
+  type: 'cluster'
+  id: string
+  op: 'restartAgent'
+  host: string
+}
+
 export type WorkerToMain =
+  | ClusterRequestMessage
   | ReadyMessage
   | TestBeginMessage
   | StepBeginMessage
   | StepEndMessage
+  | ProgressMessage
   | OutputMessage
   | AttachMessage
   | TestEndMessage

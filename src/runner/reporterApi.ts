@@ -3,11 +3,20 @@
 // constructed with the options given in the config (`reporter: [['./my-reporter.ts', { ... }]]`).
 import type { FullConfig } from '../config/types.ts'
 import type { Suite, TestCase } from './model.ts'
-import type { FullResult, TestError, TestResult, TestStep } from './results.ts'
+import type { FullResult, Progress, TestError, TestResult, TestStep } from './results.ts'
 
 export type { FullConfig, FullProject } from '../config/types.ts'
 export type { Suite, TestCase } from './model.ts'
-export type { Attachment, FullResult, Location, TestError, TestResult, TestStatus, TestStep } from './results.ts'
+export type {
+  Attachment,
+  FullResult,
+  Location,
+  Progress,
+  TestError,
+  TestResult,
+  TestStatus,
+  TestStep,
+} from './results.ts'
 
 export interface Reporter {
   /** True when the reporter prints to stdout; the runner then keeps test output off the terminal. */
@@ -16,6 +25,11 @@ export interface Reporter {
   onTestBegin?(test: TestCase, result: TestResult): void
   onStepBegin?(test: TestCase, result: TestResult, step: TestStep): void
   onStepEnd?(test: TestCase, result: TestResult, step: TestStep): void
+  /**
+   * Long work reports how far it has come (image build, boot, migration, copies): `step` is the innermost step
+   * that reported it (undefined: the test itself). Throttled by the worker to a few calls a second per step.
+   */
+  onProgress?(test: TestCase, result: TestResult, step: TestStep | undefined, progress: Progress): void
   onStdOut?(chunk: string | Buffer, test: TestCase | undefined, result: TestResult | undefined): void
   onStdErr?(chunk: string | Buffer, test: TestCase | undefined, result: TestResult | undefined): void
   onTestEnd?(test: TestCase, result: TestResult): void

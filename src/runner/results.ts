@@ -26,6 +26,22 @@ export interface Attachment {
   body?: Buffer
 }
 
+/**
+ * How far long work has come (an image build, a boot, a migration, a copy): reported from a step with
+ * `apiStep(title, async step => step.progress({ ... }))` or `reportProgress({ ... })`, shown by the list reporter.
+ * Give bytes (with a total when known), or a percentage, and/or a message saying what happens now.
+ */
+export interface Progress {
+  /** What is happening now, e.g. 'building the tiny image' or 'waiting for the guest to boot'. */
+  message?: string
+  /** 0 to 100; derived from bytes/totalBytes when not given. */
+  percent?: number
+  /** Bytes done so far. */
+  bytes?: number
+  /** Bytes in all, when known. */
+  totalBytes?: number
+}
+
 export interface TestStep {
   title: string
   titlePath(): string[]

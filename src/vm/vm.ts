@@ -7,7 +7,7 @@ import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
-import { apiStep, commandTitle } from '../runner/apiStep.ts'
+import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
 
 export interface VmExecOptions {
   /** Milliseconds; the guest's process tree is killed when it passes. Default 60 s. */
@@ -157,16 +157,22 @@ export class Vm {
     const offConsole = host.on('vm', 'console', e => {
       if (e.name === spec.name) pending.push(e.data)
     })
-    // First use on a host builds the tiny image: show that, rather than a silent wait.
+    // First use on a host builds the tiny image: show that, rather than a silent wait. In a test it is the
+    // step's progress (the list reporter shows it with the time it takes), elsewhere a line on stderr.
+    const inTest = currentTestTitle() !== undefined
     const offProgress = host.on('vm', 'progress', e => {
-      process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
+      if (inTest) reportProgress({ message: `${host.name}: ${e.message}` })
+      else process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
     })
+    if (inTest) reportProgress({ message: `booting ${spec.name} on ${host.name}` })
     let info: VmInfo
     try {
       info = await host.service('vm').create(spec)
     } finally {
       offConsole()
       offProgress()
+      // Booted (or failed): the step or test that created the VM no longer shows the boot as going on.
+      if (inTest) reportProgress({})
     }
     const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
@@ -246,6 +252,30 @@ export class Vm {
       if (r.exitCode === 0) throw new VmCommandError(this.name, this.host.name, command, r, 'failure')
       return r.stderr
     })
+  }
+
+  /** The bytes of the file at `path` in the guest (through its command channel: vt's, or qemu-guest-agent). */
+  readFile(path: string, options: { maxBytes?: number; timeout?: number } = {}): Promise<Buffer> {
+    return apiStep(`${this.name}: read ${path}`, async () => {
+      const data = await this.svc.readFile(this.name, {
+        path,
+        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+      })
+      return Buffer.from(data)
+    })
+  }
+
+  /** Writes `data` (a string is UTF-8) to `path` in the guest, replacing the file; `mode` e.g. 0o755. */
+  writeFile(path: string, data: string | Uint8Array, options: { mode?: number; timeout?: number } = {}): Promise<void> {
+    return apiStep(`${this.name}: write ${path}`, () =>
+      this.svc.writeFile(this.name, {
+        path,
+        data,
+        ...(options.mode !== undefined ? { mode: options.mode } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+      }),
+    )
   }
 
   /** Retries `command` until it exits 0; returns its stdout. Throws with the last output on timeout. */

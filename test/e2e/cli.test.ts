@@ -277,6 +277,23 @@ test('shards write blob reports that merge-reports replays as one run', async t 
   const xml = readFileSync(path.join(p.dir, 'merged.xml'), 'utf8')
   assert.match(xml, /<testsuites [^>]*tests="4" failures="1"/)
   assert.match(xml, /b2 fails/)
+  // The html report of merged shards keeps history too: merging the same shards again is the same run, a later
+  // run adds its own entry, and the tests have the same ids in both.
+  const history = () => JSON.parse(readFileSync(path.join(p.dir, 'vt-report', 'history.json'), 'utf8')).runs
+  for (let i = 0; i < 2; i++) {
+    const html = spawnSync(process.execPath, [vtBin, 'merge-reports', '--reporter', 'html'], {
+      cwd: p.dir,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    })
+    assert.equal(html.status, 1, html.stderr)
+    assert.equal(history().length, 1)
+  }
+  assert.deepEqual(history()[0].totals, { passed: 3, failed: 1, flaky: 0, skipped: 0 })
+  await runVt(p, [], { reporters: ['html'] })
+  const [mergedRun, laterRun] = history()
+  assert.ok(laterRun, 'the later run is added')
+  assert.deepEqual(Object.keys(laterRun.tests).sort(), Object.keys(mergedRun.tests).sort())
   const none = spawnSync(process.execPath, [vtBin, 'merge-reports', 'nowhere'], { cwd: p.dir, encoding: 'utf8' })
   assert.equal(none.status, 1)
   assert.match(none.stderr, /no directory .*nowhere/)

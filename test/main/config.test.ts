@@ -102,6 +102,23 @@ describe('config validation', () => {
     assert.match(e.message, /projects\[0\]\.cluster\.networks\.wan\.vni/)
   })
 
+  test('a storage pool of an unknown type or with a bad name is refused with file:line and its path', async () => {
+    const e = await configError(`export default {
+  projects: [
+    { name: 's', cluster: {
+      hosts: 2,
+      storage: { pools: { local: { type: 'dir' }, fast: { type: 'ramdisk' }, 'bad/name': { type: 'dir' } } },
+    } },
+  ],
+}
+`)
+    assert.match(
+      e.message,
+      /vt\.config\.ts:5: projects\[0\]\.cluster\.storage\.pools\.fast\.type: an unknown pool type: the types are dir, nfs/,
+    )
+    assert.match(e.message, /pools\["bad\/name"\]: a pool name: .*got "bad\/name"/)
+  })
+
   test('cluster numbers and timeouts outside their range are refused at load, naming the range', async () => {
     for (const lease of [100000, 0.05, 0, -1]) {
       const e = await configError(`export default {

@@ -136,6 +136,20 @@ for (const mode of modes) {
       assert.equal(result.downtimeMs, result.raw.downtime)
       assert.equal(result.totalTimeMs, result.raw['total-time'])
       assert.ok(progress.length > 0)
+      // The time series the html report charts: QEMU's numbers at every poll, in time order, ending completed.
+      const samples = result.samples
+      assert.ok(samples.length >= 2, JSON.stringify(samples))
+      assert.ok(
+        samples.every((s, i) => i === 0 || s.t >= samples[i - 1].t),
+        'samples in time order',
+      )
+      assert.equal(samples.at(-1)?.status, 'completed')
+      assert.equal(samples.at(-1)?.remainingBytes, 0)
+      assert.equal(samples.at(-1)?.transferredBytes, result.transferredBytes)
+      assert.ok(
+        samples.some(s => s.status === 'active' && s.remainingBytes > 0),
+        JSON.stringify(samples),
+      )
       mode.check?.(result)
       if (mode.options.storage === 'copy') {
         const copied = await readFile(vm.qemu.disk)

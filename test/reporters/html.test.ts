@@ -231,8 +231,9 @@ test('html: a report that cannot be written does not throw, and a second run rep
   )
 })
 
-// No browser on this machine: the viewer runs on a minimal DOM (elements, text, attributes, events) to check
+// A quick check without a browser: the viewer runs on a minimal DOM (elements, text, attributes, events) to check
 // that it renders the real report, expands a test lazily, and filters and searches, without runtime errors.
+// test/reporters/htmlBrowser.test.ts opens a real report in Chromium.
 class FakeNode {
   childNodes: FakeNode[] = []
   text = ''
@@ -311,6 +312,7 @@ test('the viewer renders the report, expands tests on demand, filters by outcome
     window: { addEventListener() {} },
     document: {
       createElement: (tag: string) => new FakeElement(tag),
+      createElementNS: (_ns: string, tag: string) => new FakeElement(tag),
       getElementById: (id: string) => (id === 'app' ? app : id === 'vt-report-data' ? data : null),
     },
   })

@@ -42,11 +42,17 @@ export async function runChecks(options: CheckOptions = {}): Promise<Check[]> {
   const found = new Map<string, string | undefined>()
   for (const p of debianPackages().filter(p => tests || p.need !== 'tests')) {
     const cmd = p.commands[0]
-    const path = which(cmd)
+    // A package of libraries or plugins ('-': no command of its own) is checked in dpkg's database.
+    const path =
+      cmd === '-'
+        ? out('dpkg-query', ['-W', `-f=${'$'}{db:Status-Status}`, p.name]) === 'installed'
+          ? `installed (${p.name})`
+          : undefined
+        : which(cmd)
     found.set(cmd, path)
     const version = path && cmd.startsWith('qemu') ? out(cmd, ['--version'])?.split('\n')[0] : undefined
     checks.push({
-      name: cmd,
+      name: cmd === '-' ? p.name : cmd,
       ok: !!path,
       optional: p.need !== 'vms',
       detail: path ? (version ?? path) : `not found (${p.need === 'tests' ? "vt's own tests: " : ''}${p.why})`,

@@ -1,9 +1,15 @@
 // `vt test [filters...]`: run (or list) the specs. Flags follow Playwright Test's names.
 import { type Command, InvalidArgumentError, Option } from 'commander'
+import { isTraceMode, type TraceMode, traceModes } from '../../config/trace.ts'
 import type { ConfigOverrides } from '../../runner/ipc.ts'
 import type { RunOptions } from '../../runner/main/options.ts'
 import { replayPathExample, replayPathPattern } from '../../runner/prop/path.ts'
 import type { CliCommand } from './types.ts'
+
+function traceArg(value: string): TraceMode {
+  if (!isTraceMode(value.trim())) throw new InvalidArgumentError(`expected one of ${traceModes.join(', ')}`)
+  return value.trim() as TraceMode
+}
 
 function intArg(min: number) {
   return (value: string): number => {
@@ -81,6 +87,7 @@ export interface TestFlags {
   path?: string
   debug?: boolean
   keepOnFailure?: boolean
+  trace?: TraceMode
 }
 
 /** Turns parsed flags into RunOptions (workers as a percentage are resolved later, against the cores). */
@@ -98,6 +105,7 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
   if (flags.shard) overrides.shard = flags.shard
   if (flags.output) overrides.outputDir = flags.output
   if (flags.seed !== undefined) overrides.seed = flags.seed
+  if (flags.trace !== undefined) overrides.trace = flags.trace
   if (flags.path !== undefined) {
     if (flags.seed === undefined)
       throw Object.assign(
@@ -162,6 +170,11 @@ const command: CliCommand = {
       .option('--output <dir>', 'directory for test artifacts and .last-run.json (default: test-results)')
       .option('--seed <n>', 'seed of every property (test.prop): replays a printed run', seedArg)
       .option('--path <path>', 'with --seed: the replay path a failing property printed, e.g. 7:1:0', pathArg)
+      .option(
+        '--trace <mode>',
+        "attach the VMs' console log and QMP transcript: off, on, retain-on-failure (default), on-first-retry",
+        traceArg,
+      )
       .option(
         '--debug',
         'one worker, no timeouts; pause at test.debug() and after a failure with the cluster alive (vt console reaches it)',

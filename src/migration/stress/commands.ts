@@ -17,7 +17,10 @@ import {
 const MiB = 1024 * 1024
 
 export interface MigrationCommandsOptions {
-  /** Add faults from `cluster.faults` (faults.ts): partition or kill the destination mid-migration, slow link. */
+  /**
+   * Add faults from `cluster.faults` (faults.ts): partition, kill the destination's QEMU or restart its agent
+   * mid-migration, slow link.
+   */
   faults?: boolean
   /** Workload start/stop commands: they need the tiny guest (`runMigrationCommands(..., { guest: 'tiny' })`). */
   workload?: boolean

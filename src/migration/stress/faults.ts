@@ -1,8 +1,8 @@
 // Fault commands of migration stress (`migrationCommands({ faults: true })`), from `cluster.faults`: a partition
 // between source and destination mid-migration (then healed), a migration over a slowed link, the destination's
-// QEMU killed mid-migration. A migration a fault broke must leave the VM running intact at its source: the
-// invariants after the step check exactly that. (An agent restart is not among them: cluster.faults has no
-// restartAgent yet.)
+// QEMU killed mid-migration, the destination's agent restarted mid-migration (its QEMU dies with it; the host
+// must take later migrations). A migration a fault broke must leave the VM running intact at its source: the
+// invariants after the step check exactly that.
 import fc from 'fast-check'
 import type { Fault } from '../../cluster/faults.ts'
 import { afterStep } from './invariants.ts'
@@ -20,7 +20,7 @@ const MiB = 1024 * 1024
 const slow = { 'max-bandwidth': 16 * MiB, 'downtime-limit': 1 }
 const converge = { 'max-bandwidth': 4096 * MiB, 'downtime-limit': 20_000 }
 
-type FaultKind = 'partition' | 'slow-link' | 'kill-destination'
+type FaultKind = 'partition' | 'slow-link' | 'kill-destination' | 'restart-agent'
 
 async function transferred(s: MigrationSystem, bytes: number, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -47,6 +47,7 @@ class FaultCommand implements MigrationCommand {
     const [a, b] = [s.hosts[m.host], s.hosts[to]]
     const record: StepRecord = { kind: this.kind, description: this.toString(), capabilities: [] }
     let fault: Fault | undefined
+    let restart: Promise<Fault> | undefined
     try {
       if (this.kind === 'slow-link') {
         fault = await faults.slowLink(a, b, { rate: '200mbit' })
@@ -62,6 +63,7 @@ class FaultCommand implements MigrationCommand {
             during: async () => {
               await transferred(s, MiB)
               if (this.kind === 'partition') fault = await faults.partition(a, b)
+              else if (this.kind === 'restart-agent') await (restart = faults.restartAgent(b))
               else await faults.killQemu(s.vm, { host: b })
             },
           })
@@ -76,6 +78,8 @@ class FaultCommand implements MigrationCommand {
       if (s.vm.host !== a) throw error
       record.completed = false
     } finally {
+      // A migration that failed does not wait for `during`: the agent must be back before the next step.
+      await restart
       await fault?.heal()
     }
     await afterStep(m, s, record)
@@ -84,6 +88,7 @@ class FaultCommand implements MigrationCommand {
     const target = this.offset === 0 ? 'the next host' : `the host ${this.offset + 1} further on`
     if (this.kind === 'slow-link') return `migrate to ${target} over a link slowed to 200 Mbit/s (then healed)`
     if (this.kind === 'partition') return `migrate to ${target}, partition the two hosts mid-migration (then heal)`
+    if (this.kind === 'restart-agent') return `migrate to ${target}, restart the destination's agent mid-migration`
     return `migrate to ${target}, kill the destination's QEMU mid-migration`
   }
 }
@@ -91,7 +96,10 @@ class FaultCommand implements MigrationCommand {
 export function faultCommands(): fc.Arbitrary<MigrationCommand>[] {
   return [
     fc
-      .tuple(fc.constantFrom<FaultKind>('partition', 'slow-link', 'kill-destination'), fc.nat({ max: 2 }))
+      .tuple(
+        fc.constantFrom<FaultKind>('partition', 'slow-link', 'kill-destination', 'restart-agent'),
+        fc.nat({ max: 2 }),
+      )
       .map(([kind, offset]) => new FaultCommand(kind, offset)),
   ]
 }

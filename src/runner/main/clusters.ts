@@ -28,6 +28,18 @@ export class ClusterManager implements ResourceProvider {
     return (await cluster).info
   }
 
+  async restartAgent(project: FullProject, host: string): Promise<void> {
+    const cluster = this.started.get(project.id)
+    if (!cluster) throw new Error(`project "${project.name}" has no cluster`)
+    const started = await cluster
+    if (!started.restartAgent) {
+      throw new Error(
+        `cannot restart the agent of host ${host}: project "${project.name}" uses remote hosts, whose agents vt did not start (restart it with the host's service manager)`,
+      )
+    }
+    await started.restartAgent(host)
+  }
+
   async tearDown(project: FullProject): Promise<void> {
     const cluster = this.started.get(project.id)
     if (!cluster) return

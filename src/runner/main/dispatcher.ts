@@ -256,6 +256,15 @@ export class Dispatcher {
         else worker.send({ type: 'debugResume' })
         return
       }
+      if (msg.type === 'cluster') {
+        const project = this.o.config.projects.find(p => p.id === worker.params.projectId)
+        const restart = project && this.o.resources.restartAgent?.(project, msg.host)
+        void Promise.resolve(restart ?? Promise.reject(new Error('no cluster to restart an agent of'))).then(
+          () => worker.send({ type: 'clusterReply', id: msg.id }),
+          (e: unknown) => worker.send({ type: 'clusterReply', id: msg.id, error: (e as Error)?.message ?? String(e) }),
+        )
+        return
+      }
       // Output between jobs (worker fixtures setting up or tearing down at stop) belongs to no test; during a
       // job, runJob's handler reports it.
       if ((msg.type === 'stdout' || msg.type === 'stderr') && !this.inJob.has(worker)) {

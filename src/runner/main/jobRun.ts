@@ -125,6 +125,15 @@ export function runJobOnWorker(worker: WorkerHost, tests: TestCase[], file: stri
           reporter.onStepEnd(r.test, r.result, step)
           return
         }
+        case 'progress': {
+          const r = running.get(msg.testId)
+          if (!r) return
+          const step = msg.stepId ? r.steps.get(msg.stepId) : undefined
+          // A step that already ended (a late, throttled report) shows nothing more.
+          if (msg.stepId && (!step || step.duration >= 0)) return
+          reporter.onProgress(r.test, r.result, step, msg.progress)
+          return
+        }
         case 'stdout':
         case 'stderr': {
           const chunk = msg.binary ? Buffer.from(msg.text, 'base64') : msg.text

@@ -8,7 +8,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { FullConfig, ReporterDescription } from '../../config/types.ts'
 import { redactDeep } from '../../util/secrets.ts'
 import type { Suite, TestCase } from '../model.ts'
-import type { FullResult, Reporter, ReporterContext, TestError, TestResult, TestStep } from '../reporterApi.ts'
+import type {
+  FullResult,
+  Progress,
+  Reporter,
+  ReporterContext,
+  TestError,
+  TestResult,
+  TestStep,
+} from '../reporterApi.ts'
 import { configForReporters } from './redact.ts'
 
 const reportersDir = fileURLToPath(new URL('../../../reporters/', import.meta.url))
@@ -111,6 +119,9 @@ export class Multiplexer implements Reporter {
   }
   onStepEnd(test: TestCase, result: TestResult, step: TestStep): void {
     this.each('onStepEnd', r => r.onStepEnd?.(test, result, step))
+  }
+  onProgress(test: TestCase, result: TestResult, step: TestStep | undefined, progress: Progress): void {
+    this.each('onProgress', r => r.onProgress?.(test, result, step, progress))
   }
   onStdOut(chunk: string | Buffer, test?: TestCase, result?: TestResult): void {
     this.each('onStdOut', r => r.onStdOut?.(chunk, test, result))

@@ -13,6 +13,8 @@ export interface ResourceProvider {
   tearDown(project: FullProject): Promise<void>
   /** End of run: tear down whatever is still up. */
   tearDownAll(): Promise<void>
+  /** Restarts a host's agent of the project's cluster (cluster.faults.restartAgent), when this provider can. */
+  restartAgent?(project: FullProject, host: string): Promise<void>
 }
 
 /** Several providers as one: set up in order, torn down in reverse order. */
@@ -31,5 +33,11 @@ export class ProjectResources implements ResourceProvider {
 
   async tearDownAll(): Promise<void> {
     for (const p of [...this.providers].reverse()) await p.tearDownAll()
+  }
+
+  async restartAgent(project: FullProject, host: string): Promise<void> {
+    const p = this.providers.find(x => x.restartAgent)
+    if (!p?.restartAgent) throw new Error('this run has no cluster whose agents it started')
+    await p.restartAgent(project, host)
   }
 }

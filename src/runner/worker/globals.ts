@@ -3,7 +3,7 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Suite } from '../model.ts'
-import type { Location } from '../reporterApi.ts'
+import type { Location, Progress } from '../reporterApi.ts'
 
 /** What the spec API needs from the running test's TestInfo (implemented by worker/testInfo.ts). */
 export interface RuntimeTestInfo {
@@ -22,6 +22,9 @@ export interface RuntimeTestInfo {
   _stepSync<T>(title: string, category: string, location: Location | undefined, body: () => T): T
   attach(name: string, options: { body?: string | Buffer; path?: string; contentType?: string }): Promise<void>
   setTimeout(ms: number): void
+  /** Reports progress of a step (default: the innermost running one, else the test); throttled. */
+  _progress(progress: Progress, stepId?: string): void
+  _currentStepId(): string | undefined
   /** Soft expect failures land here. */
   _failWithError(error: unknown): void
   /** The expect timeout of the running config. */

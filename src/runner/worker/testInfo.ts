@@ -9,9 +9,10 @@ import { safeGet } from '../../util/thrown.ts'
 import { codeFrame, serializeError } from '../errors.ts'
 import type { WorkerToMain } from '../ipc.ts'
 import type { Annotation, TestCase } from '../model.ts'
-import type { Location, TestError, TestStatus } from '../reporterApi.ts'
+import type { Location, Progress, TestError, TestStatus } from '../reporterApi.ts'
 import type { TestInfo } from '../testType.ts'
 import type { RuntimeTestInfo } from './globals.ts'
+import { ProgressThrottle } from './progress.ts'
 import { Slot, type TimeoutManager } from './timeoutManager.ts'
 
 /** Thrown by `test.skip()` / `test.fixme()` inside a running test to stop it. */
@@ -94,6 +95,7 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
   private readonly _startTime = Date.now()
   private _endTime?: number
   private _stepCount = 0
+  private readonly _throttle: ProgressThrottle
   /** What the test is doing right now, for timeout messages. */
   _activity?: string
   /** The slot currently counting for this test (test slot, then teardown slot). */
@@ -123,6 +125,9 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     this._currentSlot = this._slot
     this._timeouts = init.timeouts
     this._send = init.send
+    this._throttle = new ProgressThrottle((stepId, progress) =>
+      this._send({ type: 'progress', testId: this._test.id, ...(stepId ? { stepId } : {}), progress }),
+    )
     const relative = (fileSuite?.title ?? path.basename(this.file)).replace(/\.[^./]+$/, '')
     const name = sanitize([relative, ...path0, test.title].join('-'))
     const hash = createHash('sha1').update(test.id).digest('hex').slice(0, 5)
@@ -150,6 +155,7 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
   _end(): void {
     this._endTime ??= Date.now()
     this._ended = true
+    this._throttle.clear()
   }
 
   setTimeout(ms: number): void {
@@ -251,6 +257,17 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
     )
   }
 
+  /** Progress of the innermost running step (or of the test), at most a few messages a second per step. */
+  _progress(progress: Progress, stepId = this._currentStepId()): void {
+    if (this._ended) return
+    this._throttle.report(stepId, progress)
+  }
+
+  /** The innermost step running in this async context (undefined: the test body itself). */
+  _currentStepId(): string | undefined {
+    return stepStorage.getStore()?.id
+  }
+
   /** Reports a step's begin (its parent found through async context); returns the function that ends it. */
   private _beginStep(title: string, category: string, location: Location | undefined) {
     const parent = stepStorage.getStore()
@@ -267,7 +284,8 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
       wallTime: Date.now(),
     })
     // end() for success, end(error) for failure — even when the thrown value is undefined.
-    const end = (...failure: [error: unknown] | []) =>
+    const end = (...failure: [error: unknown] | []) => {
+      this._throttle.forget(stepId)
       this._send({
         type: 'stepEnd',
         testId,
@@ -275,6 +293,7 @@ export class TestInfoImpl implements TestInfo, RuntimeTestInfo {
         wallTime: Date.now(),
         ...(failure.length ? { error: serializeErrorWithBox(failure[0]) } : {}),
       })
+    }
     return { stepId, end }
   }
 

@@ -2,6 +2,7 @@
 // fixtures and timeouts, and streams events back (ipc.ts). Worker-scoped fixtures live until 'stop'.
 // Over 400 lines on purpose: running a group (hooks, fixtures, timeouts, skips, serial failures) is one state
 // machine over WorkerMain's state; the fixture engine and property runs already live in fixtureEngine/ and prop/.
+import { ipcAgentRestarter } from '../../cluster/agentRestart.ts'
 import { loadConfig } from '../../config/load.ts'
 import type { FullConfig, FullProject } from '../../config/types.ts'
 import { IpcTransport, setSyncTransport } from '../../sync/transport.ts'
@@ -124,7 +125,8 @@ export class WorkerMain {
 
   async onInit(message: InitMessage): Promise<void> {
     this.init = message
-    this.config = await loadConfig(message.config.configFile, message.config.overrides)
+    // The main process validated this file before it started any worker.
+    this.config = await loadConfig(message.config.configFile, message.config.overrides, { validate: false })
     const project = this.config.projects.find(p => p.id === message.projectId)
     if (!project)
       throw new Error(
@@ -534,6 +536,7 @@ export function runWorkerProcess(): void {
   const worker = new WorkerMain(send)
   const sync = new IpcTransport(send)
   setSyncTransport(sync)
+  const restarts = ipcAgentRestarter(send)
   captureOutput(worker, send)
   process.on('unhandledRejection', reason => worker.unhandledError(reason))
   process.on('uncaughtException', error => worker.unhandledError(error))
@@ -542,6 +545,7 @@ export function runWorkerProcess(): void {
     // Sync answers go straight to whoever waits for them, never behind a running group.
     if (message.type === 'syncReply' || message.type === 'syncArrival') return sync.handle(message)
     if (message.type === 'debugResume') return worker.resumeDebug()
+    if (message.type === 'clusterReply') return restarts.handle(message)
     queue = queue.then(() =>
       worker.handle(message).then(() => {
         if (message.type === 'stop') exitAfterFlush(0)

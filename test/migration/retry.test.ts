@@ -1,0 +1,110 @@
+// A migration that failed must leave the source QEMU ready for the next one, at once: the engine resets the
+// capabilities an attempt turned on (a failed postcopy attempt left postcopy-ram on, and the next migration
+// without postcopy failed with "RAM postcopy is disabled but have 16 byte advise"), and it reports a failure only
+// once the source has really left the migration, yanking channels a cancel cannot unblock (a destination that
+// stopped reading), so that the next `migrate` does not fail with "duplicate yank instance".
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { MigrationError } from '../../src/migration/errors.ts'
+import { runMigration } from '../../src/migration/migrate.ts'
+import type { MigrateOptions } from '../../src/migration/types.ts'
+import { verifyMemoryIntegrityWith } from '../../src/migration/verify.ts'
+import { requires } from '../helpers/requirements.ts'
+import { type LocalVm, localDriver } from './helpers/localDriver.ts'
+import { type LocalQemu, sharedMemtestDisk, startLocalMemtest } from './helpers/localQemu.ts'
+
+const MiB = 1024 * 1024
+const MEMORY = 128
+const CONVERGE = { 'downtime-limit': 20_000, 'max-bandwidth': 4096 * MiB }
+
+async function withVm(fn: (vm: LocalVm, dests: LocalQemu[]) => Promise<void>): Promise<void> {
+  const pool = await sharedMemtestDisk(MEMORY)
+  const vm: LocalVm = { host: 'a', qemu: await startLocalMemtest({ name: 'a', memoryMiB: MEMORY, disk: pool.path }) }
+  const dests: LocalQemu[] = []
+  try {
+    await vm.qemu.waitForPasses(3)
+    await fn(vm, dests)
+  } finally {
+    await vm.qemu.kill()
+    for (const d of dests) await d.kill()
+    await pool.remove()
+  }
+}
+
+function migrate(vm: LocalVm, dests: LocalQemu[], options: MigrateOptions<string, LocalVm>) {
+  const driver = localDriver(vm, { memoryMiB: MEMORY, hosts: ['a', 'b'], onDestination: q => dests.push(q) })
+  return runMigration(driver, options, vm)
+}
+
+async function failedAtSource(vm: LocalVm, err: unknown): Promise<MigrationError> {
+  assert.ok(err instanceof MigrationError, `expected a MigrationError, got ${String(err)}`)
+  assert.equal(vm.host, 'a')
+  assert.equal(err.sourceRunning, true, err.message)
+  return err
+}
+
+async function migrationCapabilities(q: LocalQemu): Promise<string[]> {
+  return (await q.qmp.execute('query-migrate-capabilities')).filter(c => c.state).map(c => c.capability)
+}
+
+test('a failed postcopy attempt: capabilities are reset, the next precopy migration completes', {
+  timeout: 120_000,
+}, async t => {
+  if (!requires(t, 'qemu')) return
+  await withVm(async (vm, dests) => {
+    // The switch to postcopy is due only after a minute: the timeout ends the attempt in precopy.
+    const err = await failedAtSource(
+      vm,
+      await migrate(vm, dests, {
+        to: 'b',
+        postcopy: 60_000,
+        capabilities: { xbzrle: true },
+        parameters: { 'max-bandwidth': 32 * MiB, 'downtime-limit': 1 },
+        timeout: 2000,
+      }).catch(e => e),
+    )
+    assert.equal(err.phase, 'migrate')
+    const after = await migrationCapabilities(vm.qemu)
+    assert.ok(!after.includes('postcopy-ram') && !after.includes('xbzrle'), `left on: ${after.join(', ')}`)
+    const result = await migrate(vm, dests, { to: 'b', parameters: CONVERGE })
+    assert.equal(result.status, 'completed')
+    assert.ok(!result.capabilities.includes('postcopy-ram'), result.capabilities.join(', '))
+    await verifyMemoryIntegrityWith(vm.qemu.access(), vm.qemu.range)
+  })
+})
+
+for (const multifd of [false, true]) {
+  test(`a destination that stopped reading${multifd ? ' (multifd)' : ''}: the failure leaves the source ready, the retry completes`, {
+    timeout: 180_000,
+  }, async t => {
+    if (!requires(t, 'qemu')) return
+    await withVm(async (vm, dests) => {
+      const err = await failedAtSource(
+        vm,
+        await migrate(vm, dests, {
+          to: 'b',
+          capabilities: multifd ? { multifd: true } : {},
+          parameters: { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1, ...(multifd ? { 'multifd-channels': 2 } : {}) },
+          timeout: 3000,
+          during: async () => {
+            while (((await vm.qemu.qmp.execute('query-migrate')).ram?.transferred ?? 0) < 4 * MiB)
+              await new Promise(r => setTimeout(r, 20))
+            dests[0].proc.kill('SIGSTOP')
+          },
+        }).catch(e => e),
+      )
+      assert.match(err.message, /within the timeout of 3000 ms/)
+      // Left at once, not after waiting out a stuck cancel: nothing of the migration is left in the source.
+      assert.doesNotMatch(err.qemuError ?? '', /still in migration state|not released/)
+      assert.equal((await vm.qemu.qmp.execute('query-migrate')).status, 'cancelled')
+      assert.deepEqual(
+        (await vm.qemu.qmp.execute('query-yank')).filter(i => i.type === 'migration'),
+        [],
+      )
+      assert.ok(!(await migrationCapabilities(vm.qemu)).includes('multifd'), 'multifd reset')
+      const result = await migrate(vm, dests, { to: 'b', parameters: CONVERGE })
+      assert.equal(result.status, 'completed')
+      await verifyMemoryIntegrityWith(vm.qemu.access(), vm.qemu.range)
+    })
+  })
+}
