@@ -30,11 +30,18 @@ interface Case {
   cleanup(): Promise<void>
 }
 
-/** Rounds outermost, so that a change of machine load hits every case alike; the best round of each counts. */
-async function measureAll(cases: Case[], rounds: number): Promise<Row[]> {
+/**
+ * Rounds outermost, every other round in reverse order, and a `sync` before each timed copy (so that no case
+ * pays for the writeback of the one before): a change of machine load or cache state hits every case alike.
+ * The best round of each counts.
+ */
+async function measureAll(cases: Case[], rounds: number, settle: () => Promise<void>): Promise<Row[]> {
   const best = cases.map(() => Number.POSITIVE_INFINITY)
   for (let r = 0; r < rounds; r++) {
-    for (const [i, c] of cases.entries()) {
+    const order = [...cases.entries()]
+    if (r % 2 === 1) order.reverse()
+    for (const [i, c] of order) {
+      await settle()
       const t = performance.now()
       await c.run()
       best[i] = Math.min(best[i], performance.now() - t)
@@ -120,7 +127,7 @@ async function main(): Promise<void> {
       () => sh(['cp', srcFile, `${dir}/c.raw`]),
       () => sh(['rm', '-f', `${dir}/c.raw`]),
     )
-    rows.push(...(await measureAll(cases, ROUNDS)))
+    rows.push(...(await measureAll(cases, ROUNDS, () => sh(['sync']))))
   } finally {
     await cluster.close()
     await started.stop()
