@@ -36,6 +36,14 @@ export default defineConfig({
       timeout: 240_000,
       cluster: { hosts: 4, networks: { lan: { subnet: '10.78.0.0/24' } } },
     },
+    {
+      // examples/debian.vt.ts: a real Debian 12 guest (qemu-guest-agent), built on first use (`vt image build debian`).
+      name: 'debian',
+      testMatch: ['debian.vt.ts'],
+      use: { image: 'debian', memory: '512M' },
+      timeout: 600_000,
+      cluster: { hosts: 1 },
+    },
     // Long migration stress on four hosts (examples/stress.vt.ts, tagged @stress): not part of the default run
     // nor CI; `VT_STRESS=1 npx vt test --project stress` runs it.
     ...(process.env.VT_STRESS

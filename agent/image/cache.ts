@@ -1,7 +1,18 @@
 // The image cache: $VT_CACHE_DIR (default $XDG_CACHE_HOME/vt or ~/.cache/vt). Entries are directories named
 // by a hash of their inputs, written to a temporary directory and renamed into place, so a reader never sees
 // a half-built entry; a lock file keeps two builders of the same key from doing the work twice.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -72,6 +83,34 @@ export async function withLock<T>(
 export function ensureDir(path: string): string {
   mkdirSync(path, { recursive: true })
   return path
+}
+
+/**
+ * Puts the built `tmp` where `dir` is. An existing `dir` (a broken entry, or any entry under --force) is first
+ * moved aside, so the rename cannot fail on a non-empty target and a reader never sees half of each.
+ */
+export function replaceDir(tmp: string, dir: string, aside: string): void {
+  rmSync(aside, { recursive: true, force: true })
+  if (existsSync(dir)) renameSync(dir, aside)
+  try {
+    renameSync(tmp, dir)
+  } finally {
+    rmSync(aside, { recursive: true, force: true })
+  }
+}
+
+/** Temporary build (or set-aside) dirs of builders that were killed mid-build (their pid is gone). */
+export function removeDeadBuilds(root: string, image: string): void {
+  for (const name of readdirSync(root)) {
+    const m = /^\.(?:tmp|old)-([a-z]+)-[0-9a-f]+-(\d+)$/.exec(name)
+    const pid = m?.[1] === image ? Number(m[2]) : 0
+    if (!pid || pid === process.pid) continue
+    try {
+      process.kill(pid, 0)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(root, name), { recursive: true, force: true })
+    }
+  }
 }
 
 export { existsSync }

@@ -2,10 +2,10 @@
 // Built locally from the .debs (never downloaded as an image), cached under a key that hashes every input.
 import { execFile, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
-import { cacheDir, ensureDir, withLock } from './cache.ts'
+import { cacheDir, ensureDir, removeDeadBuilds, replaceDir, withLock } from './cache.ts'
 import { type CpioEntry, writeCpio } from './cpio.ts'
 import { busyboxDeb, extractDeb, kernelDeb } from './debs.ts'
 import { initScript, type ModuleGroups, vtSyncScript } from './init.ts'
@@ -83,7 +83,7 @@ export async function ensureTiny(opts: { progress?: Progress; force?: boolean } 
         }
         const t0 = Date.now()
         progress(`building the tiny image from ${basename(kdeb)} and ${basename(bdeb)}`)
-        removeDeadBuilds(root)
+        removeDeadBuilds(root, 'tiny')
         const tmp = join(root, `.tmp-tiny-${key}-${process.pid}`)
         rmSync(tmp, { recursive: true, force: true })
         try {
@@ -105,20 +105,6 @@ export async function ensureTiny(opts: { progress?: Progress; force?: boolean } 
       `the cached tiny image ${dir} is broken (${broken}) and rebuilding it failed: ${(err as Error).message}\n` +
         `Fix: remove ${dir} and run \`vt image build\``,
     )
-  }
-}
-
-/**
- * Puts the built `tmp` where `dir` is. An existing `dir` (a broken entry, or any entry under --force) is first
- * moved aside, so the rename cannot fail on a non-empty target and a reader never sees half of each.
- */
-function replaceDir(tmp: string, dir: string, aside: string): void {
-  rmSync(aside, { recursive: true, force: true })
-  if (existsSync(dir)) renameSync(dir, aside)
-  try {
-    renameSync(tmp, dir)
-  } finally {
-    rmSync(aside, { recursive: true, force: true })
   }
 }
 
@@ -144,19 +130,6 @@ function recipeKey(kdeb: string, bdeb: string): string {
   h.update(vtSyncScript())
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
-}
-
-/** Temporary build (or set-aside) dirs of builders that were killed mid-build (their pid is gone). */
-function removeDeadBuilds(root: string): void {
-  for (const name of readdirSync(root)) {
-    const pid = Number(/^\.(?:tmp|old)-tiny-[0-9a-f]+-(\d+)$/.exec(name)?.[1])
-    if (!pid || pid === process.pid) continue
-    try {
-      process.kill(pid, 0)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(root, name), { recursive: true, force: true })
-    }
-  }
 }
 
 function toImage(dir: string, m: Record<string, unknown>): TinyImage {

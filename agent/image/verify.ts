@@ -2,7 +2,7 @@
 // when the manifest parses and every file matches. Sizes are checked on every use, hashes once per process and
 // file version (path, size, mtime, inode), so a boot pays for hashing ~17 MB once per agent, not per VM.
 import { createHash } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { createReadStream, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface FileDigest {
@@ -22,6 +22,27 @@ function sha256Of(path: string, st: { size: number; mtimeMs: number; ino: number
     memo.set(key, h)
   }
   return h
+}
+
+/**
+ * Hashes the named files of `dir` by streaming them, into the same memo `checkEntry` and `digestFiles` use:
+ * for large files (the debian image's disk) a synchronous hash would stall the agent's event loop for seconds.
+ */
+export async function prehash(dir: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const path = join(dir, name)
+    let st: ReturnType<typeof statSync>
+    try {
+      st = statSync(path)
+    } catch {
+      continue // checkEntry names what is missing
+    }
+    const key = `${path}:${st.size}:${st.mtimeMs}:${st.ino}`
+    if (memo.has(key)) continue
+    const h = createHash('sha256')
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer)
+    memo.set(key, h.digest('hex'))
+  }
 }
 
 /** Size and sha256 of each named file of `dir`, for the manifest. */

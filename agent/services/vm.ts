@@ -77,6 +77,11 @@ export const vmService = implement('vm', agent => {
         const r = await mgr.get(name).exec(req.command, { env: req.env, timeoutMs: req.timeoutMs })
         return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, durationMs: r.durationMs }
       },
+      readFile: (name, req) => mgr.get(name).readFile(req.path, req),
+      async writeFile(name, req) {
+        const data = typeof req.data === 'string' ? Buffer.from(req.data, 'utf8') : req.data
+        await mgr.get(name).writeFile(req.path, data, req)
+      },
       pause: name => mgr.get(name).pause(),
       resume: name => mgr.get(name).resume(),
       shutdown: (name, opts) => mgr.shutdown(name, opts?.timeoutMs),

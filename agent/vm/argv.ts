@@ -42,6 +42,7 @@ export const paths = (dir: string, sockDir: string) => ({
   consoleLog: join(dir, 'console.log'),
   cmd: join(sockDir, 'cmd.sock'),
   ctl: join(sockDir, 'ctl.sock'),
+  qga: join(sockDir, 'qga.sock'),
   stderr: join(dir, 'qemu.stderr'),
 })
 
@@ -83,16 +84,22 @@ export function qemuArgv(input: ArgvInput): string[] {
     if (input.initrd) a.push('-initrd', input.initrd)
     if (input.append) a.push('-append', input.append)
   }
-  const ports = [...(input.channel ? ['vt.cmd', 'vt.ctl'] : []), ...(spec.consoles ?? []).map(c => c.name)]
-  if (ports.length > 0) {
-    a.push('-device', 'virtio-serial-pci,id=vtser')
-    const extra = input.channel ? 2 : 0
-    ports.forEach((name, i) => {
-      const sock = name === 'vt.cmd' ? p.cmd : name === 'vt.ctl' ? p.ctl : portSocket(sockDir, i - extra)
-      a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
-      a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}`)
-    })
-  }
+  // Every VM gets the qemu-guest-agent port (agent/qga/): any guest that runs the agent has a command channel.
+  const ports: { name: string; sock: string; id?: string }[] = [
+    ...(input.channel
+      ? [
+          { name: 'vt.cmd', sock: p.cmd },
+          { name: 'vt.ctl', sock: p.ctl },
+        ]
+      : []),
+    { name: 'org.qemu.guest_agent.0', sock: p.qga, id: 'vtqga' },
+    ...(spec.consoles ?? []).map((c, i) => ({ name: c.name, sock: portSocket(sockDir, i) })),
+  ]
+  a.push('-device', 'virtio-serial-pci,id=vtser')
+  ports.forEach(({ name, sock, id }, i) => {
+    a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
+    a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}${id ? `,id=${id}` : ''}`)
+  })
   let scsi = false
   for (const d of input.disks) {
     a.push(

@@ -8,11 +8,14 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import type { VmInfo, VmSpecParsed, VmStatus } from '../../src/protocol/vm.ts'
+import { imageChannel } from '../image/index.ts'
+import { AgentChannel, AgentUnavailableError } from '../qga/channel.ts'
 import { QmpClient } from '../qmp/index.ts'
 import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { paths, qemuArgv, type ResolvedDisk } from './argv.ts'
 import { ConsoleCapture } from './console.ts'
 import { connectUnix, GuestChannel, GuestError, type GuestResult } from './guest.ts'
+import { vtReadFile, vtWriteFile } from './guestFiles.ts'
 
 export class VmError extends Error {
   override name = 'VmError'
@@ -62,6 +65,8 @@ export class Machine {
   readonly dir: string
   readonly console: ConsoleCapture
   readonly guest: GuestChannel | undefined
+  /** qemu-guest-agent's port, on every VM: the command channel of guests that are not vt's tiny one. */
+  readonly agent: AgentChannel
   readonly startedAt = Date.now()
   readonly exited: Promise<{ code: number | null; signal: string | null }>
   status: VmStatus = 'starting'
@@ -97,6 +102,7 @@ export class Machine {
           },
         })
       : undefined
+    this.agent = new AgentChannel(p.qga, this.label)
     const bin = opts.qemuBinary ?? 'qemu-system-x86_64'
     const sp = setpriv()
     const [file, args] = sp ? [sp, ['--pdeathsig', 'KILL', '--', bin, ...this.argv]] : [bin, this.argv]
@@ -140,7 +146,7 @@ export class Machine {
       await m.connect()
       const mode = readyMode(opts.spec)
       if (!opts.spec.paused && !opts.spec.incoming && mode !== 'none') {
-        await m.waitReady(opts.spec.readyTimeoutMs ?? 60_000)
+        await m.waitReady(readyTimeout(opts.spec))
       } else if (!opts.spec.paused && !opts.spec.incoming) {
         m.readyMs = performance.now() - m.t0
       }
@@ -162,6 +168,7 @@ export class Machine {
         QmpClient.connect(p.qmp, { label: this.label, signal, connectTimeout: 15_000 }),
         connectUnix(p.console, signal, 15_000),
         this.guest?.connect(signal, 15_000),
+        this.agent.connect(signal, 15_000),
       ])
       this.qmp = qmp
       this.console.attach(con)
@@ -180,6 +187,7 @@ export class Machine {
     const mode = readyMode(this.opts.spec)
     let ready: Promise<unknown>
     if (mode === 'channel') ready = (this.guest as GuestChannel).waitReady()
+    else if (mode === 'agent') ready = this.agent.waitReady(timeoutMs + 1000)
     else if (mode === 'none') ready = Promise.resolve()
     else {
       const re = new RegExp(mode.console)
@@ -196,7 +204,12 @@ export class Machine {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const what = mode === 'channel' ? "the guest's command channel never answered" : `no console match`
+        const what =
+          mode === 'channel'
+            ? "the guest's command channel never answered"
+            : mode === 'agent'
+              ? 'qemu-guest-agent never answered'
+              : `no console match`
         reject(
           new VmError(
             `${this.label} was not ready within ${timeoutMs} ms (${what}). Console tail:\n${indent(this.console.tail())}`,
@@ -217,16 +230,49 @@ export class Machine {
   }
 
   async exec(command: string, opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<GuestResult> {
+    this.checkRunning(`run \`${command}\``)
     if (!this.guest) {
-      throw new VmError(`${this.label} has no command channel (it was not booted from a vt image)`, 'NO_CHANNEL')
+      await this.agentReady(opts.timeoutMs)
+      return this.agent.guest.exec(command, opts)
     }
-    if (!this.alive) throw new VmError(`${this.label}: cannot run \`${command}\`: ${this.exitReason()}`, 'QEMU_EXITED')
+    if (!this.guest.ready) await this.waitReady(readyTimeout(this.opts.spec))
+    return this.guest.exec(command, opts)
+  }
+
+  /** The file at `path` in the guest (through the agent, or `cat` on the tiny guest's channel). */
+  async readFile(path: string, opts: { maxBytes?: number; timeoutMs?: number } = {}): Promise<Buffer> {
+    this.checkRunning(`read ${path}`)
+    if (this.guest) return vtReadFile((c, o) => this.exec(c, o), path, opts)
+    await this.agentReady(opts.timeoutMs)
+    return this.agent.guest.readFile(path, opts)
+  }
+
+  /** Writes `data` to `path` in the guest (created or replaced). */
+  async writeFile(path: string, data: Uint8Array, opts: { mode?: number; timeoutMs?: number } = {}): Promise<void> {
+    this.checkRunning(`write ${path}`)
+    if (this.guest) return vtWriteFile((c, o) => this.exec(c, o), path, data, opts)
+    await this.agentReady(opts.timeoutMs)
+    return this.agent.guest.writeFile(path, data, opts)
+  }
+
+  /** Waits for qemu-guest-agent (up to the ready timeout, or less when the command's own timeout is less). */
+  private async agentReady(timeoutMs: number | undefined): Promise<void> {
+    if (this.agent.isReady) return
+    const readyMs = readyTimeout(this.opts.spec)
+    try {
+      await this.agent.waitReady(Math.min(readyMs, timeoutMs ?? readyMs))
+    } catch (err) {
+      if (err instanceof AgentUnavailableError) throw new VmError(err.message, err.code)
+      throw err
+    }
+  }
+
+  private checkRunning(what: string): void {
+    if (!this.alive) throw new VmError(`${this.label}: cannot ${what}: ${this.exitReason()}`, 'QEMU_EXITED')
     // A stopped guest would only let the command time out: say why at once.
     if (this.status === 'paused' || this.status === 'inmigrate' || this.status === 'postmigrate') {
-      throw new VmError(`${this.label} is ${this.status}: cannot run \`${command}\` (resume it first)`, 'NOT_RUNNING')
+      throw new VmError(`${this.label} is ${this.status}: cannot ${what} (resume it first)`, 'NOT_RUNNING')
     }
-    if (!this.guest.ready) await this.waitReady(this.opts.spec.readyTimeoutMs ?? 60_000)
-    return this.guest.exec(command, opts)
   }
 
   requireQmp(): QmpClient {
@@ -250,6 +296,11 @@ export class Machine {
     const deadline = Date.now() + timeoutMs
     if (this.guest?.ready && this.status === 'running') {
       this.guest.exec('sync; poweroff -f', { timeoutMs: Math.max(1, timeoutMs) }).catch(() => {})
+    } else if (!this.guest && this.agent.isReady && this.status === 'running') {
+      // A minimal systemd guest has no logind to act on the ACPI button: ask its agent.
+      this.agent.client
+        .execute('guest-shutdown', { mode: 'powerdown' }, { noReply: true, timeoutMs: 5000 })
+        .catch(() => this.qmp?.execute('system_powerdown').catch(() => {}))
     } else {
       await this.qmp?.execute('system_powerdown').catch(() => {})
     }
@@ -343,6 +394,7 @@ export class Machine {
     this.abort.abort(new Error(reason))
     this.setStatus('exited', reason)
     this.guest?.close(reason)
+    this.agent.close(reason)
     this.transcriptAtExit = this.qmp?.transcriptText()
     this.qmp?.close()
     this.console.close()
@@ -352,9 +404,11 @@ export class Machine {
     this.qmp?.close()
     this.console.close()
     this.guest?.close('the VM was destroyed')
+    this.agent.close('the VM was destroyed')
   }
 
   private onQmpEvent(ev: QmpEvent): void {
+    this.agent.onQmpEvent(ev)
     if (ev.event === 'STOP') this.setStatus('paused')
     else if (ev.event === 'RESUME') this.setStatus('running')
     else if (ev.event === 'SHUTDOWN') this.setStatus('shutdown')
@@ -376,11 +430,15 @@ export class Machine {
   }
 }
 
-export function readyMode(spec: VmSpecParsed): 'channel' | 'none' | { console: string } {
+export function readyMode(spec: VmSpecParsed): 'channel' | 'agent' | 'none' | { console: string } {
   if (spec.ready) return spec.ready
-  return spec.kernel || (!spec.image && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image))
-    ? 'none'
-    : 'channel'
+  if (spec.kernel || (!spec.image && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image))) return 'none'
+  return imageChannel(spec.image ?? 'tiny') === 'qga' ? 'agent' : 'channel'
+}
+
+/** The spec's ready timeout; a systemd guest under TCG on a busy machine needs minutes, the tiny one seconds. */
+function readyTimeout(spec: VmSpecParsed): number {
+  return spec.readyTimeoutMs ?? (readyMode(spec) === 'agent' ? 300_000 : 60_000)
 }
 
 function mapStatus(s: string): VmStatus {

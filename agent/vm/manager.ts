@@ -124,6 +124,7 @@ export class VmManager {
       let append = spec.append
       const bootsDisk = !spec.image && !spec.kernel && (spec.disks?.length ?? 0) > 0 && spec.disks?.every(d => !d.image)
       if (spec.firmware) this.checkPath(spec.firmware, 'firmware', label)
+      let diskSpecs = spec
       if (!kernel && !bootsDisk && !spec.firmware) {
         const image = await ensureImage(spec.image ?? 'tiny', { progress: this.opts.progress })
         if (memoryMiB < image.minMemoryMiB) {
@@ -135,11 +136,22 @@ export class VmManager {
         }
         kernel = image.kernel
         initrd = image.initrd
-        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, netArgs(spec), spec.append]
+        // systemd.hostname: the debian guest's; vt.hostname and the NIC words: the tiny guest's and vt-net's.
+        const host = image.name === 'debian' ? [`systemd.hostname=${spec.name}`] : []
+        append = [image.append, 'panic=-1', `vt.hostname=${spec.name}`, ...host, netArgs(spec), spec.append]
           .filter(Boolean)
           .join(' ')
+        // The debian image boots from its root filesystem: an overlay of it, first so that it is /dev/vda.
+        if (image.name === 'debian') {
+          if (spec.disks?.some(d => d.id === 'root'))
+            throw new VmError(
+              `${label}: disk id 'root' is the debian image's root disk: pick another id`,
+              'BAD_REQUEST',
+            )
+          diskSpecs = { ...spec, disks: [{ image: image.name, id: 'root' }, ...(spec.disks ?? [])] }
+        }
       }
-      const disks = await this.prepareDisks(spec, dir, label)
+      const disks = await this.prepareDisks(diskSpecs, dir, label)
       const nics = await this.prepareNics(spec, label, tracked, taps)
       const machine = await Machine.start({
         host: this.host,

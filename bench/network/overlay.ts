@@ -3,7 +3,8 @@
 // visit, MACs by hand, MTU 1400 in the guest), both in the same run on the same embedded two-host cluster
 // (network namespaces). For each: ping round trip and TCP throughput VM to VM across hosts and on one host,
 // then the traffic lost by a 10 ms ping across one migration of a busy server (longest gap in the replies),
-// and whether a TCP stream (nc) survives it.
+// whether a TCP stream (nc) survives it and its longest stall, how long the guest stood still (source STOP to
+// destination RESUME), and whether the server still answers afterwards.
 //   npm run bench:network [-- --pings N] [--hand-first]
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -34,7 +35,13 @@ interface Row {
   lostMs: number
   lostPings: number
   tcpSurvived: boolean
+  /** Longest time the TCP client received nothing (its lines are stamped with the guest's uptime, 10 ms ticks). */
+  tcpStallMs: number
   downtimeMs: number
+  /** The guest stood still: the source's STOP to the destination's RESUME (QMP event timestamps, one clock). */
+  pauseMs: number
+  /** The server still answers after the migration (a crashed guest makes the other numbers meaningless). */
+  serverAlive: boolean
 }
 
 /** The overlay as the issue's user wrote it: ~10 ip commands per host plus a tap per VM per host. */
@@ -92,16 +99,30 @@ async function measure(cluster: Cluster, side: Side): Promise<Row> {
     )
     await server.succeed('(i=0; while :; do i=$((i+1)); echo $i; usleep 20000; done | nc -l -p 5000) >/dev/null 2>&1 &')
     await server.waitUntilSucceeds('netstat -ltn | grep -q :5000')
-    await remote.succeed(`(sleep 100000 | nc ${ip} 5000 > /tmp/stream; echo $? > /tmp/nc.exit) >/dev/null 2>&1 &`)
+    await remote.succeed(
+      `(sleep 100000 | nc ${ip} 5000 | while read l; do echo "$(cut -d' ' -f1 /proc/uptime) $l"; done > /tmp/stream; echo $? > /tmp/nc.exit) >/dev/null 2>&1 &`,
+    )
     await remote.succeed(`(ping -i 0.01 -c 1500 ${ip} > /tmp/ping.txt) >/dev/null 2>&1 &`)
     await new Promise(r => setTimeout(r, 3000))
+    const stamps: Record<string, number> = {}
+    const offs = [a, b].map(h =>
+      h.on('vm', 'qmp', e => {
+        if (e.name !== server.name || (e.event !== 'STOP' && e.event !== 'RESUME')) return
+        stamps[e.event] = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000
+      }),
+    )
     const result = await server.migrate({ to: b, parameters: { 'max-bandwidth': 4096 * MiB, 'downtime-limit': 300 } })
+    for (const off of offs) off()
+    const serverAlive = (await server.exec('true', { timeout: 15_000 }).catch(() => ({ exitCode: 1 }))).exitCode === 0
     await remote.waitUntilSucceeds('grep -q "packets transmitted" /tmp/ping.txt', { timeout: 120_000 })
     const seqs = [...(await remote.succeed('cat /tmp/ping.txt')).matchAll(/seq=(\d+)/g)].map(m => Number(m[1]))
     let gap = 0
     for (let i = 1; i < seqs.length; i++) gap = Math.max(gap, seqs[i] - seqs[i - 1] - 1)
     const stats = /(\d+) packets transmitted, (\d+) packets received/.exec(await remote.succeed('cat /tmp/ping.txt'))
     const tcpSurvived = (await remote.exec('test -e /tmp/nc.exit')).exitCode !== 0
+    const times = [...(await remote.succeed('cat /tmp/stream')).matchAll(/^([\d.]+) \d+$/gm)].map(m => Number(m[1]))
+    let stall = 0
+    for (let i = 1; i < times.length; i++) stall = Math.max(stall, times[i] - times[i - 1])
     return {
       side: side.name,
       rttCross,
@@ -111,7 +132,10 @@ async function measure(cluster: Cluster, side: Side): Promise<Row> {
       lostMs: gap * 10,
       lostPings: stats ? Number(stats[1]) - Number(stats[2]) : Number.NaN,
       tcpSurvived,
+      tcpStallMs: Math.round(stall * 1000),
       downtimeMs: result.downtimeMs,
+      pauseMs: Math.round((stamps.RESUME ?? Number.NaN) - (stamps.STOP ?? Number.NaN)),
+      serverAlive,
     }
   } finally {
     await Promise.all([server, remote, local].map(v => v.destroy().catch(() => {})))
@@ -152,11 +176,11 @@ try {
   for (const side of order) rows.push(await measure(cluster, side))
   console.log(`guest networks, 128 MiB TCG guests, embedded 2-host cluster (netns), ${PINGS} pings per RTT`)
   console.log(
-    'side | RTT cross-host | RTT same host | TCP cross-host | TCP same host | lost across migration | TCP stream | downtime',
+    'side | RTT cross-host | RTT same host | TCP cross-host | TCP same host | lost across migration | TCP stream (longest stall) | downtime | guest paused | server after',
   )
   for (const r of rows) {
     console.log(
-      `${r.side.padEnd(4)} | ${r.rttCross.toFixed(2).padStart(9)} ms | ${r.rttLocal.toFixed(2).padStart(8)} ms | ${String(r.mbpsCross).padStart(8)} Mb/s | ${String(r.mbpsLocal).padStart(7)} Mb/s | ${String(r.lostMs).padStart(5)} ms (${r.lostPings} pings) | ${r.tcpSurvived ? 'kept' : 'RESET'} | ${r.downtimeMs} ms`,
+      `${r.side.padEnd(4)} | ${r.rttCross.toFixed(2).padStart(9)} ms | ${r.rttLocal.toFixed(2).padStart(8)} ms | ${String(r.mbpsCross).padStart(8)} Mb/s | ${String(r.mbpsLocal).padStart(7)} Mb/s | ${String(r.lostMs).padStart(5)} ms (${r.lostPings} pings) | ${r.tcpSurvived ? 'kept' : 'RESET'} (${r.tcpStallMs} ms) | ${r.downtimeMs} ms | ${r.pauseMs} ms | ${r.serverAlive ? 'alive' : 'CRASHED'}`,
     )
   }
   for (const h of [a, b])

@@ -1,7 +1,9 @@
 // bench/vm: boot to exec-ready (median of N), exec('true') round trip p50/p99, and 8 VMs booted at once on one
 // host, each next to its peer measured in the same run: a raw qemu-system-x86_64 boot of the same kernel and
 // initramfs with the same devices, timed from spawn to the guest's "vt-tiny: ready" line on the serial port.
-//   node --import tsx bench/vm/boot.ts [--runs 10] [--execs 300] [--concurrent 8]
+// With --debian N (default 1, 0 skips): the debian guest's boot to qemu-guest-agent ready and exec('true')
+// through the agent, next to the tiny guest's numbers of the same run.
+//   node --import tsx bench/vm/boot.ts [--runs 10] [--execs 300] [--concurrent 8] [--debian 1]
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
@@ -19,11 +21,13 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '10' },
     execs: { type: 'string', default: '300' },
     concurrent: { type: 'string', default: '8' },
+    debian: { type: 'string', default: '1' },
   },
 })
 const RUNS = Number(values.runs)
 const EXECS = Number(values.execs)
 const CONCURRENT = Number(values.concurrent)
+const DEBIAN = Number(values.debian)
 
 const root = mkdtempSync(join(tmpdir(), 'vt-bench-vm-'))
 const children = new Set<ChildProcess>()
@@ -85,6 +89,10 @@ async function rawBoot(): Promise<number> {
     `socket,id=p1,path=${sock('ctl')},server=on,wait=off`,
     '-device',
     'virtserialport,bus=vtser.0,chardev=p1,name=vt.ctl',
+    '-chardev',
+    `socket,id=p2,path=${sock('qga')},server=on,wait=off`,
+    '-device',
+    'virtserialport,bus=vtser.0,chardev=p2,name=org.qemu.guest_agent.0',
   ]
   const t0 = performance.now()
   const p = spawn('qemu-system-x86_64', args, { stdio: 'ignore' })
@@ -191,6 +199,29 @@ if (outs.some((o, i) => o.trim() !== vms[i].name)) throw new Error(`wrong hostna
 await Promise.all(vms.map(v => v.destroy()))
 console.log(`  raw qemu, all ready            ${ms(rawAll)}`)
 console.log(`  vt, all ready for exec         ${ms(vtAll)}`)
+
+if (DEBIAN > 0) {
+  await ensureImage('debian', { progress: m => console.log(`image: ${m}`) })
+  console.log(`\ndebian guest (systemd + qemu-guest-agent, TCG, 1 vCPU, 512 MiB), ${DEBIAN} boot(s)`)
+  const ready: number[] = []
+  const execs: number[] = []
+  for (let i = 0; i < DEBIAN; i++) {
+    const vm = await Vm.create(host, { name: `d${i}`, image: 'debian', accel: 'tcg', memory: '512M' })
+    ready.push(vm.info.readyMs ?? Number.NaN)
+    for (let j = 0; j < 30; j++) {
+      const t0 = performance.now()
+      await vm.exec('true')
+      execs.push(performance.now() - t0)
+    }
+    await vm.destroy()
+  }
+  console.log(`  debian: agent spawn → qemu-guest-agent ready  median ${ms(median(ready))}`)
+  console.log(`  peer: tiny, agent spawn → channel ready        median ${ms(median(vtReady))}`)
+  console.log(
+    `  debian: vm.exec('true') via qemu-guest-agent   p50 ${ms(median(execs))}  p99 ${ms(quantile(execs, 0.99))}`,
+  )
+  console.log(`  peer: tiny vm.exec('true')                     p50 ${ms(median(rt))}`)
+}
 
 await client.close()
 process.exit(0)

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { configSchema, describeIssues, findKeyLine, formatKeyPath, type KeyPath } from './schema.ts'
+import { findKeyLine, formatKeyPath, type KeyPath } from './keyPath.ts'
 import type { Config, ConfigOverrides, FullConfig, FullProject, ProjectConfig, ReporterDescription } from './types.ts'
 
 export type { ConfigOverrides } from './types.ts'
@@ -52,7 +52,11 @@ function isDirectory(p: string): boolean {
  * Loads and resolves the config. `configFile` is what resolveConfigFile returned: a config file, or a directory
  * to run without one ('' means the current directory).
  */
-export async function loadConfig(configFile: string, overrides: ConfigOverrides = {}): Promise<FullConfig> {
+export async function loadConfig(
+  configFile: string,
+  overrides: ConfigOverrides = {},
+  options: LoadOptions = {},
+): Promise<FullConfig> {
   const target = path.resolve(configFile || process.cwd())
   if (isDirectory(target)) return resolveConfig({}, '', target, overrides)
   if (!existsSync(target)) throw new ConfigError(`vt: config file not found: ${target}`)
@@ -78,15 +82,24 @@ export async function loadConfig(configFile: string, overrides: ConfigOverrides 
     throw new ConfigError(
       `vt: the default export of ${target} must be an object (defineConfig({ ... })), got ${user === null ? 'null' : Array.isArray(user) ? 'an array' : typeof user}`,
     )
-  validateConfig(user, target)
+  if (options.validate !== false) await validateConfig(user, target)
   return resolveConfig(user as Config, target, path.dirname(target), overrides)
 }
 
+export interface LoadOptions {
+  /**
+   * false: the file was validated already (workers load the config the main process checked), so the schema
+   * and zod are not loaded again in every worker.
+   */
+  validate?: boolean
+}
+
 /** Throws a ConfigError naming every bad key path, with the config file and the line of the key when found. */
-export function validateConfig(user: unknown, configFile: string, source?: string): asserts user is Config {
-  const parsed = configSchema.safeParse(user)
+export async function validateConfig(user: unknown, configFile: string, source?: string): Promise<void> {
+  const schema = await import('./schema.ts')
+  const parsed = schema.configSchema.safeParse(user)
   if (parsed.success) return
-  const issues = describeIssues(parsed.error.issues, user)
+  const issues = schema.describeIssues(parsed.error.issues, user)
   throw configIssuesError(issues, configFile, source)
 }
 

@@ -1,8 +1,9 @@
 // The migration driver for VMs managed by the agents (the `vm` service): each side's QMP, events and link state
 // through its host's agent, the destination started from the source's spec, storage copy set up per disk.
 import type { Host } from '../cluster/host.ts'
+import { vmQmpExecutor } from '../protocol/qmp.ts'
 import type { VolumeRef } from '../protocol/storage.ts'
-import { type VmInfo, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
+import type { VmInfo, VmSpec } from '../protocol/vm.ts'
 import { poolTraits } from '../storage/types.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationSide } from './types.ts'
 

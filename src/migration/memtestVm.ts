@@ -2,7 +2,8 @@
 // verifyMemoryIntegrity for such a VM (dump and check on its own host, so the RAM never crosses the wire).
 import type { Host } from '../cluster/host.ts'
 import { describeReport, type IntegrityReport, type MemtestRange, memtestRange } from '../protocol/memtest.ts'
-import { type VmInfo, type VmSpec, vmQmpExecutor } from '../protocol/vm.ts'
+import { vmQmpExecutor } from '../protocol/qmp.ts'
+import type { VmInfo, VmSpec } from '../protocol/vm.ts'
 import { type VerifyOptions, verifyMemoryIntegrityWith } from './verify.ts'
 
 const MiB = 1024 * 1024

@@ -320,3 +320,14 @@ export type QmpCommandKey = QmpCommandName | (string & {})
 export interface QmpExecutor {
   execute<K extends QmpCommandKey>(command: K, args?: QmpArgs<K>, options?: { timeout?: number }): Promise<QmpReturn<K>>
 }
+
+/** The controller's view of `vm.qmp`: arguments and result typed by the command name. */
+export type VmQmpCall = <K extends QmpCommandKey>(name: string, command: K, args?: QmpArgs<K>) => Promise<QmpReturn<K>>
+
+/**
+ * VM `name`'s QEMU as a QmpExecutor, through a host's `vm.qmp`. Here rather than beside the `vm` service so that
+ * migration code can use it without loading the contract's schemas (and zod) into every test worker.
+ */
+export function vmQmpExecutor(qmp: VmQmpCall, name: string): QmpExecutor {
+  return { execute: (command, args) => qmp(name, command, args) }
+}

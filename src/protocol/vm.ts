@@ -3,7 +3,7 @@
 // captures the serial console, and talks to the tiny guest over its command channel for `exec`.
 import { z } from 'zod'
 import { absolutePath, bytes, call, defineService, envSchema, event } from './contract.ts'
-import type { QmpArgs, QmpCommandKey, QmpEvent, QmpExecutor, QmpReturn } from './qmp.ts'
+import type { QmpEvent, VmQmpCall } from './qmp.ts'
 import { volumeRef } from './storage.ts'
 
 const vmName = z
@@ -110,11 +110,19 @@ export const vmSpec = z
     paused: z.boolean().optional(),
     /** Wait for a migration stream: 'defer' (then migrate-incoming over QMP) or a URI like 'tcp:0:4444'. */
     incoming: z.string().min(1).optional(),
-    /** What "ready" means: the tiny guest's command channel, a console regex, or nothing. */
+    /**
+     * What "ready" means: the tiny guest's command channel, qemu-guest-agent answering (default for the
+     * 'debian' image; use it for your own disk that runs the agent), a console regex, or nothing.
+     */
     ready: z
-      .union([z.literal('channel'), z.literal('none'), z.strictObject({ console: z.string().min(1) })])
+      .union([
+        z.literal('channel'),
+        z.literal('agent'),
+        z.literal('none'),
+        z.strictObject({ console: z.string().min(1) }),
+      ])
       .optional(),
-    /** Milliseconds to wait for ready (default 60 s). */
+    /** Milliseconds to wait for ready (default 60 s; 300 s when waiting for qemu-guest-agent). */
     readyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
     /** Exit QEMU instead of rebooting the guest (default true). */
     noReboot: z.boolean().optional(),
@@ -185,6 +193,26 @@ export interface GuestExecResult {
   durationMs: number
 }
 
+export const guestReadFileRequest = z.strictObject({
+  path: absolutePath,
+  /** Refuse files larger than this (default 64 MiB). */
+  maxBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(256 * 1024 * 1024)
+    .optional(),
+  timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+})
+
+export const guestWriteFileRequest = z.strictObject({
+  path: absolutePath,
+  data: bytes,
+  /** Permission bits, e.g. 0o755. */
+  mode: z.number().int().min(0).max(0o7777).optional(),
+  timeoutMs: z.number().int().min(1).max(86_400_000).optional(),
+})
+
 export interface VmConsoleEvent {
   name: string
   data: string
@@ -202,13 +230,7 @@ export interface VmQmpEvent extends QmpEvent {
   name: string
 }
 
-/** The controller's view of `vm.qmp`: arguments and result typed by the command name (see qmp.ts). */
-export type VmQmpCall = <K extends QmpCommandKey>(name: string, command: K, args?: QmpArgs<K>) => Promise<QmpReturn<K>>
-
-/** VM `name`'s QEMU as a QmpExecutor, through a host's `vm.qmp`. */
-export function vmQmpExecutor(qmp: VmQmpCall, name: string): QmpExecutor {
-  return { execute: (command, args) => qmp(name, command, args) }
-}
+export type { VmQmpCall } from './qmp.ts'
 
 const name = vmName
 
@@ -220,6 +242,9 @@ export const vm = defineService(
     info: call(name).returns<VmInfo>(),
     list: call().returns<VmInfo[]>(),
     exec: call(name, guestExecRequest).returns<GuestExecResult>(),
+    /** A file in the guest, through its command channel (the tiny guest's, or qemu-guest-agent). */
+    readFile: call(name, guestReadFileRequest).returns<Uint8Array>(),
+    writeFile: call(name, guestWriteFileRequest).returns<void>(),
     pause: call(name).returns<void>(),
     resume: call(name).returns<void>(),
     /** ACPI powerdown, then kill after the timeout (default 10 s). Resolves when QEMU has exited. */

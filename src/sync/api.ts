@@ -3,14 +3,7 @@
 // SyncError whose message names who arrived and who is missing.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { VtError } from '../protocol/errors.ts'
-import {
-  type Arrival,
-  type Participant,
-  type SyncFailure,
-  type SyncOp,
-  type SyncReply,
-  syncOp,
-} from '../protocol/sync.ts'
+import type { Arrival, Participant, SyncFailure, SyncOp, SyncReply } from '../protocol/sync.ts'
 import { apiLocation, apiStep, currentTestTitle } from '../runner/apiStep.ts'
 import type { Location } from '../runner/results.ts'
 import { maybeWorkerContext } from '../runner/workerContext.ts'
@@ -46,7 +39,9 @@ export function specParticipant(): Participant {
   return { kind: 'spec', label: title ? `test "${title}" (${where})` : `spec code (${where})` }
 }
 
-function check(op: SyncOp): SyncOp {
+/** Validates a request against the contract's schema (loaded on first use: most workers never sync). */
+async function check(op: SyncOp): Promise<SyncOp> {
+  const { syncOp } = await import('../protocol/sync.ts')
   const parsed = syncOp.safeParse(op)
   if (parsed.success) return parsed.data
   const what = 'name' in op ? `barrier "${op.name}"` : 'key' in op ? `key "${op.key}"` : op.op
@@ -98,25 +93,29 @@ async function run(
 export async function barrier(name: string, options: BarrierOptions): Promise<Arrival[]> {
   if (!options || typeof options.parties !== 'number')
     throw new SyncError('error', `barrier "${name}": give the number of parties: barrier(name, { parties: 3 })`)
-  const op = check({ op: 'barrier', name, parties: options.parties, timeoutMs: options.timeout })
-  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, apiLocation(), options.onArrival)
+  const location = apiLocation()
+  const op = await check({ op: 'barrier', name, parties: options.parties, timeoutMs: options.timeout })
+  const r = await run(`barrier "${name}" (${options.parties} parties)`, op, location, options.onArrival)
   return r.arrivals ?? []
 }
 
 export async function share(key: string, value: string | number | boolean): Promise<void> {
-  const op = check({ op: 'send', key, value: String(value) })
-  await run(`share "${key}"`, op, apiLocation())
+  const location = apiLocation()
+  const op = await check({ op: 'send', key, value: String(value) })
+  await run(`share "${key}"`, op, location)
 }
 
 export async function wait(key: string, options: WaitOptions = {}): Promise<string> {
-  const op = check({ op: 'wait', key, timeoutMs: options.timeout })
-  const r = await run(`wait "${key}"`, op, apiLocation())
+  const location = apiLocation()
+  const op = await check({ op: 'wait', key, timeoutMs: options.timeout })
+  const r = await run(`wait "${key}"`, op, location)
   return r.value ?? ''
 }
 
 export async function waitAll(key: string, count: number, options: WaitOptions = {}): Promise<string[]> {
-  const op = check({ op: 'waitAll', key, count, timeoutMs: options.timeout })
-  const r = await run(`wait for ${count} values of "${key}"`, op, apiLocation())
+  const location = apiLocation()
+  const op = await check({ op: 'waitAll', key, count, timeoutMs: options.timeout })
+  const r = await run(`wait for ${count} values of "${key}"`, op, location)
   return r.values ?? []
 }
 

@@ -252,6 +252,30 @@ export class Vm {
     })
   }
 
+  /** The bytes of the file at `path` in the guest (through its command channel: vt's, or qemu-guest-agent). */
+  readFile(path: string, options: { maxBytes?: number; timeout?: number } = {}): Promise<Buffer> {
+    return apiStep(`${this.name}: read ${path}`, async () => {
+      const data = await this.svc.readFile(this.name, {
+        path,
+        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+      })
+      return Buffer.from(data)
+    })
+  }
+
+  /** Writes `data` (a string is UTF-8) to `path` in the guest, replacing the file; `mode` e.g. 0o755. */
+  writeFile(path: string, data: string | Uint8Array, options: { mode?: number; timeout?: number } = {}): Promise<void> {
+    return apiStep(`${this.name}: write ${path}`, () =>
+      this.svc.writeFile(this.name, {
+        path,
+        data,
+        ...(options.mode !== undefined ? { mode: options.mode } : {}),
+        ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+      }),
+    )
+  }
+
   /** Retries `command` until it exits 0; returns its stdout. Throws with the last output on timeout. */
   waitUntilSucceeds(command: string, options: { timeout?: number; interval?: number } = {}): Promise<string> {
     return apiStep(`${this.name}: wait until ${commandTitle(command)} succeeds`, () =>

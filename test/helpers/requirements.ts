@@ -19,6 +19,10 @@ export const machine = {
   netns: process.getuid?.() === 0 && has('ip') && existsSync('/proc/self/ns/net'),
   nft: has('nft'),
   chromium: has('chromium'),
+  /** qemu-guest-agent on the host: the QGA client's tests talk to a real one (test/qga/). */
+  qga: has('qemu-ga') || existsSync('/usr/sbin/qemu-ga'),
+  /** Builds the debian image (agent/image/debian.ts). */
+  mmdebstrap: has('mmdebstrap') && (has('mke2fs') || existsSync('/usr/sbin/mke2fs')),
 }
 
 export type Requirement = keyof typeof machine

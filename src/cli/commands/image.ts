@@ -8,8 +8,8 @@ const image: CliCommand = {
     const cmd = program.command('image').description('build and list guest images (cached in VT_CACHE_DIR)')
     cmd
       .command('build')
-      .description('build an image (default: tiny)')
-      .argument('[name]', 'image name', 'tiny')
+      .description("build an image: tiny (vt's busybox guest) or debian (Debian 12 with qemu-guest-agent)")
+      .argument('[name]', 'image name: tiny or debian', 'tiny')
       .option('--force', 'rebuild even when cached, and drop every cached memtest image')
       .action(async (name: string, opts: { force?: boolean }) => {
         const { ensureImage } = await import('../../../agent/image/index.ts')
@@ -33,29 +33,30 @@ const image: CliCommand = {
       .action(async () => {
         const { readdirSync, existsSync } = await import('node:fs')
         const { join } = await import('node:path')
-        const { cacheDir, checkEntry, TINY_FILES } = await import('../../../agent/image/index.ts')
+        const { cacheDir, checkEntry, DEBIAN_FILES, TINY_FILES } = await import('../../../agent/image/index.ts')
         const dir = join(cacheDir(), 'images')
         const entries = existsSync(dir)
-          ? readdirSync(dir).filter(d => d.startsWith('tiny-') && !d.endsWith('.lock'))
+          ? readdirSync(dir).filter(d => /^(tiny|debian)-/.test(d) && !d.endsWith('.lock'))
           : []
         if (entries.length === 0) process.stdout.write(`no images in ${dir} (vt image build tiny)\n`)
         for (const e of entries) {
-          const c = checkEntry(join(dir, e), TINY_FILES)
+          const c = checkEntry(join(dir, e), e.startsWith('debian-') ? DEBIAN_FILES : TINY_FILES)
           if (c.ok) process.stdout.write(`${e}  kernel ${c.manifest.kernelVersion}  built ${c.manifest.builtAt}\n`)
           else process.stdout.write(`${e}  broken: ${c.problem} (vt image build repairs the current one)\n`)
         }
       })
     cmd
       .command('prune')
-      .description('remove every cached image except the current tiny one')
+      .description('remove every cached image except the current tiny and debian ones')
       .action(async () => {
         const { readdirSync, rmSync } = await import('node:fs')
         const { join } = await import('node:path')
-        const { cacheDir, ensureImage } = await import('../../../agent/image/index.ts')
+        const { cacheDir, debianEntryDir, ensureImage } = await import('../../../agent/image/index.ts')
         const keep = await ensureImage('tiny')
+        const debian = debianEntryDir()
         const dir = join(cacheDir(), 'images')
         for (const e of readdirSync(dir)) {
-          if (join(dir, e) === keep.dir || e.endsWith('.lock')) continue
+          if (join(dir, e) === keep.dir || join(dir, e) === debian || e.endsWith('.lock')) continue
           rmSync(join(dir, e), { recursive: true, force: true })
           process.stdout.write(`removed ${e}\n`)
         }

@@ -104,7 +104,8 @@ export class WorkerMain {
 
   async onInit(message: InitMessage): Promise<void> {
     this.init = message
-    this.config = await loadConfig(message.config.configFile, message.config.overrides)
+    // The main process validated this file before it started any worker.
+    this.config = await loadConfig(message.config.configFile, message.config.overrides, { validate: false })
     const project = this.config.projects.find(p => p.id === message.projectId)
     if (!project)
       throw new Error(
