@@ -36,18 +36,29 @@
    * series: [{ name, color, points: [[x, y, pointColor?, tooltip?]], dots? }]; format(y) and xFormat(x) label
    * the axes; marker: { x, label } draws a dashed vertical line (the switchover of a migration).
    */
-  function lineChart({ title, series, format = String, xFormat = String, marker, width = 520, height = 150 }) {
+  function lineChart({
+    title,
+    series,
+    format = String,
+    xFormat = String,
+    marker,
+    xStart = 0,
+    width = 520,
+    height = 150,
+  }) {
     const left = 64
     const right = 10
     const top = 10
     const bottom = 22
     const all = series.flatMap(s => s.points)
-    const xMin = Math.min(0, ...all.map(p => p[0]))
+    const xMin = Math.min(xStart, ...all.map(p => p[0]))
     const xMax = Math.max(xMin + 1e-9, ...all.map(p => p[0]), marker ? marker.x : xMin)
-    const yMax = niceMax(Math.max(0, ...all.map(p => p[1])))
+    const top0 = Math.max(0, ...all.map(p => p[1]))
+    const yMax = niceMax(top0)
     const X = x => round(left + ((x - xMin) / (xMax - xMin)) * (width - left - right))
     const Y = y => round(top + (1 - y / yMax) * (height - top - bottom))
-    const grid = [0, 0.25, 0.5, 0.75, 1].map(f =>
+    // All zero: one line at 0 (fractions of a made-up scale would only mislead).
+    const grid = (top0 > 0 ? [0, 0.25, 0.5, 0.75, 1] : [0]).map(f =>
       svg(
         'g',
         { class: 'grid' },
@@ -118,7 +129,8 @@
   function migrationCharts(data) {
     if (!data || !Array.isArray(data.samples) || data.samples.length === 0 || typeof data.downtimeMs !== 'number')
       return null
-    const samples = data.samples.filter(s => s && typeof s.t === 'number')
+    // Setup comes before QEMU counted anything: its zeros are not the state of the RAM.
+    const samples = data.samples.filter(s => s && typeof s.t === 'number' && s.status !== 'setup')
     const at = (key, scale = 1) => samples.map(s => [s.t, (Number(s[key]) || 0) * scale])
     const switchover = samples.find(s => s.status !== 'active' && s.status !== 'setup')
     const marker = switchover ? { x: switchover.t, label: `downtime ${data.downtimeMs} ms` } : undefined
@@ -157,12 +169,17 @@
         format: v => `${Math.round(v)} Mbit/s`,
         series: [{ name: 'throughput', color: '#1a7f37', points: at('mbps') }],
       }),
-      lineChart({
-        ...common,
-        title: 'Dirty rate',
-        format: v => `${bytes(v)}/s`,
-        series: [{ name: 'dirty rate', color: '#cf222e', points: at('dirtyBytesPerSec') }],
-      }),
+      samples.some(s => s.dirtyBytesPerSec > 0)
+        ? lineChart({
+            ...common,
+            title: 'Dirty rate',
+            format: v => `${bytes(v)}/s`,
+            series: [{ name: 'dirty rate', color: '#cf222e', points: at('dirtyBytesPerSec') }],
+          })
+        : div(
+            'chart-box note',
+            'Dirty rate: QEMU reported none (it measures it at a dirty sync at least 1 s after the previous one; this migration had no such sync).',
+          ),
     )
   }
 

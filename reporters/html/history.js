@@ -63,6 +63,7 @@
         title: 'Duration over the runs',
         format: duration,
         xFormat: x => `run ${Math.round(x)}`,
+        xStart: 1,
         series: [{ name: 'duration', color: '#8c959f', points, dots: true }],
       }),
     )

@@ -36,8 +36,9 @@ export class SampleRecorder {
     this.stride *= 2
   }
 
-  /** The final sample always goes in, whatever the stride. */
+  /** The final sample (QEMU's final numbers) always goes in, in place of a 'completed' poll just before it. */
   finish(sample: MigrationSample): MigrationSample[] {
+    if (this.samples.at(-1)?.status === 'completed') this.samples.pop()
     this.samples.push(sample)
     return this.samples
   }

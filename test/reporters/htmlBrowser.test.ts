@@ -76,12 +76,11 @@ export default defineConfig({ timeout: 180_000, projects: [{ name: 'two', cluste
   await failed.locator('summary').click()
   await failed.locator('.migration-charts').waitFor()
   const charts = failed.locator('.migration-charts svg.chart')
-  assert.equal(await charts.count(), 3)
-  assert.deepEqual(await failed.locator('.migration-charts h6').allInnerTexts(), [
-    'Remaining RAM',
-    'Throughput',
-    'Dirty rate',
-  ])
+  // The dirty rate is charted when QEMU measured one (a dirty sync at least 1 s after the previous), else a note.
+  const titles = await failed.locator('.migration-charts h6').allInnerTexts()
+  assert.deepEqual(titles.slice(0, 2), ['Remaining RAM', 'Throughput'])
+  assert.equal(await charts.count(), titles.length)
+  assert.match(await failed.locator('.migration-charts').innerText(), /Dirty rate/)
   assert.ok(await charts.first().locator('polyline').isVisible(), 'the remaining RAM is drawn as a line')
   assert.match(await failed.locator('.migration-facts').innerText(), /downtime\s+\d+ ms/)
   assert.match(await failed.locator('.test-history').innerText(), /1 failed in the last 2 runs \(1 without this test\)/)
