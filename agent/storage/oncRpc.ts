@@ -84,12 +84,13 @@ const ACCEPT_ERRORS = [
   'system error',
 ]
 
-/** One TCP connection to one RPC program; calls are sequential (one outstanding at a time is all we need). */
+/** One TCP connection to one RPC program; calls go one at a time (all the pool's metadata needs). */
 export class RpcConnection {
   private buffered = Buffer.alloc(0)
   private fragments: Buffer[] = []
   private waiting?: { xid: number; resolve: (r: XdrReader) => void; reject: (e: Error) => void }
   private failure?: Error
+  private queue: Promise<void> = Promise.resolve()
 
   private constructor(
     private readonly socket: Socket,
@@ -143,6 +144,16 @@ export class RpcConnection {
 
   /** Calls `proc` of (prog, vers) with AUTH_UNIX as uid/gid 0 (QEMU's files belong to root, the agent is root). */
   call(prog: number, vers: number, proc: number, args: Buffer): Promise<XdrReader> {
+    // One call at a time on a connection: a call waits for the one before it to be answered.
+    const run = this.queue.then(() => this.send(prog, vers, proc, args))
+    this.queue = run.then(
+      () => {},
+      () => {},
+    )
+    return run
+  }
+
+  private send(prog: number, vers: number, proc: number, args: Buffer): Promise<XdrReader> {
     if (this.failure) return Promise.reject(this.failure)
     const xid = randomInt(1, 2 ** 31)
     const cred = new XdrWriter().u32(0).string('vt-agent').u32(0).u32(0).u32(0).bytes()

@@ -24,15 +24,24 @@ interface Row {
   ms: number
 }
 
-async function best(rounds: number, run: (round: number) => Promise<void>, cleanup: () => Promise<void>) {
-  let ms = Number.POSITIVE_INFINITY
+interface Case {
+  what: string
+  run(): Promise<void>
+  cleanup(): Promise<void>
+}
+
+/** Rounds outermost, so that a change of machine load hits every case alike; the best round of each counts. */
+async function measureAll(cases: Case[], rounds: number): Promise<Row[]> {
+  const best = cases.map(() => Number.POSITIVE_INFINITY)
   for (let r = 0; r < rounds; r++) {
-    const t = performance.now()
-    await run(r)
-    ms = Math.min(ms, performance.now() - t)
-    await cleanup()
+    for (const [i, c] of cases.entries()) {
+      const t = performance.now()
+      await c.run()
+      best[i] = Math.min(best[i], performance.now() - t)
+      await c.cleanup()
+    }
   }
-  return ms
+  return cases.map((c, i) => ({ what: c.what, ms: best[i] }))
 }
 
 async function main(): Promise<void> {
@@ -66,58 +75,59 @@ async function main(): Promise<void> {
     const sh = (cmd: string[]) => host.succeed(cmd, { timeout: 300_000 }).then(() => undefined)
     const convert = ['qemu-img', 'convert', '-f', 'raw', '-O', 'raw']
 
-    const measure = async (what: string, run: () => Promise<void>, cleanup: () => Promise<void>) => {
-      rows.push({ what, ms: await best(ROUNDS, run, cleanup) })
-    }
+    const cases: Case[] = []
+    const measure = (what: string, run: () => Promise<void>, cleanup: () => Promise<void>) =>
+      cases.push({ what, run, cleanup })
     // Writes: into the NFS pool, and into the local dir for comparison.
-    await measure(
+    measure(
       'write nfs   vt pool.create({ from })',
       () => shared.create('w.raw', { from: src, format: 'raw' }).then(() => {}),
       rmNfs('w.raw'),
     )
-    await measure(
+    measure(
       'write nfs   qemu-img convert -> nfs://',
       () => sh([...convert, srcFile, `${nfsDir}/p.raw`]),
       rmNfs('p.raw'),
     )
-    await measure(
+    measure(
       'write dir   vt pool.create({ from })',
       () => local.create('w.raw', { from: src, format: 'raw' }).then(() => {}),
       rm('w.raw'),
     )
-    await measure(
+    measure(
       'write dir   cp',
       () => sh(['cp', srcFile, `${dir}/c.raw`]),
       () => sh(['rm', '-f', `${dir}/c.raw`]),
     )
     // Reads: out of the NFS pool into the dir pool, and a local copy for comparison.
-    await measure(
+    measure(
       'read  nfs   vt pool.create({ from })',
       () => local.create('r.raw', { from: nfsSrc, format: 'raw' }).then(() => {}),
       rm('r.raw'),
     )
-    await measure(
+    measure(
       'read  nfs   qemu-img convert nfs:// ->',
       () => sh([...convert, nfsSrcUrl, `${dir}/q.raw`]),
       () => sh(['rm', '-f', `${dir}/q.raw`]),
     )
-    await measure(
+    measure(
       'read  dir   qemu-img convert',
       () => sh([...convert, srcFile, `${dir}/q.raw`]),
       () => sh(['rm', '-f', `${dir}/q.raw`]),
     )
-    await measure(
+    measure(
       'read  dir   cp',
       () => sh(['cp', srcFile, `${dir}/c.raw`]),
       () => sh(['rm', '-f', `${dir}/c.raw`]),
     )
+    rows.push(...(await measureAll(cases, ROUNDS)))
   } finally {
     await cluster.close()
     await started.stop()
     rmSync(out, { recursive: true, force: true })
   }
   process.stdout.write(
-    `NFS pool vs local dir: ${MIB} MiB of random data, best of ${ROUNDS} (one host, embedded NFS server)\n`,
+    `NFS pool vs local dir: ${MIB} MiB of random data, best of ${ROUNDS} rounds (one host, embedded NFS server)\n`,
   )
   for (const r of rows) {
     process.stdout.write(

@@ -116,6 +116,16 @@ export function vmDriver<V extends MigratableVm>(
               `disk ${id} of ${vm.name} is volume ${ref.name} of ${ref.pool.type} pool "${ref.pool.name}", which ${to.name} cannot see (a directory per host): migrate with storage: 'copy' or put the volume in a shared pool (nfs)`,
             )
           }
+          // A shared pool still has to be reachable from the destination (an nfs server it cannot reach, an
+          // export it may not mount): its agent looks the volume up, before anything starts.
+          await to
+            .service('storage')
+            .info(ref)
+            .catch((e: Error) => {
+              throw new Error(
+                `host ${to.name} cannot see disk ${id} of ${vm.name} (volume ${ref.name} of pool "${ref.pool.name}"): ${e.message}`,
+              )
+            })
         }
         const volumes = new Set(volumeDisks(vm.spec).keys())
         const local = hostLocalDisks(vm.info).filter(d => !isReadOnly(vm.spec, d.id))
