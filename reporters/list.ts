@@ -74,6 +74,14 @@ export default class ListReporter extends TerminalReporter {
   onProgress(test: TestCase, result: TestResult, step: TestStep | undefined, progress: Progress): void {
     if (this.config?.quiet) return
     const prev = this.live.get(result)
+    // An empty report ends what the step (or test) showed: the work is done, the step goes on.
+    if (progress.message === undefined && progress.percent === undefined && progress.bytes === undefined) {
+      if (prev && prev.step === step) {
+        this.live.delete(result)
+        if (this.tty) this.updateRow(result, this.line(test, result, '  ', this.c.dim))
+      }
+      return
+    }
     const since = step ? step.startTime.getTime() : prev && !prev.step ? prev.since : Date.now()
     const live: Live = { test, step, progress, since }
     if (!this.tty) {

@@ -21,7 +21,8 @@ export interface ApiStepContext {
   attach(name: string, options: { body?: string | Buffer; path?: string; contentType?: string }): Promise<void>
   /**
    * Says how far the step's work has come: `{ bytes, totalBytes }`, `{ percent }` and/or `{ message }`. Call it
-   * as often as convenient (reports are throttled); the list reporter shows it. A no-op outside a test.
+   * as often as convenient (reports are throttled); the list reporter shows it; `progress({})` says the work is
+   * over while the step goes on. A no-op outside a test.
    */
   progress(progress: Progress): void
 }

@@ -171,6 +171,8 @@ export class Vm {
     } finally {
       offConsole()
       offProgress()
+      // Booted (or failed): the step or test that created the VM no longer shows the boot as going on.
+      if (inTest) reportProgress({})
     }
     const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
