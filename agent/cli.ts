@@ -2,6 +2,7 @@
 // the agent itself is loaded when the command runs.
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import { LEASE_SECONDS } from '../src/protocol/wire.ts'
+import { parseSize, VCPUS_PER_CORE } from '../src/util/capacity.ts'
 import type { AgentCliOptions } from './options.ts'
 
 export type { AgentCliOptions }
@@ -14,6 +15,17 @@ function leaseSeconds(value: string): number {
   const n = positiveInt(value)
   if (n < LEASE_SECONDS.min || n > LEASE_SECONDS.max)
     throw new InvalidArgumentError(`${n} is outside ${LEASE_SECONDS.min}..${LEASE_SECONDS.max} seconds`)
+  return n
+}
+
+function size(value: string): number {
+  let n: number
+  try {
+    n = parseSize(value)
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not a size: give bytes or e.g. 512M, 8G`)
+  }
+  if (n < 64 * 1024 * 1024) throw new InvalidArgumentError(`"${value}" is less than 64M (a number alone is bytes)`)
   return n
 }
 
@@ -40,8 +52,12 @@ export function addAgentCommand(program: Command, run?: (opts: AgentCliOptions) 
     .option('--insecure', 'allow a non-loopback listen address without TLS')
     .option('--allow-root <dir>', 'a directory the files service may touch (repeatable)', collect, [])
     .option('--max-lease <seconds>', 'longest session lease a controller may ask for', leaseSeconds)
-    .option('--capacity-memory <bytes>', 'memory offered to reservations (default: all)', positiveInt)
-    .option('--capacity-cpus <n>', 'cpus offered to reservations (default: all cores)', positiveInt)
+    .option('--capacity-memory <size>', 'memory VMs and reservations may book, e.g. 8G (default: all)', size)
+    .option(
+      '--capacity-cpus <n>',
+      `vCPUs VMs and reservations may book (default: ${VCPUS_PER_CORE} per core)`,
+      positiveInt,
+    )
     .option('--advertise <address>', 'address controllers should use, when not the listen address')
     .option('--quiet', 'log only to <state-dir>/agent.log')
     .option('--confined', 'refuse exec, spawn, raw QEMU arguments, exec: migration URIs and HMP (shared labs)')

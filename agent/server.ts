@@ -13,9 +13,11 @@ import { ErrorNames, VtError } from '../src/protocol/errors.ts'
 import type { HostFacts } from '../src/protocol/facts.ts'
 import type { ServiceName } from '../src/protocol/registry.ts'
 import { encodeStreamChunk, HELLO_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_TOKEN_CHARS } from '../src/protocol/wire.ts'
+import { machineCapacity } from '../src/util/capacity.ts'
 import { isLoopbackHost } from '../src/util/loopback.ts'
 import { isSameProcess, startTimeOf } from '../src/util/proc.ts'
 import { type BoundModule, bindSession, type SessionBinding } from './bind.ts'
+import { CapacityLedger } from './capacity.ts'
 import { joinCgroup, plannedCgroup } from './cgroup.ts'
 import { Connection, type ConnectionHost } from './connection.ts'
 import { collectFacts, type StaticFacts, staticFacts } from './facts.ts'
@@ -45,7 +47,7 @@ export interface AgentOptions {
   roots?: string[]
   /** Longest lease a controller may ask for. */
   maxLeaseSeconds?: number
-  /** Capacity offered to reservations; defaults to the machine's memory and cores. */
+  /** Capacity offered to reservations and VMs; defaults to the whole machine (memory, 16 vCPUs per core). */
   capacity?: { memoryBytes?: number; cpus?: number }
   /** Log only to the state dir's agent.log (not stderr). */
   quiet?: boolean
@@ -101,14 +103,18 @@ export class Agent implements ConnectionHost {
   address = ''
   private server?: HttpServer
   private wss?: WebSocketServer
-  readonly capacity: { memoryBytes?: number; cpus?: number }
+  readonly capacity: CapacityLedger
   readonly gate: Gate
 
   constructor(readonly options: AgentOptions) {
     this.name = options.name ?? os.hostname()
     this.token = options.token
     this.maxLeaseSeconds = options.maxLeaseSeconds ?? 3600
-    this.capacity = options.capacity ?? {}
+    const machine = machineCapacity()
+    this.capacity = new CapacityLedger(this.name, {
+      memoryBytes: options.capacity?.memoryBytes ?? machine.memoryBytes,
+      cpus: options.capacity?.cpus ?? machine.cpus,
+    })
     mkdirSync(options.stateDir, { recursive: true, mode: 0o700 })
     this.log = createLogger(join(options.stateDir, 'agent.log'), { quiet: options.quiet })
     const roots = options.roots?.length ? options.roots : [join(options.stateDir, 'files')]

@@ -2,6 +2,7 @@
 import type { EventPayload, ServiceImplementation } from '../src/protocol/contract.ts'
 import type { HostFacts } from '../src/protocol/facts.ts'
 import type { ServiceName, Services } from '../src/protocol/registry.ts'
+import type { CapacityLedger } from './capacity.ts'
 
 /** What a session records so that it can be reaped. `kind` picks the reaper. */
 export type ResourceSpec =
@@ -28,8 +29,8 @@ export interface AgentContext {
   /** `vt agent --confined`: no host commands, no raw QEMU arguments, no exec: URIs, no HMP. */
   confined: boolean
   labels: Record<string, string>
-  /** Capacity offered to reservations when set (else the machine's memory and cores). */
-  capacity: { memoryBytes?: number; cpus?: number }
+  /** The host's capacity ledger: reservations and VMs book against it (agent/capacity.ts). */
+  capacity: CapacityLedger
   log: Logger
   /** Registers how to reap resources of a custom kind ('netns', 'vm', ...). */
   registerReaper(kind: string, reaper: Reaper): void

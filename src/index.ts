@@ -31,6 +31,7 @@ export type {
 } from './cluster/network.ts'
 export { StageError, type StageFn, type StageResults, type Stages } from './cluster/stages.ts'
 export type {
+  CapacityConfig,
   ClusterConfig,
   ClusterConnectionInfo,
   NetworkConfig,
@@ -65,7 +66,7 @@ export type {
   SocketAddressInet,
   SocketAddressUnix,
 } from './protocol/qmp.ts'
-export type { Reservation as ReservationInfo } from './protocol/session.ts'
+export type { Capacity, CapacityStatus, Reservation as ReservationInfo } from './protocol/session.ts'
 export type { ProcessInfo } from './protocol/spawn.ts'
 export type {
   CheckResult,
@@ -78,7 +79,7 @@ export type {
   VolumeRef,
 } from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
-export type { DiskSpec, NicSpec, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
+export type { DiskSpec, NicSpec, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,

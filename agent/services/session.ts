@@ -1,35 +1,16 @@
 // session: lease heartbeats, listing and closing, capacity reservations, and the agent's log. Reservations
-// live in the agent so that every controller process books against the same numbers.
-import { randomBytes } from 'node:crypto'
+// live in the agent's ledger (agent/capacity.ts) so that every controller process books against the same numbers.
 import { readFile } from 'node:fs/promises'
-import os from 'node:os'
 import { join } from 'node:path'
-import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
-import type { Capacity, Reservation } from '../../src/protocol/session.ts'
 import { sliceLog } from '../log.ts'
 import { implement } from '../service.ts'
 
 export const sessionService = implement('session', agent => {
-  const total: Capacity = {
-    memoryBytes: agent.capacity.memoryBytes ?? os.totalmem(),
-    cpus: agent.capacity.cpus ?? os.availableParallelism(),
-  }
-  const reservations = new Map<string, Reservation>()
-  const reserved = (): Capacity => {
-    let memoryBytes = 0
-    let cpus = 0
-    for (const r of reservations.values()) {
-      memoryBytes += r.memoryBytes
-      cpus += r.cpus
-    }
-    return { memoryBytes, cpus }
-  }
-
+  const ledger = agent.capacity
   return (ctx, session) => {
     const mine = new Set<string>()
-    ctx.onClose(() => {
-      for (const id of mine) reservations.delete(id)
-    })
+    // Everything the session booked goes with it (its VMs release theirs as they are destroyed, too).
+    ctx.onClose(() => ledger.releaseSession(session.id))
     return {
       heartbeat: () => {
         session.touch()
@@ -49,36 +30,21 @@ export const sessionService = implement('session', agent => {
       close: async () => {
         await session.close('closed by the controller', { keepConnection: true })
       },
-      reserve: req => {
-        const want: Capacity = { memoryBytes: req.memoryBytes ?? 0, cpus: req.cpus ?? 0 }
-        const used = reserved()
-        const free = { memoryBytes: total.memoryBytes - used.memoryBytes, cpus: total.cpus - used.cpus }
-        if (want.memoryBytes > free.memoryBytes || want.cpus > free.cpus) {
-          throw new VtError(
-            ErrorNames.capacity,
-            `not enough free capacity: asked for ${want.memoryBytes} bytes and ${want.cpus} cpus, free are ${free.memoryBytes} bytes and ${free.cpus} cpus`,
-            { code: 'CAPACITY' },
-          )
-        }
-        const r: Reservation = { id: `res-${randomBytes(6).toString('hex')}`, ...want, session: session.id }
-        reservations.set(r.id, r)
+      reserve: async req => {
+        const r = await ledger.book(
+          { memoryBytes: req.memoryBytes ?? 0, cpus: req.cpus ?? 0 },
+          { session: session.id, kind: 'reservation' },
+          { timeoutMs: req.timeoutMs, signal: ctx.signal, what: 'a reservation' },
+        )
         mine.add(r.id)
         return r
       },
       release: id => {
         if (!mine.has(id)) return false
         mine.delete(id)
-        return reservations.delete(id)
+        return ledger.release(id)
       },
-      capacity: () => {
-        const used = reserved()
-        return {
-          total,
-          reserved: used,
-          free: { memoryBytes: total.memoryBytes - used.memoryBytes, cpus: total.cpus - used.cpus },
-          reservations: [...reservations.values()],
-        }
-      },
+      capacity: () => ledger.status(),
       log: async req => {
         const text = await readFile(join(agent.stateDir, 'agent.log'), 'utf8').catch(() => '')
         const slice = sliceLog(text, req.sinceMs, req.untilMs)

@@ -1,5 +1,6 @@
 // The `vm` service (contract: src/protocol/vm.ts): a VmManager per session, whose QEMU processes and
-// directories are recorded with the session so its reaper removes them, whatever happens to this agent.
+// directories are recorded with the session so its reaper removes them, whatever happens to this agent. Each VM
+// books its memory and cpus in the agent's capacity ledger while its QEMU lives.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorNames, VtError } from '../../src/protocol/errors.ts'
@@ -61,6 +62,18 @@ export const vmService = implement('vm', agent => {
       hooks: {
         track: r => session.track(r),
         untrack: id => session.untrack(id),
+        book: async (name, want, options) => {
+          const owner = { session: session.id, kind: 'vm' as const, label: name }
+          const what = `VM ${name}`
+          const b = options.reservation
+            ? agent.capacity.takeOver(options.reservation, want, owner, what)
+            : await agent.capacity.book(want, owner, {
+                timeoutMs: options.capacityTimeoutMs,
+                signal: session.signal,
+                what,
+              })
+          return () => agent.capacity.release(b.id)
+        },
         onConsole: (name, data) => session.emit('console', { name, data }),
         onState: (name, status, reason) => session.emit('state', { name, status, ...(reason ? { reason } : {}) }),
         onQmpEvent: (name, ev) =>
@@ -70,7 +83,7 @@ export const vmService = implement('vm', agent => {
     session.onClose(() => mgr.destroyAll())
 
     return {
-      create: spec => mgr.create(spec),
+      create: (spec, options) => mgr.create(spec, options),
       info: name => mgr.info(name),
       list: () => mgr.list(),
       async exec(name, req) {

@@ -6,7 +6,14 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:
 import { join } from 'node:path'
 import type { QmpEvent } from '../../src/protocol/qmp.ts'
 import type { VolumeRef } from '../../src/protocol/storage.ts'
-import { type VmInfo, type VmSpec, type VmSpecParsed, type VmStatus, vmSpec } from '../../src/protocol/vm.ts'
+import {
+  type VmCreateOptions,
+  type VmInfo,
+  type VmSpec,
+  type VmSpecParsed,
+  type VmStatus,
+  vmSpec,
+} from '../../src/protocol/vm.ts'
 import { ensureImage } from '../image/index.ts'
 import { buildMemtestImage } from '../memtest/image.ts'
 import { createTap, deleteLink } from '../net/tap.ts'
@@ -27,6 +34,11 @@ export interface VmHooks {
       | { kind: 'link'; name: string; label: string },
   ): Promise<string>
   untrack?(id: string): Promise<void>
+  /**
+   * Books the VM's memory and cpus on the host (waiting or taking over a reservation as `options` say); returns
+   * the release, called once when the VM is destroyed, its QEMU exits, or its creation fails.
+   */
+  book?(name: string, want: { memoryBytes: number; cpus: number }, options: VmCreateOptions): Promise<() => void>
   onConsole?(name: string, text: string): void
   onState?(name: string, status: VmStatus, reason?: string): void
   onQmpEvent?(name: string, ev: QmpEvent): void
@@ -59,7 +71,11 @@ interface Entry {
   tracked: string[]
   /** Taps made for NICs on guest networks (deleted with the VM). */
   taps: string[]
+  /** Gives the VM's capacity back (idempotent). */
+  release: () => void
 }
+
+const MiB = 1024 * 1024
 
 export class VmManager {
   private readonly vms = new Map<string, Entry>()
@@ -81,7 +97,7 @@ export class VmManager {
   }
 
   /** Creates and starts a VM; resolves when it is ready. */
-  async create(input: VmSpec): Promise<VmInfo> {
+  async create(input: VmSpec, capacity: VmCreateOptions = {}): Promise<VmInfo> {
     const parsed = vmSpec.safeParse(input)
     if (!parsed.success) {
       const issues = parsed.error.issues.map(i => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ')
@@ -99,6 +115,7 @@ export class VmManager {
     const taps: string[] = []
     const dir = join(this.opts.dir, 'vms', spec.name)
     let sockDir: string | undefined
+    let release = () => {}
     try {
       const memoryMiB = toMiB(spec.memory, 256)
       const totalMiB = hostMemoryMiB()
@@ -108,6 +125,19 @@ export class VmManager {
             'ask for less with memory: "256M"',
           'MEMORY',
         )
+      }
+      if (this.opts.hooks?.book) {
+        const give = await this.opts.hooks.book(
+          spec.name,
+          { memoryBytes: memoryMiB * MiB, cpus: spec.cpus ?? 1 },
+          capacity,
+        )
+        let given = false
+        release = () => {
+          if (given) return
+          given = true
+          give()
+        }
       }
       const accel = await this.chooseAccel(spec, label)
       rmSync(dir, { recursive: true, force: true })
@@ -166,7 +196,11 @@ export class VmManager {
         disks,
         sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
-        onState: (status, reason) => this.opts.hooks?.onState?.(spec.name, status, reason),
+        onState: (status, reason) => {
+          // QEMU is gone (crash, kill, guest power-off): its memory is free again, the VM's entry stays.
+          if (status === 'exited') release()
+          this.opts.hooks?.onState?.(spec.name, status, reason)
+        },
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
         // Track the process as soon as it exists (before ready), so a crash now still reaps it.
         onSpawn: async pid => {
@@ -181,6 +215,7 @@ export class VmManager {
         consoles,
         tracked,
         taps,
+        release,
         disks: disks.map(d => ({
           id: d.id,
           file: d.file,
@@ -191,6 +226,7 @@ export class VmManager {
       this.vms.set(spec.name, entry)
       return machine.info(this.host, entry)
     } catch (err) {
+      release()
       for (const id of tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
       for (const t of taps) await deleteLink(t)
       rmSync(dir, { recursive: true, force: true })
@@ -229,6 +265,7 @@ export class VmManager {
     rmSync(e.machine.sockDir, { recursive: true, force: true })
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
+    e.release()
   }
 
   /** NICs on a guest network get a tap on its bridge (recorded before QEMU opens it); QEMU sees a plain tap. */

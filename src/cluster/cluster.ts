@@ -2,7 +2,7 @@
 // fits. Bookings are kept by each host's agent, so parallel worker processes never overbook a host.
 
 import type { ClusterConnectionInfo } from '../config/cluster.ts'
-import { ErrorNames, VtError, VtRemoteError } from '../protocol/errors.ts'
+import { ErrorNames, VtError } from '../protocol/errors.ts'
 import type { Reservation as ReservationData } from '../protocol/session.ts'
 import type { PoolDef } from '../protocol/storage.ts'
 import type { Arrival } from '../protocol/sync.ts'
@@ -10,7 +10,9 @@ import { currentTestInfo } from '../runner/worker/globals.ts'
 import { Pool } from '../storage/pool.ts'
 import { type BarrierOptions, barrier, share, type WaitOptions, wait, waitAll } from '../sync/api.ts'
 import { bridgeHost, type RoleBook } from '../sync/hostBridge.ts'
+import { describeNeed, parseSize as parseBytes } from '../util/capacity.ts'
 import type { AgentRestarter } from './agentRestart.ts'
+import { capacityOf, describeHosts, isCapacityError } from './capacity.ts'
 import { AgentClient } from './client.ts'
 import { Faults } from './faults.ts'
 import { Host } from './host.ts'
@@ -27,7 +29,7 @@ export interface SelectOptions {
   accel?: string
   /** Hosts to leave out (e.g. the source of a migration). */
   exclude?: (Host | string)[]
-  /** How long to wait for capacity to free up. Default 0: fail at once. */
+  /** Milliseconds to wait for capacity to free up. Default 0: fail at once, naming what is free where. */
   timeout?: number
 }
 
@@ -52,14 +54,13 @@ export class Reservation {
   }
 }
 
-const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }
-
 /** '512M' → bytes. Plain numbers are bytes. */
 export function parseSize(size: number | string): number {
-  if (typeof size === 'number') return size
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(size)
-  if (!m) throw new VtError(ErrorNames.badRequest, `"${size}" is not a size (use bytes or e.g. 512M, 2G)`)
-  return Math.round(Number(m[1]) * UNITS[m[2].toUpperCase()])
+  try {
+    return parseBytes(size)
+  } catch (e) {
+    throw new VtError(ErrorNames.badRequest, (e as Error).message)
+  }
 }
 
 export class Cluster {
@@ -254,34 +255,33 @@ export class Cluster {
         },
       )
     }
-    const deadline = Date.now() + (options.timeout ?? 0)
+    const want = { memoryBytes, cpus }
+    const timeout = options.timeout ?? 0
+    const deadline = Date.now() + timeout
     for (;;) {
-      const status = await Promise.all(
-        candidates.map(async h => ({ h, free: (await h.client.service('session').capacity()).free })),
-      )
-      status.sort((a, b) => b.free.memoryBytes - a.free.memoryBytes)
-      const refusals: string[] = []
-      for (const { h } of status) {
+      const status = await capacityOf(candidates)
+      // More than any host offers at all never fits: no waiting.
+      const ever = status.some(s => s.status.total.memoryBytes >= memoryBytes && s.status.total.cpus >= cpus)
+      status.sort((a, b) => b.status.free.memoryBytes - a.status.free.memoryBytes)
+      for (const { host } of status) {
         try {
-          const data = await h.client.service('session').reserve({ memoryBytes, cpus })
-          const r = new Reservation(h, data, x => this.reservations.delete(x))
+          const data = await host.client.service('session').reserve(want)
+          const r = new Reservation(host, data, x => this.reservations.delete(x))
           this.reservations.add(r)
           return r
         } catch (e) {
-          if (!(e instanceof VtRemoteError) || e.code !== 'CAPACITY') throw e
-          refusals.push(e.message)
+          if (!isCapacityError(e)) throw e
         }
       }
-      if (Date.now() >= deadline) {
+      if (!ever || Date.now() >= deadline) {
+        const waited = ever && timeout > 0 ? ` within ${Math.round(timeout / 100) / 10} s` : ''
         throw new VtError(
           ErrorNames.capacity,
-          `no host has room for ${memoryBytes} bytes and ${cpus} cpus: ${refusals.join('; ')}`,
-          {
-            code: 'CAPACITY',
-          },
+          `no host has room for ${describeNeed(want)}${waited}: ${describeHosts(await capacityOf(candidates))}`,
+          { code: 'CAPACITY' },
         )
       }
-      await new Promise(r => setTimeout(r, 100))
+      await new Promise(r => setTimeout(r, 250))
     }
   }
 

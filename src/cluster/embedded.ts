@@ -9,7 +9,12 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ClusterConfig, ClusterConnectionInfo, TokenSource } from '../config/cluster.ts'
+import {
+  type ClusterConfig,
+  type ClusterConnectionInfo,
+  embeddedCapacity,
+  type TokenSource,
+} from '../config/cluster.ts'
 import type { FullConfig, FullProject } from '../config/types.ts'
 import { poolDefsOf } from '../storage/types.ts'
 import { isLoopbackHost } from '../util/loopback.ts'
@@ -209,6 +214,8 @@ async function startEmbedded(
       const { netns, address } = underlay.storage
       nfs = await startNfsServer({ netns, address, dir: join(baseDir, 'nfs') })
     }
+    // Each host offers its share of this machine, never the whole of it N times over.
+    const capacity = embeddedCapacity(cluster)
     const spawnAgent = async (i: number, listen: string) => {
       const name = `host${i + 1}`
       const dir = join(baseDir, name)
@@ -224,6 +231,7 @@ async function startEmbedded(
         maxLeaseSeconds: Math.max(leaseSeconds, 60),
         insecure: !!underlay, // the underlay exists only inside namespaces this run created
         labels: cluster.labels?.[i],
+        capacity: capacity[i],
         netns: underlay?.hosts[i].netns,
         stdio: ['pipe', 'pipe', logFd],
         // Own session: a terminal's Ctrl-C reaches the runner, which stops the agents after the workers'

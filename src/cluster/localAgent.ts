@@ -75,6 +75,8 @@ export interface LocalAgentOptions {
   exitWithStdin?: boolean
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string
+  /** What the agent offers VMs and reservations (`--capacity-memory`, `--capacity-cpus`); default the machine. */
+  capacity?: { memoryBytes?: number; cpus?: number }
   /** More `vt agent` flags. */
   extraArgs?: string[]
   /** Extra environment (the token travels in VT_AGENT_TOKEN, never on the command line). */
@@ -111,6 +113,8 @@ export function localAgentArgs(o: LocalAgentOptions): string[] {
     ...(o.quiet ? ['--quiet'] : []),
     ...(o.exitWithStdin === false ? [] : ['--exit-with-stdin']),
     ...Object.entries(o.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+    ...(o.capacity?.memoryBytes !== undefined ? ['--capacity-memory', String(o.capacity.memoryBytes)] : []),
+    ...(o.capacity?.cpus !== undefined ? ['--capacity-cpus', String(o.capacity.cpus)] : []),
     ...(o.extraArgs ?? []),
   ]
 }

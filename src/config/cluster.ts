@@ -3,6 +3,7 @@
 import { z } from 'zod'
 import { dirPoolDef, nfsPoolDef, type PoolDef, poolName, poolTypes } from '../protocol/storage.ts'
 import { LEASE_SECONDS } from '../protocol/wire.ts'
+import { formatBytes, machineCapacity, parseSize, plural, splitCapacity } from '../util/capacity.ts'
 
 export interface RemoteHostConfig {
   name: string
@@ -11,6 +12,14 @@ export interface RemoteHostConfig {
   labels?: Record<string, string>
   /** Per-host token; defaults to the cluster's token. */
   token?: TokenSource
+}
+
+/** What one host offers VMs and reservations. */
+export interface CapacityConfig {
+  /** Memory: a size like '4G', or bytes. Never more than the machine has, over all hosts. */
+  memory?: string | number
+  /** vCPUs (default: the host's share of 16 per core of the machine). */
+  cpus?: number
 }
 
 export type TokenSource = { env: string } | { file: string } | { value: string }
@@ -22,6 +31,12 @@ export interface ClusterConfig {
   isolation?: 'auto' | 'netns' | 'none'
   /** Labels for embedded hosts, by index. */
   labels?: Record<string, string>[]
+  /**
+   * Embedded hosts only: what each host offers VMs (memory, vCPUs), or a list by host index. Hosts without a
+   * value share what the machine has left equally (by default all of it: N hosts never offer more than one
+   * machine). Remote agents offer what `vt agent --capacity-memory/--capacity-cpus` say.
+   */
+  capacity?: CapacityConfig | CapacityConfig[]
   token?: TokenSource
   tls?: { ca?: string; cert?: string; key?: string }
   /** Seconds a session survives without heartbeats before its agent reaps everything it created. */
@@ -89,6 +104,94 @@ export const networkConfigSchema = z.strictObject({
     .optional(),
 })
 
+const MIN_HOST_MEMORY = 64 * 1024 * 1024
+const memoryMessage = "a size like '4G' or '512M' (a number is bytes), at least 64M"
+
+const capacitySchema = z.strictObject({
+  memory: z
+    .union([
+      z.number().int().min(MIN_HOST_MEMORY, memoryMessage),
+      z.string().refine(s => sizeOf(s) !== undefined && (sizeOf(s) as number) >= MIN_HOST_MEMORY, memoryMessage),
+    ])
+    .optional(),
+  cpus: z.number().int('must be a whole number of vCPUs').min(1, 'must be at least 1 vCPU').max(4096).optional(),
+})
+
+function sizeOf(s: string | number): number | undefined {
+  try {
+    return parseSize(s)
+  } catch {
+    return undefined
+  }
+}
+
+/** Embedded hosts' capacity, each host's: explicit values kept, the rest of this machine shared by the others. */
+export function embeddedCapacity(cluster: Pick<ClusterConfig, 'hosts' | 'capacity'>): {
+  memoryBytes: number
+  cpus: number
+}[] {
+  const count = typeof cluster.hosts === 'number' ? cluster.hosts : 0
+  const given = cluster.capacity
+  const list = Array.isArray(given) ? given : Array.from({ length: count }, () => given)
+  const explicit = list.map(c => ({
+    ...(c?.memory !== undefined ? { memoryBytes: parseSize(c.memory) } : {}),
+    ...(c?.cpus !== undefined ? { cpus: c.cpus } : {}),
+  }))
+  return splitCapacity(machineCapacity(), count, explicit)
+}
+
+/** Capacity that cannot be: on remote hosts, past the last host, or more memory than this machine has. */
+function checkCapacity(cluster: ClusterConfig, ctx: z.RefinementCtx): void {
+  const capacity = cluster.capacity
+  if (capacity === undefined) return
+  if (typeof cluster.hosts !== 'number') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['capacity'],
+      message:
+        'is for embedded hosts (hosts: N); a remote agent offers what its own vt agent --capacity-memory and ' +
+        '--capacity-cpus flags say',
+    })
+    return
+  }
+  const count = cluster.hosts
+  const entries = Array.isArray(capacity) ? capacity : [capacity]
+  // Bad values inside have issues of their own (zod still runs this check): add up only what is sound.
+  if (!Number.isInteger(count) || entries.some(c => c?.memory !== undefined && sizeOf(c.memory) === undefined)) return
+  if (Array.isArray(capacity) && capacity.length > count) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['capacity', count],
+      message: `there are ${plural(count, 'embedded host')}: give at most ${count} entries`,
+    })
+    return
+  }
+  const machine = machineCapacity().memoryBytes
+  const hosts = embeddedCapacity(cluster)
+  const list = Array.isArray(capacity) ? capacity : hosts.map(() => capacity)
+  const explicit = list.reduce((sum, c) => sum + (c?.memory !== undefined ? parseSize(c.memory) : 0), 0)
+  if (explicit > machine) {
+    const what = Array.isArray(capacity)
+      ? `the hosts' memory adds up to ${formatBytes(explicit)}`
+      : `${count} hosts × ${formatBytes(parseSize(capacity.memory as string | number))} = ${formatBytes(explicit)}`
+    ctx.addIssue({
+      code: 'custom',
+      path: Array.isArray(capacity) ? ['capacity'] : ['capacity', 'memory'],
+      message:
+        `${what}, more than this machine's ${formatBytes(machine)} (embedded hosts share one machine); give ` +
+        'less, or leave memory out and the hosts share the machine equally',
+      input: capacity,
+    })
+  } else if (hosts.some(h => h.memoryBytes < MIN_HOST_MEMORY)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['capacity'],
+      message: `leaves less than 64M each to the hosts without a memory value (this machine has ${formatBytes(machine)})`,
+      input: capacity,
+    })
+  }
+}
+
 export const clusterConfigSchema = z.strictObject({
   hosts: z.union([
     z.number().int('must be a whole number of hosts').min(1, hostsRange).max(16, hostsRange),
@@ -105,6 +208,7 @@ export const clusterConfigSchema = z.strictObject({
   ]),
   isolation: z.enum(['auto', 'netns', 'none']).optional(),
   labels: z.array(z.record(z.string(), z.string())).optional(),
+  capacity: z.union([capacitySchema, z.array(capacitySchema.optional())]).optional(),
   token: tokenSchema.optional(),
   tls: z
     .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
@@ -138,6 +242,8 @@ export const clusterConfigSchema = z.strictObject({
     )
     .optional(),
 })
+// The capacity check runs on the whole slot (it needs hosts); zod reports it under cluster.capacity.
+export const clusterConfigChecked = clusterConfigSchema.superRefine((c, ctx) => checkCapacity(c as ClusterConfig, ctx))
 
 /** What the main process hands to workers once a project's cluster is up: enough to connect. */
 export interface ClusterConnectionInfo {

@@ -1,7 +1,7 @@
 // The zod schema of `vt.config.ts` (the same shape as Config in ./types.ts) and the rendering of its issues into
 // messages that name the key path, e.g. `projects[1].retries: expected a number, got a string`.
 import { z } from 'zod'
-import { clusterConfigSchema } from './cluster.ts'
+import { clusterConfigChecked, clusterConfigSchema } from './cluster.ts'
 import { formatKeyPath, type KeyPath } from './keyPath.ts'
 import { traceModes } from './trace.ts'
 
@@ -37,7 +37,7 @@ const projectShape = {
   fullyParallel: z.boolean().optional(),
   grep: grep.optional(),
   grepInvert: grep.optional(),
-  cluster: clusterConfigSchema.optional(),
+  cluster: clusterConfigChecked.optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   seed: z.number().int().optional(),
 }

@@ -1,10 +1,12 @@
 // The migration driver for VMs managed by the agents (the `vm` service): each side's QMP, events and link state
 // through its host's agent, the destination started from the source's spec, storage copy set up per disk.
 import type { Host } from '../cluster/host.ts'
+import { ErrorNames, VtError } from '../protocol/errors.ts'
 import { vmQmpExecutor } from '../protocol/qmp.ts'
 import type { VolumeRef } from '../protocol/storage.ts'
 import type { VmInfo, VmSpec } from '../protocol/vm.ts'
 import { poolTraits } from '../storage/types.ts'
+import { describeFree, describeNeed } from '../util/capacity.ts'
 import type { DestinationSide, MigrateOptions, MigrationDriver, MigrationSide } from './types.ts'
 
 const MiB = 1024 * 1024
@@ -97,10 +99,17 @@ export function vmDriver<V extends MigratableVm>(
       if (to.client.state !== 'connected')
         throw new Error(`host ${to.name} is not connected (its link is ${to.client.state})`)
       const facts = await to.refreshFacts()
-      const need = vm.info.memoryMiB * MiB
-      if (facts.memory.availableBytes < need + 64 * MiB) {
-        throw new Error(
-          `host ${to.name} has ${Math.floor(facts.memory.availableBytes / MiB)} MiB available, ${vm.name} needs ${vm.info.memoryMiB} MiB`,
+      // The destination's agent books the VM when it starts it (the one place that decides); this only says
+      // early, and clearly, that it will not fit. The booking moves with the VM: the source's goes with it.
+      const need = { memoryBytes: vm.info.memoryMiB * MiB, cpus: vm.info.cpus }
+      const cap = await to.service('session').capacity()
+      if (need.memoryBytes > cap.free.memoryBytes || need.cpus > cap.free.cpus) {
+        throw new VtError(
+          ErrorNames.capacity,
+          `${vm.name} needs ${describeNeed(need)}: ${describeFree(to.name, cap)}`,
+          {
+            code: 'CAPACITY',
+          },
         )
       }
       if (!facts.accelerators.includes(vm.info.accel)) {

@@ -8,15 +8,20 @@ export interface Capacity {
   cpus: number
 }
 
+/** A booking of capacity on a host: a reservation made by `cluster.select`, or a VM's (until it exits). */
 export interface Reservation {
   id: string
   memoryBytes: number
   cpus: number
   /** The session that holds it; released when that session ends. */
   session: string
+  kind: 'reservation' | 'vm'
+  /** The VM's name (kind 'vm'). */
+  label?: string
 }
 
 export interface CapacityStatus {
+  /** What the host offers: `vt agent --capacity-memory/--capacity-cpus`, else the whole machine. */
   total: Capacity
   reserved: Capacity
   free: Capacity
@@ -39,11 +44,15 @@ export const session = defineService('session', {
   resources: call().returns<ResourceInfo[]>(),
   /** Ends the session now: reaps everything it created. */
   close: call().returns<void>(),
-  /** Books capacity; fails with CapacityError (code 'CAPACITY') when it does not fit. */
+  /**
+   * Books capacity, waiting up to `timeoutMs` (default 0) for it to free up; fails with CapacityError (code
+   * 'CAPACITY') naming what is free. A VM created with `{ reservation: id }` takes the booking over.
+   */
   reserve: call(
     z.strictObject({
       memoryBytes: z.number().int().min(0).optional(),
       cpus: z.number().int().min(0).optional(),
+      timeoutMs: z.number().int().min(0).max(3_600_000).optional(),
     }),
   ).returns<Reservation>(),
   release: call(id).returns<boolean>(),

@@ -134,6 +134,16 @@ export const vmSpec = z
   .refine(s => !(s.image && s.kernel), { message: 'give "image" or "kernel", not both' })
   .refine(s => !(s.initrd && !s.kernel), { message: '"initrd" needs "kernel"' })
 
+/** How a VM gets its capacity on the host (not part of the spec: a migration's destination books its own). */
+export const vmCreateOptions = z.strictObject({
+  /** A booking of this session (`session.reserve`) the VM takes over instead of booking anew. */
+  reservation: z.string().min(1).max(64).optional(),
+  /** How long to wait for capacity to free up (default 0: fail at once, naming what is free). */
+  capacityTimeoutMs: z.number().int().min(0).max(3_600_000).optional(),
+})
+
+export type VmCreateOptions = z.input<typeof vmCreateOptions>
+
 export type VmSpec = z.input<typeof vmSpec>
 export type VmSpecParsed = z.output<typeof vmSpec>
 export type DiskSpec = z.input<typeof diskSpec>
@@ -237,8 +247,12 @@ const name = vmName
 export const vm = defineService(
   'vm',
   {
-    /** Creates and starts a VM; resolves once it is ready (see `ready`). */
-    create: call(vmSpec).returns<VmInfo>(),
+    /**
+     * Creates and starts a VM; resolves once it is ready (see `ready`). The VM books its memory and cpus on the
+     * host first (released when it is destroyed or its QEMU exits), waiting up to `capacityTimeoutMs` (default
+     * 0) when they are not free, or takes over the session's `reservation`.
+     */
+    create: call(vmSpec, vmCreateOptions.optional()).returns<VmInfo>(),
     info: call(name).returns<VmInfo>(),
     list: call().returns<VmInfo[]>(),
     exec: call(name, guestExecRequest).returns<GuestExecResult>(),

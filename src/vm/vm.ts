@@ -6,7 +6,7 @@ import type { MigrationResult } from '../migration/types.ts'
 import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
-import type { GuestExecResult, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
+import type { GuestExecResult, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
 import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
 
 export interface VmExecOptions {
@@ -150,8 +150,11 @@ export class Vm {
     return this.lastStatus
   }
 
-  /** Creates and boots a VM on `host`; resolves when it is ready for exec. */
-  static async create(host: Host, spec: VmSpec): Promise<Vm> {
+  /**
+   * Creates and boots a VM on `host`; resolves when it is ready for exec. The host's agent books the VM's memory
+   * and cpus first (see VmCreateOptions: wait for them, or take over a reservation).
+   */
+  static async create(host: Host, spec: VmSpec, options?: VmCreateOptions): Promise<Vm> {
     // Subscribe before creating, so that no early console output is missed.
     const pending: string[] = []
     const offConsole = host.on('vm', 'console', e => {
@@ -167,7 +170,7 @@ export class Vm {
     if (inTest) reportProgress({ message: `booting ${spec.name} on ${host.name}` })
     let info: VmInfo
     try {
-      info = await host.service('vm').create(spec)
+      info = await host.service('vm').create(spec, options)
     } finally {
       offConsole()
       offProgress()

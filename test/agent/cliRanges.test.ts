@@ -30,3 +30,16 @@ test('--max-lease outside 2..86400 seconds is refused, naming the range', async 
   const ok = await parse(['--max-lease', '86400'])
   assert.equal(ok.opts?.maxLease, 86400)
 })
+
+test('--capacity-memory takes a size (bytes or e.g. 8G) of at least 64M; --capacity-cpus a positive integer', async () => {
+  const ok = await parse(['--capacity-memory', '8G', '--capacity-cpus', '12'])
+  const opts = ok.opts as { capacityMemory?: number; capacityCpus?: number } | undefined
+  assert.equal(opts?.capacityMemory, 8 * 1024 ** 3)
+  assert.equal(opts?.capacityCpus, 12)
+  assert.match((await parse(['--capacity-memory', 'lots'])).error, /"lots" is not a size: give bytes or e\.g\. 512M/)
+  assert.match(
+    (await parse(['--capacity-memory', '4096'])).error,
+    /"4096" is less than 64M \(a number alone is bytes\)/,
+  )
+  assert.match((await parse(['--capacity-cpus', '0'])).error, /"0" is not a positive integer/)
+})

@@ -138,7 +138,7 @@ test('reservations: parallel controllers never overbook a host; released at clos
   const started = await startCluster({ hosts: 2, isolation: 'none' }, ctx('reserve'))
   try {
     const [a, b] = await Promise.all([Cluster.connect(started.info), Cluster.connect(started.info)])
-    const total = a.hosts[0].facts.memory.totalBytes
+    const total = (await a.hosts[0].service('session').capacity()).total.memoryBytes // its share of the machine
     const slot = Math.floor(total * 0.4) // two fit on a host, a third does not
     const attempts = await Promise.allSettled(
       Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).select({ minMemory: slot })),

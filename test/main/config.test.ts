@@ -152,6 +152,49 @@ describe('config validation', () => {
     assert.equal(config.projects[0].cluster?.leaseSeconds, 86400)
   })
 
+  test('cluster capacity: sizes, per-host lists, remote hosts and more memory than the machine, with file:line', async () => {
+    const bad = await configError(`export default {
+  projects: [
+    { name: 'c', cluster: {
+      hosts: 2,
+      capacity: { memory: 'lots', cpus: 0 },
+    } },
+  ],
+}
+`)
+    assert.match(bad.message, /vt\.config\.ts:5: projects\[0\]\.cluster\.capacity\.memory: a size like '4G'/)
+    assert.match(bad.message, /projects\[0\]\.cluster\.capacity\.cpus: must be at least 1 vCPU/)
+    const mib = await configError(`export default { cluster: { hosts: 2, capacity: { memory: 4096 } } }\n`)
+    assert.match(
+      mib.message,
+      /cluster\.capacity\.memory: a size like '4G' or '512M' \(a number is bytes\), at least 64M/,
+    )
+    const tooMuch = await configError(`export default {
+  cluster: {
+    hosts: 4,
+    capacity: {
+      memory: '64T',
+    },
+  },
+}
+`)
+    assert.match(
+      tooMuch.message,
+      /vt\.config\.ts:5: cluster\.capacity\.memory: 4 hosts × 65536 GiB = 262144 GiB, more than this machine's [\d.]+ GiB \(embedded hosts share one machine\)/,
+    )
+    const list = await configError(`export default { cluster: { hosts: 1, capacity: [{ cpus: 2 }, { cpus: 2 }] } }\n`)
+    assert.match(list.message, /cluster\.capacity\[1\]: there are 1 embedded host: give at most 1 entries/)
+    const remote = await configError(
+      `export default { cluster: { hosts: [{ name: 'a', url: 'wss://a:7070' }], capacity: { cpus: 2 } } }\n`,
+    )
+    assert.match(remote.message, /cluster\.capacity: is for embedded hosts \(hosts: N\); a remote agent offers/)
+    const dir = project({
+      'vt.config.ts': `export default { cluster: { hosts: 2, capacity: [{ memory: '1G', cpus: 2 }, { cpus: 3 }] } }\n`,
+    })
+    const config = await loadConfig(path.join(dir, 'vt.config.ts'), {})
+    assert.deepEqual(config.projects[0].cluster?.capacity, [{ memory: '1G', cpus: 2 }, { cpus: 3 }])
+  })
+
   test('duplicate project names, unknown dependencies and cycles are errors', async () => {
     assert.match(
       (await configError(`export default { projects: [{ name: 'a' }, { name: 'a' }] }`)).message,
