@@ -8,6 +8,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { withNfs } from '../../agent/storage/nfsClient.ts'
+import { startCluster } from '../../src/cluster/embedded.ts'
 import { createUnderlay, underlayNames } from '../../src/cluster/netns.ts'
 import { missingNfsServerParts, startNfsServer } from '../../src/cluster/nfsServer.ts'
 import { claimSubnet, reapRun, withRunLock, writeRunRecord } from '../../src/cluster/runs.ts'
@@ -95,4 +96,29 @@ test('embedded NFS server: two host namespaces share one export; list, lookup, r
     withNfs(target, c => c.list()),
     new RegExp(`NFS server ${server.address.replace(/\./g, '\\.')}.*(is the NFS server running|ECONNREFUSED)`),
   )
+})
+
+test('clear errors: an nfs pool without a server on remote hosts or without namespaces; missing packages named', async t => {
+  const ctx = { project: { name: 'p', outputDir: os.tmpdir() } as never, config: {} as never }
+  const pools = { shared: { type: 'nfs' as const } }
+  await assert.rejects(
+    startCluster({ hosts: [{ name: 'a', url: 'ws://127.0.0.1:9' }], token: { value: 'x' }, storage: { pools } }, ctx),
+    /project "p": pool "shared" \(nfs\) names no server; with remote hosts give \{ type: 'nfs', server, export \}/,
+  )
+  await assert.rejects(
+    startCluster({ hosts: 1, isolation: 'none', storage: { pools } }, ctx),
+    /pool "shared" \(nfs, no server\) is served by vt's embedded NFS server, which needs network namespaces/,
+  )
+  if (!requires(t, 'netns')) return
+  // A machine without the server's packages (an empty PATH): the error names each with its Debian package.
+  const path = process.env.PATH
+  process.env.PATH = '/nonexistent'
+  try {
+    await assert.rejects(
+      startNfsServer({ netns: 'none', address: '10.0.0.2', dir: os.tmpdir() }),
+      /the embedded NFS server needs ganesha\.nfsd \(Debian package nfs-ganesha\).*install them \(vt setup does\)/,
+    )
+  } finally {
+    process.env.PATH = path
+  }
 })
