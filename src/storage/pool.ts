@@ -219,8 +219,10 @@ export class Image {
   restoreFrom(backup: Image, options: { onProgress?: OnProgress } = {}): Promise<void> {
     return apiStep(`image ${this}: restore from ${backup}`, async () => {
       if (await liveUser(this.users)) throw new Error(`cannot restore ${this}: a running VM uses it (stop it first)`)
+      // The volume keeps its format (a raw disk stays raw whatever the backup's format).
+      const format = (await this.svc.info(this.ref)).format === 'raw' ? 'raw' : 'qcow2'
       await this.svc.remove(this.ref)
-      await backup.copyTo(this.pool, this.name, 'restore', options)
+      await backup.copyTo(this.pool, this.name, 'restore', { ...options, format })
     })
   }
 
