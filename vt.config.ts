@@ -11,6 +11,7 @@ export default defineConfig({
         'hosts.vt.ts',
         'migration.vt.ts',
         'ping-pong.vt.ts',
+        'snapshots.vt.ts',
         'storage-migration.vt.ts',
         'stress.vt.ts',
         'vm.vt.ts',

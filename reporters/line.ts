@@ -1,9 +1,11 @@
 // `line`: a single status line rewritten as tests finish (on a TTY), failures printed in full as they happen,
 // the summary at the end. Off a TTY it prints a progress line every tenth of the run instead of rewriting.
+// On a TTY the status line also shows the progress of long work (image build, boot, migration).
 import type { FullConfig } from '../src/config/types.ts'
 import type { Suite, TestCase } from '../src/runner/model.ts'
-import type { FullResult, TestResult, TestStep } from '../src/runner/reporterApi.ts'
+import type { FullResult, Progress, TestResult, TestStep } from '../src/runner/reporterApi.ts'
 import { fitToWidth, formatFailure, formatTestTitle, TerminalReporter, willRetry } from './base.ts'
+import { formatProgress } from './progress.ts'
 
 export default class LineReporter extends TerminalReporter {
   private failures = 0
@@ -53,10 +55,17 @@ export default class LineReporter extends TerminalReporter {
     }
   }
 
-  private status(test: TestCase, step?: TestStep): void {
+  onProgress(test: TestCase, _result: TestResult, step: TestStep | undefined, progress: Progress): void {
+    if (!this.tty || this.config?.quiet) return
+    const since = step ? Date.now() - step.startTime.getTime() : undefined
+    const text = formatProgress(progress, since)
+    this.status(test, step, text ? ` ${this.c.cyan(text)}` : '')
+  }
+
+  private status(test: TestCase, step?: TestStep, suffix = ''): void {
     const prefix = `[${this.finished}/${this.totalTests}]`
     const failed = this.failures ? this.c.red(` (${this.failures} failed)`) : ''
-    const text = `${prefix}${failed} ${formatTestTitle(this.rootDir, test, step?.category === 'test.step' ? step : undefined)}`
+    const text = `${prefix}${failed} ${formatTestTitle(this.rootDir, test, step?.category === 'test.step' ? step : undefined)}${suffix}`
     this.clearLine()
     this.write(fitToWidth(text, this.width) + '\n')
     this.hasLine = true

@@ -79,7 +79,17 @@ export type {
   VolumeRef,
 } from './protocol/storage.ts'
 export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sync.ts'
-export type { DiskSpec, NicSpec, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from './protocol/vm.ts'
+export type {
+  DiskSpec,
+  NicSpec,
+  VmCreateOptions,
+  VmInfo,
+  VmQmpEvent,
+  VmRestoreInfo,
+  VmSnapshotInfo,
+  VmSpec,
+  VmStatus,
+} from './protocol/vm.ts'
 export { type ApiStepContext, type ApiStepOptions, apiStep, reportProgress } from './runner/apiStep.ts'
 export type {
   Annotation,
@@ -130,4 +140,4 @@ export type { OnProgress, StorageProgress } from './storage/progress.ts'
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
 export type { RoleBook } from './sync/hostBridge.ts'
 export type { VmExecOptions, VmExecResult } from './vm/index.ts'
-export { Vm, VmCommandError, VmConsole } from './vm/index.ts'
+export { Vm, VmCommandError, VmConsole, VmSnapshot } from './vm/index.ts'

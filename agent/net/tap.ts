@@ -24,6 +24,13 @@ export async function createTap(bridge: string): Promise<string> {
   return name
 }
 
+/** A tap on no bridge (a template's NIC: the device state of a tap NIC differs from a user-network one). */
+export async function createLooseTap(): Promise<string> {
+  const name = `vtt${randomBytes(5).toString('hex')}`
+  await ipCmd('tuntap', 'add', 'dev', name, 'mode', 'tap')
+  return name
+}
+
 export async function deleteLink(name: string): Promise<void> {
   await ipCmd('link', 'del', name).catch(() => {})
 }

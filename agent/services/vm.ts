@@ -99,6 +99,8 @@ export const vmService = implement('vm', agent => {
       resume: name => mgr.get(name).resume(),
       shutdown: (name, opts) => mgr.shutdown(name, opts?.timeoutMs),
       destroy: name => mgr.destroy(name),
+      snapshot: (name, snap) => mgr.snapshot(name, snap),
+      restore: (name, snap) => mgr.restore(name, snap),
       qmp: (name, command, args) => {
         const m = mgr.get(name)
         mgr.checkQmp(name, command, args)

@@ -71,7 +71,8 @@ export function qemuArgv(input: ArgvInput): string[] {
     '-qmp',
     `unix:${optValue(p.qmp)},server=on,wait=off`,
     '-chardev',
-    `socket,id=vtcon,path=${optValue(p.console)},server=on,wait=off,logfile=${optValue(p.consoleLog)}`,
+    // logappend: a VM restored in place (a new QEMU) keeps its console log; a clone starts with the template's.
+    `socket,id=vtcon,path=${optValue(p.console)},server=on,wait=off,logfile=${optValue(p.consoleLog)},logappend=on`,
     '-serial',
     'chardev:vtcon',
   ]

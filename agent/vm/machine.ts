@@ -126,6 +126,10 @@ export class Machine {
     })
   }
 
+  get spec(): VmSpecParsed {
+    return this.opts.spec
+  }
+
   get sockDir(): string {
     return this.opts.sockDir
   }
@@ -335,7 +339,10 @@ export class Machine {
     return this.qmp?.transcriptText() ?? this.transcriptAtExit ?? ''
   }
 
-  info(host: string, extra: { disks: VmInfo['disks']; consoles: Record<string, string> }): VmInfo {
+  info(
+    host: string,
+    extra: { disks: VmInfo['disks']; consoles: Record<string, string>; restored?: VmInfo['restored'] },
+  ): VmInfo {
     const p = paths(this.dir, this.opts.sockDir)
     return {
       name: this.name,
@@ -354,6 +361,7 @@ export class Machine {
       startedAt: this.startedAt,
       readyMs: this.readyMs,
       ...(this.exitInfo ? { exitCode: this.exitInfo.code, exitSignal: this.exitInfo.signal } : {}),
+      ...(extra.restored ? { restored: extra.restored } : {}),
     }
   }
 

@@ -9,6 +9,7 @@ import type { VolumeRef } from '../../src/protocol/storage.ts'
 import {
   type VmCreateOptions,
   type VmInfo,
+  type VmSnapshotInfo,
   type VmSpec,
   type VmSpecParsed,
   type VmStatus,
@@ -21,9 +22,23 @@ import type { SyncEndpoint } from '../sync/forwarder.ts'
 import { probeAccel } from './accel.ts'
 import { portSocket, type ResolvedDisk } from './argv.ts'
 import { checkExtraArgs, checkMigrationUri, checkQmpCommand, type HostPathPolicy, realRoot } from './hostPaths.ts'
-import { Machine, qemuImg, VmError } from './machine.ts'
+import { randomMac } from './identity.ts'
+import { Machine, type MachineOptions, qemuImg, VmError } from './machine.ts'
+import { netArgs } from './netArgs.ts'
+import {
+  diskInfo,
+  restoreVm,
+  type SnapshotContext,
+  SnapshotStore,
+  snapshotSource,
+  snapshotVm,
+  startFrom,
+  type VmEntry,
+} from './restore.ts'
 import { formatMiB, toMiB } from './size.ts'
+import { disksFrom } from './snapshot.ts'
 import { makeSocketDir } from './sockets.ts'
+import { type TemplateDeps, templateSource } from './templateBuild.ts'
 
 export interface VmHooks {
   /** Records a resource for the reaper; returns its id. */
@@ -64,16 +79,9 @@ export interface VmManagerOptions {
   resolveVolume?: (ref: VolumeRef) => Promise<{ filename: string; format: string; blockdev: Record<string, unknown> }>
 }
 
-interface Entry {
-  machine: Machine
-  disks: VmInfo['disks']
-  consoles: Record<string, string>
-  tracked: string[]
-  /** Taps made for NICs on guest networks (deleted with the VM). */
-  taps: string[]
-  /** Gives the VM's capacity back (idempotent). */
-  release: () => void
-}
+type Entry = VmEntry
+
+let instances = 0
 
 const MiB = 1024 * 1024
 
@@ -82,9 +90,18 @@ export class VmManager {
   private readonly starting = new Set<string>()
 
   private readonly policy: HostPathPolicy
+  private readonly snapshots: SnapshotStore
+  private readonly snapCtx: SnapshotContext
+  private readonly templateDeps: TemplateDeps
 
   constructor(private readonly opts: VmManagerOptions) {
     this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
+    this.snapshots = new SnapshotStore(join(opts.dir, 'snapshots'))
+    const { hooks, sharedPool, progress } = opts
+    this.snapCtx = { host: opts.host, store: this.snapshots, sharedPool, untrack: hooks?.untrack }
+    const prepareDisks = (s: VmSpecParsed, dir: string) =>
+      this.prepareDisks(s, dir, `the template for VM ${s.name} on host ${opts.host}`)
+    this.templateDeps = { host: opts.host, prepareDisks, hooks, progress }
   }
 
   /** Checks a QMP command from a controller for host paths outside the roots (and HMP when confined). */
@@ -181,9 +198,19 @@ export class VmManager {
           diskSpecs = { ...spec, disks: [{ image: image.name, id: 'root' }, ...(spec.disks ?? [])] }
         }
       }
-      const disks = await this.prepareDisks(diskSpecs, dir, label)
-      const nics = await this.prepareNics(spec, label, tracked, taps)
-      const machine = await Machine.start({
+      // A clone starts from saved state (a snapshot of another VM here, or the host's template of this spec).
+      const source = spec.from
+        ? snapshotSource(this.entry(spec.from.vm), spec.from.snapshot, this.snapshots, this.host)
+        : spec.template && kernel && !spec.kernel
+          ? await templateSource(spec, { kernel, initrd, append, memoryMiB, accel }, this.templateDeps)
+          : undefined
+      const saved = source?.saved
+      const disks = saved ? disksFrom(saved, dir, 'r0') : await this.prepareDisks(diskSpecs, dir, label)
+      let nics = await this.prepareNics(spec, label, tracked, taps)
+      // A clone gets its own MAC for every NIC (the saved one belongs to the template).
+      if (saved) nics = nics?.map(n => (n.mac ? n : { ...n, mac: randomMac() }))
+      const proc: Entry['proc'] = { swapping: false }
+      const start: MachineOptions = {
         host: this.host,
         dir,
         sockDir,
@@ -197,6 +224,8 @@ export class VmManager {
         sync: this.opts.sync,
         onConsole: text => this.opts.hooks?.onConsole?.(spec.name, text),
         onState: (status, reason) => {
+          // The old QEMU of a restore in place exits: not the VM's exit (it keeps its capacity).
+          if (proc.swapping) return
           // QEMU is gone (crash, kill, guest power-off): its memory is free again, the VM's entry stays.
           if (status === 'exited') release()
           this.opts.hooks?.onState?.(spec.name, status, reason)
@@ -204,10 +233,13 @@ export class VmManager {
         onQmpEvent: ev => this.opts.hooks?.onQmpEvent?.(spec.name, ev),
         // Track the process as soon as it exists (before ready), so a crash now still reaps it.
         onSpawn: async pid => {
-          if (this.opts.hooks?.track)
-            tracked.push(await this.opts.hooks.track({ kind: 'process', pid, group: true, label }))
+          if (this.opts.hooks?.track) {
+            proc.id = await this.opts.hooks.track({ kind: 'process', pid, group: true, label })
+            tracked.push(proc.id)
+          }
         },
-      })
+      }
+      const machine = saved ? await startFrom(start, saved, true) : await Machine.start(start)
       const consoles: Record<string, string> = {}
       for (const [i, c] of (spec.consoles ?? []).entries()) consoles[c.name] = portSocket(sockDir, i)
       const entry: Entry = {
@@ -216,12 +248,13 @@ export class VmManager {
         tracked,
         taps,
         release,
-        disks: disks.map(d => ({
-          id: d.id,
-          file: d.file,
-          format: d.format,
-          ...(d.overlayOf ? { overlayOf: d.overlayOf } : {}),
-        })),
+        disks: diskInfo(disks),
+        start,
+        proc,
+        instance: `${spec.name}-${++instances}`,
+        ancestors: source?.ancestors ?? new Set(),
+        restores: 0,
+        ...(source ? { restored: { ...source.restored, ms: Math.round(machine.readyMs ?? 0) } } : {}),
       }
       this.vms.set(spec.name, entry)
       return machine.info(this.host, entry)
@@ -256,7 +289,7 @@ export class VmManager {
     return e.machine.info(this.host, e)
   }
 
-  /** Kills the VM and removes its files. */
+  /** Kills the VM and removes its files (and its snapshots, unless a live VM was cloned from them). */
   async destroy(name: string): Promise<void> {
     const e = this.entry(name)
     this.vms.delete(name)
@@ -266,6 +299,19 @@ export class VmManager {
     for (const t of e.taps) await deleteLink(t)
     for (const id of e.tracked.reverse()) await this.opts.hooks?.untrack?.(id).catch(() => {})
     e.release()
+    this.snapshots.collect([...this.vms.values()])
+  }
+
+  /** Saves the VM's live state and disks as snapshot `snap`; the guest runs on afterwards. */
+  snapshot(name: string, snap: string): Promise<VmSnapshotInfo> {
+    return snapshotVm(this.entry(name), snap, this.snapCtx)
+  }
+
+  /** Replaces the VM's QEMU with a new one started from snapshot `snap` (same MACs and name; clock, RNG new). */
+  async restore(name: string, snap: string): Promise<VmInfo> {
+    const e = this.entry(name)
+    await restoreVm(e, snap, this.snapCtx)
+    return e.machine.info(this.host, e)
   }
 
   /** NICs on a guest network get a tap on its bridge (recorded before QEMU opens it); QEMU sees a plain tap. */
@@ -383,23 +429,6 @@ export class VmManager {
     }
     return out
   }
-}
-
-/**
- * What the tiny guest configures: `vt.nic=<mac>,<ip/prefix or ->,<mtu or ->` per NIC with a MAC (found by
- * its MAC, whatever the guest names it), else the older positional `vt.ip=a,b` for eth0, eth1...
- */
-function netArgs(spec: VmSpecParsed): string {
-  const nics = spec.nics ?? []
-  const gw = nics.find(n => n.gateway)?.gateway
-  const words = gw ? [`vt.gw=${gw}`] : []
-  if (nics.some(n => n.mac)) {
-    for (const n of nics) if (n.mac) words.push(`vt.nic=${n.mac.toLowerCase()},${n.ip ?? '-'},${n.mtu ?? '-'}`)
-    return words.join(' ')
-  }
-  const ips = nics.map(n => n.ip).filter(Boolean)
-  if (ips.length) words.push(`vt.ip=${ips.join(',')}`)
-  return words.join(' ')
 }
 
 export function hostMemoryMiB(): number {

@@ -6,6 +6,12 @@ import { absolutePath, bytes, call, defineService, envSchema, event } from './co
 import type { QmpEvent, VmQmpCall } from './qmp.ts'
 import { volumeRef } from './storage.ts'
 
+export const snapshotName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-", starting with a letter or digit')
+
 const vmName = z
   .string()
   .min(1)
@@ -130,6 +136,13 @@ export const vmSpec = z
     sharedPool: absolutePath.optional(),
     /** Extra QEMU arguments (escape hatch; no shell involved). */
     extraArgs: z.array(z.string().max(4096)).max(200).optional(),
+    /**
+     * Start from a warm template of this spec in the host's template cache instead of booting (guests booted
+     * from a vt image; others boot). The first VM of a spec on a host boots once more to make the template.
+     */
+    template: z.boolean().optional(),
+    /** Start as a clone of snapshot `snapshot` of VM `vm` (of this session, on this host). */
+    from: z.strictObject({ vm: vmName, snapshot: snapshotName }).optional(),
   })
   .refine(s => !(s.image && s.kernel), { message: 'give "image" or "kernel", not both' })
   .refine(s => !(s.initrd && !s.kernel), { message: '"initrd" needs "kernel"' })
@@ -181,6 +194,28 @@ export interface VmInfo {
   readyMs?: number
   exitCode?: number | null
   exitSignal?: string | null
+  /** How it started when not booted: restored from the host's template cache or from a snapshot. */
+  restored?: VmRestoreInfo
+}
+
+export interface VmRestoreInfo {
+  from: 'template' | 'snapshot'
+  /** The template's key or the snapshot's name. */
+  name: string
+  /** This start made the template first (booted it, saved it). */
+  built?: boolean
+  /** Milliseconds from the start of QEMU to the guest answering, identity applied. */
+  ms: number
+}
+
+export interface VmSnapshotInfo {
+  vm: string
+  name: string
+  host: string
+  /** Size of the saved live state (RAM and devices). */
+  stateBytes: number
+  /** Milliseconds the guest was paused while saving. */
+  pausedMs: number
 }
 
 export const guestExecRequest = z.strictObject({
@@ -266,6 +301,10 @@ export const vm = defineService(
       name,
       z.strictObject({ timeoutMs: z.number().int().min(0).max(600_000).optional() }).optional(),
     ).returns<VmInfo>(),
+    /** Saves live state and disks as snapshot `snapshot` (the guest pauses meanwhile, then runs on). */
+    snapshot: call(name, snapshotName).returns<VmSnapshotInfo>(),
+    /** Puts the VM back into snapshot `snapshot` (a new QEMU from the saved state; clock and RNG refreshed). */
+    restore: call(name, snapshotName).returns<VmInfo>(),
     /** Kills QEMU now and removes the VM's files. */
     destroy: call(name).returns<void>(),
     /** QMP pass-through, typed by the command name on the controller (VmQmpCall). */

@@ -8,6 +8,7 @@ import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
 import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
+import { restoreVm, snapshotVm, type VmSnapshot } from './snapshot.ts'
 
 export interface VmExecOptions {
   /** Milliseconds; the guest's process tree is killed when it passes. Default 60 s. */
@@ -392,6 +393,22 @@ export class Vm {
    */
   migrate(options: MigrateVmOptions<Vm>): Promise<MigrationResult> {
     return migrateVm(this, { hosts: this.clusterHosts, ...options })
+  }
+
+  /** Saves the live state (memory, devices) and disks as snapshot `name`; the guest runs on. */
+  snapshot(name: string): Promise<VmSnapshot> {
+    return snapshotVm(this, name)
+  }
+
+  /** Puts the VM back into snapshot `name` (same name and MACs; its clock is set to now, its RNG reseeded). */
+  restore(snapshot: string | VmSnapshot): Promise<void> {
+    return restoreVm(this, snapshot)
+  }
+
+  /** @internal the VM runs in a new QEMU on the same host (restored). */
+  restarted(info: VmInfo): void {
+    this.info = info
+    this.lastStatus = info.status
   }
 
   /** @internal MigratableVm: the migration completed, the VM is now `info` on `host`. */

@@ -1,6 +1,6 @@
 // End to end: long work reports progress from a step (apiStep's step.progress, reportProgress), the list
-// reporter shows it as sparse lines in a log and on the test's own updating line on a terminal, and a bad
-// report is refused with the field named.
+// reporter shows it as sparse lines in a log and on the test's own updating line on a terminal (the line
+// reporter on its status line), and a bad report is refused with the field named.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
@@ -60,4 +60,16 @@ test('progress: on a terminal the test line shows the running step, percent and 
   assert.match(plain, /\u001b\[\d+A\r\u001b\[2K.*copies › copy image copying 25% \(256\.0 KiB\/1\.0 MiB\)/)
   assert.doesNotMatch(plain, /⋯/, 'no log lines on a terminal')
   assert.match(plain, /✓.*copies/)
+
+  const line = spawnSync('script', ['-qec', `${process.execPath} ${vtBin} test -j 1 --reporter line`, '/dev/null'], {
+    cwd: p.dir,
+    encoding: 'utf8',
+    env: { ...process.env, COLUMNS: '160', LINES: '40', FORCE_COLOR: '', NO_COLOR: '', TERM: 'xterm', CI: '' },
+    timeout: 60_000,
+  })
+  assert.equal(line.status, 0, line.stdout)
+  assert.match(
+    line.stdout.replace(/\u001b\[[0-9;]*m/g, ''),
+    /\[0\/2\] .*copies › copy image copying 50% \(512\.0 KiB\/1\.0 MiB\)/,
+  )
 })

@@ -1,0 +1,209 @@
+// Starting VMs from saved state: the session's snapshots (by VM instance and name, in the session's dir, so
+// the session's reaper removes them) and the steps a restore takes after QEMU loaded the state: run the
+// guest, wait for its command channel to answer again, give it its identity.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
+import type { VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
+import type { ResolvedDisk } from './argv.ts'
+import { applyIdentity } from './identity.ts'
+import { Machine, type MachineOptions, VmError } from './machine.ts'
+import { disksFrom, incomingFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
+
+/** A VM of a session (VmManager's record of it). */
+export interface VmEntry {
+  machine: Machine
+  disks: VmInfo['disks']
+  consoles: Record<string, string>
+  tracked: string[]
+  /** Taps made for NICs on guest networks (deleted with the VM). */
+  taps: string[]
+  /** How this QEMU was started: a restore starts the next one the same way. */
+  start: MachineOptions
+  /** The tracking record of the current QEMU process (replaced when a restore starts a new one). */
+  proc: { id?: string; swapping: boolean }
+  /** This VM's instance (its snapshots), and the instances whose snapshots its disks are built on. */
+  instance: string
+  ancestors: Set<string>
+  restored?: VmRestoreInfo
+  restores: number
+  /** Gives the VM's capacity back (idempotent). */
+  release: () => void
+}
+
+export interface SnapshotContext {
+  host: string
+  store: SnapshotStore
+  sharedPool?: string
+  untrack?(id: string): Promise<void>
+}
+
+export function diskInfo(disks: ResolvedDisk[]): VmInfo['disks'] {
+  return disks.map(d => ({
+    id: d.id,
+    file: d.file,
+    format: d.format,
+    ...(d.overlayOf ? { overlayOf: d.overlayOf } : {}),
+  }))
+}
+/** Saves the VM's live state and disks as snapshot `snap`; the guest runs on afterwards. */
+export async function snapshotVm(e: VmEntry, snap: string, ctx: SnapshotContext): Promise<VmSnapshotInfo> {
+  if (!e.machine.alive) throw new VmError(`${e.machine.label}: cannot snapshot: ${e.machine.exitReason()}`)
+  const inPool = (d: ResolvedDisk, i: number) =>
+    d.protocol || e.start.spec.disks?.[i]?.volume || d.file.startsWith(`${ctx.sharedPool ?? '//'}/`)
+  if (e.start.disks.some((d, i) => !d.readOnly && inPool(d, i))) {
+    throw new VmError(
+      `${e.machine.label}: snapshots of disks in a shared or network pool are not supported (snapshot the volume itself)`,
+      'UNSUPPORTED',
+    )
+  }
+  const dir = ctx.store.newDir(e.instance, snap)
+  try {
+    const saved = await saveVm(e.machine, e.start.disks, dir, { copyDisks: true, resume: true })
+    ctx.store.add(e.instance, snap, saved)
+    return { vm: e.machine.name, name: snap, host: ctx.host, stateBytes: saved.stateBytes, pausedMs: saved.pausedMs }
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/** Replaces the VM's QEMU with a new one started from snapshot `snap` (same MACs and name; clock, RNG new). */
+export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext): Promise<void> {
+  const saved = ctx.store.get(e.instance, snap, e.machine.label)
+  const old = e.machine
+  const t0 = performance.now()
+  // The old QEMU's exit is not the VM's: keep it from the controller, and stop tracking it once it is gone.
+  e.proc.swapping = true
+  await old.destroy()
+  if (e.proc.id) {
+    await ctx.untrack?.(e.proc.id).catch(() => {})
+    // In place: the start options' spawn hook keeps pushing to this array.
+    const at = e.tracked.indexOf(e.proc.id)
+    if (at >= 0) e.tracked.splice(at, 1)
+  }
+  e.proc.swapping = false
+  const oldTops = e.start.disks.filter(d => !d.readOnly).map(d => d.file)
+  const disks = disksFrom(saved, e.start.dir, `r${++e.restores}`)
+  for (const f of oldTops) if (f.startsWith(`${e.start.dir}/`)) rmSync(f, { force: true })
+  e.start = { ...e.start, disks }
+  e.machine = await startFrom(e.start, saved, false)
+  e.disks = diskInfo(disks)
+  e.restored = { from: 'snapshot', name: snap, ms: Math.round(performance.now() - t0) }
+}
+
+/** A VM instance's snapshots; clones depend on their ancestors' snapshot files (disk backing chains). */
+export class SnapshotStore {
+  private readonly byInstance = new Map<string, Map<string, SavedVm>>()
+  private counter = 0
+
+  constructor(private readonly root: string) {}
+
+  /** A new directory for a snapshot (names may be reused: an older one may still back a clone's disk). */
+  newDir(instance: string, name: string): string {
+    const dir = join(this.root, instance, `${name}.${++this.counter}`)
+    mkdirSync(dir, { recursive: true })
+    return dir
+  }
+
+  add(instance: string, name: string, saved: SavedVm): void {
+    let m = this.byInstance.get(instance)
+    if (!m) this.byInstance.set(instance, (m = new Map()))
+    m.set(name, saved)
+  }
+
+  get(instance: string, name: string, label: string): SavedVm {
+    const saved = this.byInstance.get(instance)?.get(name)
+    if (!saved) {
+      const known = [...(this.byInstance.get(instance)?.keys() ?? [])]
+      throw new VmError(
+        `${label} has no snapshot ${JSON.stringify(name)} ` +
+          (known.length ? `(its snapshots: ${known.join(', ')})` : '(take one first with vm.snapshot(name))'),
+        'ENOENT',
+      )
+    }
+    return saved
+  }
+
+  /** Removes the snapshots of instances that are gone and that no live VM descends from. */
+  collect(live: { instance: string; ancestors: ReadonlySet<string> }[]): void {
+    const needed = new Set<string>()
+    for (const l of live) {
+      needed.add(l.instance)
+      for (const a of l.ancestors) needed.add(a)
+    }
+    for (const instance of [...this.byInstance.keys()]) {
+      if (needed.has(instance)) continue
+      this.byInstance.delete(instance)
+      rmSync(join(this.root, instance), { recursive: true, force: true })
+    }
+    if (this.byInstance.size === 0 && existsSync(this.root)) rmSync(this.root, { recursive: true, force: true })
+  }
+}
+
+export interface FinishOptions {
+  hostname: string
+  nics: NonNullable<VmSpecParsed['nics']>
+  /** The MACs the saved state carries, per NIC. */
+  savedMacs: string[]
+  /** A clone of another machine (new MACs and addresses), not the same VM going back in time. */
+  clone: boolean
+  timeoutMs: number
+}
+
+export interface CloneSource {
+  saved: SavedVm
+  restored: Omit<VmRestoreInfo, 'ms'>
+  /** Instances whose snapshot files the clone's disks are built on. */
+  ancestors: Set<string>
+}
+
+/** Snapshot `snap` of `parent` as the source of a new VM. */
+export function snapshotSource(parent: VmEntry, snap: string, store: SnapshotStore, host: string): CloneSource {
+  const saved = store.get(parent.instance, snap, `VM ${parent.machine.name} on host ${host}`)
+  return {
+    saved,
+    restored: { from: 'snapshot', name: snap },
+    ancestors: new Set([...parent.ancestors, parent.instance]),
+  }
+}
+
+/**
+ * Starts a new QEMU from `saved` with the VM's options (its disks must already be overlays on the saved ones):
+ * loads the state, runs the guest, waits for the command channel, gives it its identity. A clone also shows
+ * the saved console log (the boot messages of the template) and gets its own MACs (filled in the spec by the
+ * caller) and addresses.
+ */
+export async function startFrom(start: MachineOptions, saved: SavedVm, clone: boolean): Promise<Machine> {
+  const cpus = start.spec.cpus ?? 1
+  if (saved.memoryMiB !== start.memoryMiB || saved.cpus !== cpus) {
+    throw new VmError(
+      `VM ${start.spec.name} on host ${start.host}: its saved state is of a VM with ${saved.memoryMiB} MiB and ` +
+        `${saved.cpus} CPU(s), it asks for ${start.memoryMiB} MiB and ${cpus}: give it the same memory and cpus`,
+      'BAD_REQUEST',
+    )
+  }
+  if (clone) {
+    copyFileSync(saved.consoleLog, join(start.dir, 'console.log'))
+    start.onConsole?.(readFileSync(saved.consoleLog, 'utf8'))
+  }
+  const m = await Machine.start({ ...start, spec: { ...start.spec, incoming: incomingFrom(saved) } })
+  try {
+    const timeoutMs = start.spec.readyTimeoutMs ?? 60_000
+    await runLoaded(m, timeoutMs)
+    await m.waitReady(timeoutMs)
+    await applyIdentity(m, {
+      hostname: start.spec.name,
+      nics: (start.spec.nics ?? []).map((spec, i) => ({ spec, from: saved.macs[i] ?? '' })),
+      network: clone,
+    })
+    return m
+  } catch (err) {
+    // A stream QEMU cannot load makes it exit: its own words say why (stderr), not the closed QMP socket.
+    const exited = await Promise.race([m.exited.then(() => true), delay(2000).then(() => false)])
+    await m.destroy()
+    if (exited)
+      throw new VmError(`${m.label}: QEMU exited while loading the saved state: ${m.exitReason()}`, 'RESTORE_FAILED')
+    throw err
+  }
+}
