@@ -1,6 +1,7 @@
 // `vt agent`'s lifecycle: checks its options, takes the state dir's lock, reaps a previous run's leftovers, sets up
 // the services, listens (plain WebSocket on loopback, TLS elsewhere unless --insecure) and stops, reaping every
 // session. Each connection is an agent/connection.ts; agent/bind.ts binds the contracts to the services.
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -134,6 +135,11 @@ export class Agent implements ConnectionHost {
       registerReaper: (kind, reaper) => this.store.registerReaper(kind, reaper),
       addFacts: provider => {
         this.factProviders.push(provider)
+      },
+      peerSession: (id, secret) => {
+        const session = this.store.sessions.get(id)
+        if (!session || session.closed || !sameSecret(secret, session.secret)) return undefined
+        return { id: session.id, dir: session.dir }
       },
       sendStream: (sessionId, stream, chunk) => this.sendFrame(sessionId, encodeStreamChunk(stream, chunk)),
       sendStreamFrame: (sessionId, frame) => this.sendFrame(sessionId, frame),
@@ -325,6 +331,11 @@ export class Agent implements ConnectionHost {
  */
 function scrubEnvironment(token: string): void {
   for (const [name, value] of Object.entries(process.env)) if (value?.includes(token)) delete process.env[name]
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest()
+  return timingSafeEqual(digest(given), digest(expected))
 }
 
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {

@@ -38,6 +38,11 @@ export interface AgentContext {
   facts(): Promise<HostFacts>
   /** Contributes facts; called for the handshake and for `facts.get`. */
   addFacts(provider: () => Promise<Partial<HostFacts>> | Partial<HostFacts>): void
+  /**
+   * Another live session, when `secret` is its secret (compared in constant time): `vt console` reaches the VMs
+   * of a paused run's session this way. Undefined for an unknown, closed or wrong one.
+   */
+  peerSession(id: string, secret: string): { id: string; dir: string } | undefined
   /** Sends bytes on a binary stream of the current connection of a session (see files.read). */
   sendStream(sessionId: string, stream: number, chunk: Uint8Array): Promise<void>
   /** Sends a frame whose first 4 bytes already hold the stream header (wire.ts writeStreamHeader): no copy. */

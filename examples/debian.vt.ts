@@ -11,8 +11,8 @@ test('a Debian guest: exec, files, services, console and QMP', async ({ vm }) =>
   expect(r).toMatchObject({ stdout: `${vm.host.name}\n`, stderr: 'oops\n', exitCode: 3 })
   expect(await vm.fail('ls /nope')).toMatch(/No such file/)
   await expect(vm.exec('sleep 30', { timeout: 1000 })).rejects.toThrow(/did not finish within 1000 ms/)
-  // Services: systemd runs the agent and sshd.
-  expect(await vm.succeed('systemctl is-active qemu-guest-agent')).toBe('active\n')
+  // Services: systemd runs the agent (started early, before udev: vt-qga.service) and sshd.
+  expect(await vm.succeed('systemctl is-active vt-qga')).toBe('active\n')
   await vm.waitUntilSucceeds('systemctl is-active ssh', { timeout: 120_000, interval: 1000 })
   // Files both ways (guest-file-*), binary-safe.
   const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256))

@@ -14,6 +14,8 @@
 // and reads the agent's answer    "@@sync <nonce> <exit code> <text escaped for printf %b>"
 // from it (the command loop waits for the script meanwhile). An answer arriving after its script ended is
 // skipped by the loop. No network port is opened in the guest.
+//
+// vt console: port 0 is a virtio console (/dev/hvc0, a tty) where a shell runs for `vt console <vm>`.
 
 export interface ModuleGroups {
   core: string[]
@@ -111,6 +113,18 @@ if [ -z "$cmd" ] || [ -z "$ctl" ]; then
   exec sh
 fi
 echo "vt-tiny: ready after \${up}s"
+
+# vt console: an interactive shell on the virtio console port 0 (/dev/hvc0), apart from the command channel and
+# the serial log; restarted when it exits. Its output is dropped while no \`vt console\` is attached.
+cat > /run/vt/console <<'EOF'
+while :; do
+  [ -e /dev/hvc0 ] && (cd /root; TERM=vt100 PS1='\\h:\\w# ' exec setsid -c sh) <>/dev/hvc0 >&0 2>&0
+  usleep 500000
+done
+EOF
+# Not started with &: a background job of this script ignores SIGINT, and so would every program run in that
+# shell (Ctrl-C would never reach them). start-stop-daemon's child starts with default signal handling.
+start-stop-daemon -S -b -p /run/vt/console.pid -a /bin/sh -- /run/vt/console
 
 # A port reads EOF while no host end is connected; reopen after a short pause until one is.
 (

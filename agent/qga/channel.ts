@@ -67,6 +67,7 @@ export class AgentChannel {
       const left = deadline - Date.now()
       try {
         await this.client.sync(Math.max(1, Math.min(2000, left)))
+        await this.client.execute('guest-ping', undefined, { timeoutMs: Math.max(1, Math.min(2000, left)) })
         this.ready = true
         return
       } catch (err) {

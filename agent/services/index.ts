@@ -2,6 +2,7 @@
 // src/protocol/registry.ts). tsc fails when a service of the registry has no implementation here.
 import type { ServiceName } from '../../src/protocol/registry.ts'
 import type { ServiceModule } from '../service.ts'
+import { consoleService } from './console.ts'
 import { execService } from './exec.ts'
 import { factsService } from './facts.ts'
 import { faultsService } from './faults.ts'
@@ -26,4 +27,5 @@ export const serviceModules: { [N in ServiceName]: ServiceModule<N> } = {
   vm: vmService,
   sync: syncService,
   storage: storageService,
+  console: consoleService,
 }

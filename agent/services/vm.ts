@@ -11,6 +11,7 @@ import { agentStorage } from '../storage/index.ts'
 import { syncEndpointOf } from '../sync/forwarder.ts'
 import { type AccelProbe, probeAccel } from '../vm/accel.ts'
 import { VmManager } from '../vm/manager.ts'
+import { sessionManagers } from '../vm/registry.ts'
 
 function cachedProbe(): AccelProbe | undefined {
   const file = join(cacheDir(), 'accel-probe.json')
@@ -80,7 +81,12 @@ export const vmService = implement('vm', agent => {
           session.emit('qmp', { name, event: ev.event, data: ev.data, timestamp: ev.timestamp }),
       },
     })
-    session.onClose(() => mgr.destroyAll())
+    const managers = sessionManagers(agent)
+    managers.set(session.id, mgr)
+    session.onClose(() => {
+      managers.delete(session.id)
+      return mgr.destroyAll()
+    })
 
     return {
       create: (spec, options) => mgr.create(spec, options),

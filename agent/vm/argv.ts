@@ -26,7 +26,7 @@ export interface ArgvInput {
   initrd?: string
   append?: string
   disks: ResolvedDisk[]
-  /** Whether to add the vt.cmd / vt.ctl channel ports. */
+  /** Whether to add the vt.cmd / vt.ctl channel ports (and the vt.shell console). */
   channel: boolean
 }
 
@@ -42,6 +42,8 @@ export const paths = (dir: string, sockDir: string) => ({
   consoleLog: join(dir, 'console.log'),
   cmd: join(sockDir, 'cmd.sock'),
   ctl: join(sockDir, 'ctl.sock'),
+  /** The tiny guest's interactive shell (a virtio console, /dev/hvc0 in the guest): `vt console`. */
+  shell: join(sockDir, 'shell.sock'),
   qga: join(sockDir, 'qga.sock'),
   stderr: join(dir, 'qemu.stderr'),
 })
@@ -97,6 +99,14 @@ export function qemuArgv(input: ArgvInput): string[] {
     ...(spec.consoles ?? []).map((c, i) => ({ name: c.name, sock: portSocket(sockDir, i) })),
   ]
   a.push('-device', 'virtio-serial-pci,id=vtser')
+  // Port 0 (the console port) carries the guest's shell, apart from the command channel and the serial log.
+  if (input.channel)
+    a.push(
+      '-chardev',
+      `socket,id=vtsh,path=${optValue(p.shell)},server=on,wait=off`,
+      '-device',
+      'virtconsole,bus=vtser.0,chardev=vtsh,name=vt.shell,nr=0',
+    )
   ports.forEach(({ name, sock, id }, i) => {
     a.push('-chardev', `socket,id=vtport${i},path=${optValue(sock)},server=on,wait=off`)
     a.push('-device', `virtserialport,bus=vtser.0,chardev=vtport${i},name=${optValue(name)}${id ? `,id=${id}` : ''}`)

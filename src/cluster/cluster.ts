@@ -63,6 +63,9 @@ export function parseSize(size: number | string): number {
   }
 }
 
+/** Clusters this process connected and has not closed: what a paused `vt test --debug` run offers. */
+export const openClusters = new Set<Cluster>()
+
 export class Cluster {
   readonly reservations = new Set<Reservation>()
   /** Faults a spec injects (partition, slowLink, killQemu); all healed at the end of each test. */
@@ -209,7 +212,9 @@ export class Cluster {
         },
       )
     }
-    return new Cluster(hosts, info.sharedPool, info.networks, info.pools, options.restartAgent)
+    const cluster = new Cluster(hosts, info.sharedPool, info.networks, info.pools, options.restartAgent)
+    openClusters.add(cluster)
+    return cluster
   }
 
   host(name: string): Host {
@@ -328,6 +333,7 @@ export class Cluster {
 
   /** Releases reservations and ends every host's session (the agents reap what the sessions created). */
   async close(): Promise<void> {
+    openClusters.delete(this)
     for (const stop of this.bridges) stop('the cluster connection of this worker closed')
     await this.releaseAll()
     await Promise.all(this.hosts.map(h => h.close()))

@@ -210,6 +210,7 @@ export function resolveConfig(
     metadata: { ...(user.metadata ?? {}) },
     replaySeed: overrides.seed ?? null,
     replayPath: overrides.seedPath ?? null,
+    ...(overrides.debug ? { debug: overrides.debug } : {}),
   }
 }
 

@@ -110,6 +110,8 @@ export interface FullConfig {
   /** `vt test --seed N [--path P]`: fixes the seed (and path) of every property. */
   replaySeed: number | null
   replayPath: string | null
+  /** `vt test --debug` / `--keep-on-failure`: when a test pauses with its cluster alive (unset: never). */
+  debug?: 'all' | 'failures'
 }
 
 export function defineConfig(config: Config): Config {
@@ -135,4 +137,6 @@ export interface ConfigOverrides {
   seedPath?: string
   /** `vt test --trace`: `use.trace` of every project. */
   trace?: TraceMode
+  /** `vt test --debug` ('all': pause at test.debug() and after failures) or `--keep-on-failure` ('failures'). */
+  debug?: 'all' | 'failures'
 }

@@ -1,5 +1,6 @@
 // Every service the agent serves, by name. Adding a service: write its contract in src/protocol/<name>.ts,
 // add one line here, write agent/services/<name>.ts and add one line to agent/services/index.ts.
+import { console } from './console.ts'
 import { exec } from './exec.ts'
 import { facts } from './facts.ts'
 import { faults } from './faults.ts'
@@ -24,6 +25,7 @@ export const services = {
   vm,
   sync,
   storage,
+  console,
 } as const
 
 export type Services = typeof services

@@ -46,6 +46,11 @@ export interface StopMessage {
   type: 'stop'
 }
 
+/** `vt test --debug`: the user pressed Enter, the paused test goes on (see DebugPauseMessage). */
+export interface DebugResumeMessage {
+  type: 'debugResume'
+}
+
 /** The answer to a ClusterRequestMessage. */
 export interface ClusterReplyMessage {
   type: 'clusterReply'
@@ -54,7 +59,13 @@ export interface ClusterReplyMessage {
 }
 
 /** Answers of the run's sync server (src/sync): replies and arrivals at a barrier the worker waits at. */
-export type MainToWorker = InitMessage | RunMessage | StopMessage | SyncToWorker | ClusterReplyMessage
+export type MainToWorker =
+  | InitMessage
+  | RunMessage
+  | StopMessage
+  | DebugResumeMessage
+  | SyncToWorker
+  | ClusterReplyMessage
 
 // ---------- worker → main ----------
 
@@ -147,6 +158,30 @@ export interface TeardownErrorsMessage {
   errors: TestError[]
 }
 
+/**
+ * `vt test --debug` / `--keep-on-failure`: a test paused at `test.debug()` or after failing, with its fixtures
+ * (cluster sessions, VMs) alive. The main process tells the user how to reach them and answers 'debugResume';
+ * a 'stop' (Ctrl-C) ends the pause too. Tokens are not sent: the main process has them.
+ */
+export interface DebugPauseMessage {
+  type: 'debugPause'
+  testId: string
+  /** The test's title path, for the user. */
+  title: string
+  reason: 'test.debug()' | 'failure'
+  location: Location
+  /** The failure's message, for a pause after a failure. */
+  error?: string
+  hosts: {
+    name: string
+    url: string
+    address?: string
+    /** The worker's session on the agent: it owns the VMs. */
+    session: { id: string; secret: string }
+    vms: { name: string; status: string }[]
+  }[]
+}
+
 /** Asks the main process, which started the project's embedded cluster, to restart one host's agent. */
 export interface ClusterRequestMessage {
   type: 'cluster'
@@ -167,5 +202,6 @@ export type WorkerToMain =
   | TestEndMessage
   | DoneMessage
   | TeardownErrorsMessage
+  | DebugPauseMessage
   /** Barriers and keys: requests to the run's sync server (src/sync). */
   | SyncToMain

@@ -23,6 +23,7 @@ import {
 } from './prop/declare.ts'
 import type { Location, TestError, TestStatus } from './reporterApi.ts'
 import {
+  currentDebugHook,
   currentDescribeSuite,
   currentlyLoadingFileSuite,
   currentTestInfo,
@@ -190,6 +191,11 @@ export interface TestType<TestArgs extends KeyValue, WorkerArgs extends KeyValue
   use(fixtures: Fixtures<{}, {}, TestArgs, WorkerArgs>): void
   step<T>(title: string, body: () => T | Promise<T>, options?: StepOptions): Promise<T>
   info(): TestInfo
+  /**
+   * Under `vt test --debug`: pauses the test here with its cluster and VMs alive, prints how to reach them
+   * (`vt console`), and goes on when the user presses Enter. Without --debug it does nothing (and says so).
+   */
+  debug(): Promise<void>
   extend<T extends KeyValue, W extends KeyValue = {}>(
     fixtures: Fixtures<T, W, TestArgs, WorkerArgs>,
   ): TestType<TestArgs & T, WorkerArgs & W>
@@ -244,6 +250,7 @@ export class TestTypeImpl {
       if (!info) throw new Error('test.info() can only be called while a test is running')
       return info
     }
+    test.debug = () => this._debug(captureLocation())
     test.extend = (fixtures: unknown) => this._extend(captureLocation(), fixtures)
     test.prop = (arbitraries: unknown, options?: unknown) => {
       const location = captureLocation()
@@ -439,6 +446,17 @@ export class TestTypeImpl {
     const { seed, ...rest } = fixtures as Record<string, unknown>
     if ('seed' in fixtures) suite._seed = checkSeed(seed, 'test.use()', location)
     if (Object.keys(rest).length || !('seed' in fixtures)) suite.uses.push({ fixtures: rest, location })
+  }
+
+  private async _debug(location: Location): Promise<void> {
+    if (!currentTestInfo())
+      throw new Error(`test.debug() can only be called while a test is running (at ${formatLocation(location)})`)
+    const hook = currentDebugHook()
+    if (!hook) {
+      process.stderr.write(`vt: test.debug() at ${formatLocation(location)} does nothing without vt test --debug\n`)
+      return
+    }
+    await hook(location)
   }
 
   private _setTimeout(location: Location, ms: unknown): void {

@@ -2,7 +2,9 @@
 // files through qemu-guest-agent; files on the tiny guest through its own channel; and a guest without the
 // agent getting an error that says so. Nothing is left running afterwards.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { ensureImage } from '../../agent/image/index.ts'
 import { VmManager } from '../../agent/vm/manager.ts'
@@ -26,26 +28,42 @@ describe('the debian guest', { skip }, () => {
     const img = await ensureImage('debian')
     for (const f of [img.kernel, img.initrd, img.disk]) assert.ok(existsSync(f), f)
     assert.equal((await ensureImage('debian')).dir, img.dir, 'the second call uses the cache')
+    // Alongside: the same system as "your own image", a disk given by path (an overlay in the test's dir) with
+    // its kernel, waiting for the agent with ready: 'agent'.
+    const own = join(dir, 'own.qcow2')
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', img.disk, own])
     const t0 = Date.now()
-    const info = await mgr.create({
-      name: 'deb',
-      image: 'debian',
-      accel: 'tcg',
-      memory: '512M',
-      readyTimeoutMs: 600_000,
-    })
+    const [info] = await Promise.all([
+      mgr.create({ name: 'deb', image: 'debian', accel: 'tcg', memory: '512M', readyTimeoutMs: 600_000 }),
+      mgr.create({
+        name: 'own',
+        kernel: img.kernel,
+        initrd: img.initrd,
+        append: img.append,
+        disks: [{ path: own }],
+        ready: 'agent',
+        accel: 'tcg',
+        memory: '512M',
+        readyTimeoutMs: 600_000,
+      }),
+    ])
     t.diagnostic(`debian boot to agent ready: ${info.readyMs?.toFixed(0)} ms (create ${Date.now() - t0} ms)`)
     assert.equal(info.disks[0].id, 'root')
+    const ownVersion = await mgr.get('own').exec('cat /etc/debian_version')
+    assert.equal(ownVersion.exitCode, 0, ownVersion.stderr.toString())
+    await mgr.destroy('own')
     const vm = mgr.get('deb')
     const r = await vm.exec('echo out; echo err >&2; echo "$GREETING"; exit 7', { env: { GREETING: "it's $HOME" } })
     assert.equal(r.stdout.toString(), "out\nit's $HOME\n")
     assert.equal(r.stderr.toString(), 'err\n')
     assert.equal(r.exitCode, 7)
     const sys = await vm.exec('cat /etc/debian_version; hostname; test -d /run/systemd/system && echo systemd; pwd')
-    assert.match(sys.stdout.toString(), /^12\.\d+\ndeb\nsystemd\n\/root\n$/)
-    const err = await vm.exec('sleep 60', { timeoutMs: 2000 }).catch(e => e)
-    assert.match(String(err), /`sleep 60` did not finish within 2000 ms \(its processes were killed\)/)
-    assert.equal((await vm.exec('pgrep -x sleep || echo none')).stdout.toString(), 'none\n')
+    assert.match(sys.stdout.toString(), /^12\.\d+\ndeb\nsystemd\n\/root\n$/, `${sys.stdout}${sys.stderr}`)
+    const err = await vm.exec('sleep 61', { timeoutMs: 2000 }).catch(e => e)
+    assert.match(String(err), /`sleep 61` did not finish within 2000 ms \(its processes were killed\)/)
+    // -f: a killed process not yet reaped (a zombie) has no command line, so only a live `sleep 61` matches.
+    const left = await vm.exec("pgrep -af '^sleep 61$' || echo none")
+    assert.equal(left.stdout.toString(), 'none\n', `still running: ${left.stdout}`)
   })
 
   test('files go both ways through guest-file-*', async t => {

@@ -85,6 +85,8 @@ export interface TestFlags {
   quiet?: boolean
   seed?: number
   path?: string
+  debug?: boolean
+  keepOnFailure?: boolean
   trace?: TraceMode
 }
 
@@ -113,6 +115,14 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
     overrides.seedPath = flags.path
   }
   if (flags.reporter) overrides.reporter = flags.reporter.map(name => [name])
+  let workers = flags.workers
+  if (flags.debug) {
+    // As Playwright's --debug: one worker, nothing times out; tests pause at test.debug() and after failing.
+    overrides.debug = 'all'
+    overrides.timeout = 0
+    overrides.globalTimeout = 0
+    workers = '1'
+  } else if (flags.keepOnFailure) overrides.debug = 'failures'
   return {
     cwd,
     config: flags.config,
@@ -123,7 +133,7 @@ export function toRunOptions(filters: string[], flags: TestFlags, cwd: string): 
     list: !!flags.list,
     lastFailed: !!flags.lastFailed,
     quiet: !!flags.quiet,
-    workers: flags.workers,
+    workers,
     overrides,
   }
 }
@@ -165,6 +175,11 @@ const command: CliCommand = {
         "attach the VMs' console log and QMP transcript: off, on, retain-on-failure (default), on-first-retry",
         traceArg,
       )
+      .option(
+        '--debug',
+        'one worker, no timeouts; pause at test.debug() and after a failure with the cluster alive (vt console reaches it)',
+      )
+      .option('--keep-on-failure', 'pause after a failed test, before its VMs and cluster are torn down')
       .addOption(new Option('--quiet', 'print less: no test output, no progress'))
       .action(async (filters: string[], flags: TestFlags) => {
         const { runTests } = await import('../../runner/main/run.ts')

@@ -8,6 +8,7 @@ import { serveWorker } from '../../sync/transport.ts'
 import type { SerializedConfig } from '../ipc.ts'
 import type { TestCase } from '../model.ts'
 import { newTestResult, type TestError, type TestResult, type TestStatus } from '../results.ts'
+import type { DebugPauses } from './debugPauses.ts'
 import type { FailureTracker } from './failureTracker.ts'
 import { beginResult, runJobOnWorker } from './jobRun.ts'
 import type { Multiplexer } from './reporters.ts'
@@ -40,6 +41,8 @@ export interface DispatcherOptions {
   stopGraceMs?: number
   /** Barriers and keys of the run (one server for every worker). */
   sync?: SyncServer
+  /** `vt test --debug` / `--keep-on-failure`: tests that pause with their cluster alive. */
+  debug?: DebugPauses
 }
 
 export class Dispatcher {
@@ -248,6 +251,11 @@ export class Dispatcher {
         serveWorker(this.sync, owner, msg, reply => worker.send(reply))
         return
       }
+      if (msg.type === 'debugPause') {
+        if (this.o.debug) this.o.debug.onPause(worker, msg)
+        else worker.send({ type: 'debugResume' })
+        return
+      }
       if (msg.type === 'cluster') {
         const project = this.o.config.projects.find(p => p.id === worker.params.projectId)
         const restart = project && this.o.resources.restartAgent?.(project, msg.host)
@@ -273,6 +281,7 @@ export class Dispatcher {
     })
     worker.on('exit', exit => {
       this.allWorkers.delete(worker)
+      this.o.debug?.workerExited(worker)
       // What it waited for at barriers fails for the other parties, naming it, instead of hanging.
       this.sync.dropOwner(owner, `worker process ${worker.params.workerIndex} exited (${describeExit(exit)})`)
     })

@@ -12,6 +12,7 @@ import type { Suite, TestCase } from '../model.ts'
 import type { FullResult, Reporter, TestError } from '../reporterApi.ts'
 import { newTestResult } from '../results.ts'
 import { ClusterManager } from './clusters.ts'
+import { DebugPauses } from './debugPauses.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { FailureTracker } from './failureTracker.ts'
 import { describePatterns } from './files.ts'
@@ -186,6 +187,9 @@ export async function runTests(options: RunOptions): Promise<number> {
   const failures = new FailureTracker(config.maxFailures)
   // Per-project resources, in set-up order: more kinds (pools, networks) join this list, not the dispatcher.
   const resources = new ProjectResources([new ClusterManager(config)])
+  const debug = config.debug
+    ? new DebugPauses({ rootDir: config.rootDir, stdin: process.stdin, out: process.stderr })
+    : undefined
   const dispatcher = new Dispatcher({
     config,
     serializedConfig: { configFile: config.configFile || config.rootDir, overrides },
@@ -193,6 +197,7 @@ export async function runTests(options: RunOptions): Promise<number> {
     failures,
     resources,
     env: process.env,
+    debug,
   })
 
   let sigints = 0
@@ -204,6 +209,7 @@ export async function runTests(options: RunOptions): Promise<number> {
         '\nvt: interrupting: finishing running tests and tearing down fixtures (Ctrl-C again to kill)\n',
       )
       dispatcher.interrupt()
+      debug?.interrupt()
     } else if (sigints === 2) {
       process.stderr.write('\nvt: killing workers (Ctrl-C again to exit now)\n')
       dispatcher.kill()

@@ -73,3 +73,14 @@ export function currentTestInfo(): RuntimeTestInfo | undefined {
   if (own) return own._ended ? undefined : own
   return testInfo
 }
+
+/** `test.debug()`'s way into the worker: set under `vt test --debug` only (else test.debug() is a no-op). */
+let debugHook: ((location: Location) => Promise<void>) | undefined
+
+export function setDebugHook(hook: ((location: Location) => Promise<void>) | undefined): void {
+  debugHook = hook
+}
+
+export function currentDebugHook(): ((location: Location) => Promise<void>) | undefined {
+  return debugHook
+}

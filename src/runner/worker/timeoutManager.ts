@@ -35,6 +35,8 @@ interface Running {
 export class TimeoutManager {
   private readonly stack: Running[] = []
   private interrupted = false
+  /** `vt test --debug`: nothing times out (interruptions still work). */
+  ignoreTimeouts = false
 
   /**
    * Runs `body` within `slot`. Rejects with a TimeoutError (message from `describe`) when the slot's time runs
@@ -75,7 +77,7 @@ export class TimeoutManager {
   private schedule(running: Running): void {
     if (running.timer) clearTimeout(running.timer)
     running.timer = undefined
-    if (!running.slot.timeout) return
+    if (!running.slot.timeout || this.ignoreTimeouts) return
     const left = running.slot.timeout - running.slot.elapsed
     const fire = () => {
       running.timer = undefined

@@ -18,7 +18,8 @@ import { runProperty } from '../prop/run.ts'
 import type { TestError } from '../reporterApi.ts'
 import type { WorkerInfo } from '../testType.ts'
 import { setWorkerContext } from '../workerContext.ts'
-import { runWithTestInfo, setCurrentTestInfo } from './globals.ts'
+import { DebugPauser } from './debugPause.ts'
+import { runWithTestInfo, setCurrentTestInfo, setDebugHook } from './globals.ts'
 import { SkipError, serializeErrorWithBox, TestInfoImpl } from './testInfo.ts'
 import { InterruptedError, Slot, TimeoutError, TimeoutManager } from './timeoutManager.ts'
 
@@ -48,6 +49,19 @@ function effectiveTimeout(test: TestCase, project: FullProject): number {
   return project.timeout
 }
 
+/** A test's id and its titles from the file down (" › " between them), for a debug pause. */
+function debugTitle(test: TestCase): { id: string; title: string } {
+  return {
+    id: test.id,
+    title: [
+      ...chainOf(test)
+        .filter(s => s.type === 'describe')
+        .map(s => s.title),
+      test.title,
+    ].join(' › '),
+  }
+}
+
 /** The outermost serial describe around a test. */
 function serialRoot(test: TestCase): Suite | undefined {
   let root: Suite | undefined
@@ -71,8 +85,15 @@ export class WorkerMain {
   private stopping?: Promise<void>
   private stopRequested = false
   private currentTest?: TestInfoImpl
+  /** `vt test --debug` / `--keep-on-failure`. */
+  private debug?: DebugPauser
 
   constructor(private readonly send: Send) {}
+
+  /** The main process answered a debug pause: the paused test goes on. */
+  resumeDebug(): void {
+    this.debug?.resume()
+  }
 
   /** The id of the running test, for attributing output. */
   get currentTestId(): string | undefined {
@@ -117,6 +138,19 @@ export class WorkerMain {
       project,
       workerIndex: message.workerIndex,
       parallelIndex: message.parallelIndex,
+    }
+    if (this.config.debug) {
+      const debug = new DebugPauser(this.config.debug, this.send, this.timeouts)
+      this.debug = debug
+      if (debug.mode === 'all') {
+        // Like Playwright's --debug: no test, fixture or hook times out while someone looks at the cluster.
+        this.timeouts.ignoreTimeouts = true
+        setDebugHook(location => {
+          const test = this.currentTest
+          if (!test) throw new Error('test.debug() can only be called while a test is running')
+          return debug.pause(debugTitle(test._test), 'test.debug()', location)
+        })
+      }
     }
     setWorkerContext({
       workerIndex: message.workerIndex,
@@ -375,6 +409,19 @@ export class WorkerMain {
       this.record(info, error)
     }
     info._activity = undefined
+    // --debug / --keep-on-failure: a failed test pauses here, before anything of it is torn down.
+    if (
+      this.debug &&
+      info.status !== 'skipped' &&
+      info.status !== 'interrupted' &&
+      info.status !== info.expectedStatus
+    ) {
+      try {
+        await this.debug.pause(debugTitle(test), 'failure', test.location, info.errors[0]?.message)
+      } catch (error) {
+        this.record(info, error)
+      }
+    }
 
     // Teardown: afterEach hooks and test fixtures in a fresh slot of the same size, even after a timeout.
     const teardownSlot = new Slot(info.timeout)
@@ -497,6 +544,7 @@ export function runWorkerProcess(): void {
   process.on('message', (message: MainToWorker) => {
     // Sync answers go straight to whoever waits for them, never behind a running group.
     if (message.type === 'syncReply' || message.type === 'syncArrival') return sync.handle(message)
+    if (message.type === 'debugResume') return worker.resumeDebug()
     if (message.type === 'clusterReply') return restarts.handle(message)
     queue = queue.then(() =>
       worker.handle(message).then(() => {
