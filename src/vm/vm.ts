@@ -7,7 +7,8 @@ import { type MigrateVmOptions, migrateVm } from '../migration/vm.ts'
 import { VtError } from '../protocol/errors.ts'
 import type { QmpArgs, QmpCommandKey, QmpReturn } from '../protocol/qmp.ts'
 import type { GuestExecResult, VmCreateOptions, VmInfo, VmQmpEvent, VmSpec, VmStatus } from '../protocol/vm.ts'
-import { apiStep, commandTitle, currentTestTitle, reportProgress } from '../runner/apiStep.ts'
+import { apiStep, commandTitle } from '../runner/apiStep.ts'
+import { showBoot } from './bootProgress.ts'
 import { restoreVm, snapshotVm, type VmSnapshot } from './snapshot.ts'
 
 export interface VmExecOptions {
@@ -161,22 +162,13 @@ export class Vm {
     const offConsole = host.on('vm', 'console', e => {
       if (e.name === spec.name) pending.push(e.data)
     })
-    // First use on a host builds the tiny image: show that, rather than a silent wait. In a test it is the
-    // step's progress (the list reporter shows it with the time it takes), elsewhere a line on stderr.
-    const inTest = currentTestTitle() !== undefined
-    const offProgress = host.on('vm', 'progress', e => {
-      if (inTest) reportProgress({ message: `${host.name}: ${e.message}` })
-      else process.stderr.write(`vt: ${host.name}: ${e.message}\n`)
-    })
-    if (inTest) reportProgress({ message: `booting ${spec.name} on ${host.name}` })
+    const endBoot = showBoot(host, spec.name)
     let info: VmInfo
     try {
       info = await host.service('vm').create(spec, options)
     } finally {
       offConsole()
-      offProgress()
-      // Booted (or failed): the step or test that created the VM no longer shows the boot as going on.
-      if (inTest) reportProgress({})
+      endBoot()
     }
     const vm = new Vm(host, info, spec)
     vm.console.push(pending.join(''))
