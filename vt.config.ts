@@ -25,6 +25,12 @@ export default defineConfig({
       cluster: { hosts: 2, networks: { lan: { subnet: '10.77.0.0/24' } } },
     },
     {
+      // examples/storage.vt.ts: pools and images (a dir pool: a directory per host).
+      name: 'storage',
+      testMatch: ['storage.vt.ts'],
+      cluster: { hosts: 2, storage: { pools: { local: { type: 'dir' } } } },
+    },
+    {
       // examples/multinode.vt.ts: role groups, vt-sync and stages over four hosts (tiny 128M TCG guests).
       name: 'four-host',
       testMatch: ['multinode.vt.ts'],

@@ -125,6 +125,11 @@ export class Cluster {
     return net
   }
 
+  /** The names of the storage pools declared in the config. */
+  get poolNames(): string[] {
+    return Object.keys(this.pools)
+  }
+
   /** A storage pool declared in the config (`cluster.storage.pools`). */
   pool(name: string): Pool {
     const def = this.pools[name]

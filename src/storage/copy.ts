@@ -36,8 +36,17 @@ export interface DiskUser {
 
 const LIVE = new Set(['running', 'paused', 'starting'])
 
-export function isLive(u: DiskUser): boolean {
-  return LIVE.has(u.status)
+/** The VM among `users` that runs now (asked of its agent: a handle may outlive its VM). */
+export async function liveUser(users: Iterable<DiskUser>): Promise<DiskUser | undefined> {
+  for (const u of users) {
+    if (!LIVE.has(u.status)) continue
+    const now = await u.host
+      .service('vm')
+      .info(u.name)
+      .catch(() => undefined)
+    if (now && LIVE.has(now.status) && now.disks.some(d => u.info.disks.some(x => x.file === d.file))) return u
+  }
+  return undefined
 }
 
 /**

@@ -12,7 +12,7 @@ import type {
   VolumeRef,
 } from '../protocol/storage.ts'
 import { apiStep } from '../runner/apiStep.ts'
-import { copyAcross, type DiskUser, isLive, liveBackup } from './copy.ts'
+import { copyAcross, type DiskUser, liveBackup, liveUser } from './copy.ts'
 import { type OnProgress, withProgress } from './progress.ts'
 import { poolTraits } from './types.ts'
 
@@ -192,7 +192,7 @@ export class Image {
    */
   backup(pool: Pool, name: string, options: { onProgress?: OnProgress; format?: ImageFormat } = {}): Promise<Image> {
     return apiStep(`image ${this}: backup to ${pool.volume(name)}`, async () => {
-      const user = [...this.users].find(isLive)
+      const user = await liveUser(this.users)
       if (!user) return this.copyTo(pool, name, 'backup', options)
       const source = await user.host.service('storage').info({ pool: this.pool.def, name: this.name })
       const target = pool.sees(user.host) ? pool.on(user.host).volume(name) : undefined
@@ -218,9 +218,11 @@ export class Image {
   /** Replaces this volume's contents with `backup`'s (it must not be in use by a running VM). */
   restoreFrom(backup: Image, options: { onProgress?: OnProgress } = {}): Promise<void> {
     return apiStep(`image ${this}: restore from ${backup}`, async () => {
-      if ([...this.users].some(isLive)) throw new Error(`cannot restore ${this}: a running VM uses it (stop it first)`)
+      if (await liveUser(this.users)) throw new Error(`cannot restore ${this}: a running VM uses it (stop it first)`)
+      // The volume keeps its format (a raw disk stays raw whatever the backup's format).
+      const format = (await this.svc.info(this.ref)).format === 'raw' ? 'raw' : 'qcow2'
       await this.svc.remove(this.ref)
-      await backup.copyTo(this.pool, this.name, 'restore', options)
+      await backup.copyTo(this.pool, this.name, 'restore', { ...options, format })
     })
   }
 
