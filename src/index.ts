@@ -6,6 +6,7 @@
 export { default as fc } from 'fast-check'
 export type { ClusterTestFixtures, ClusterWorkerFixtures } from '../fixtures/cluster.ts'
 export type { GroupTestFixtures, Placement, RoleSpec, Roles, VmGroup, VmGroupImpl } from '../fixtures/group.ts'
+export type { BaseImageSpec, ImageTestFixtures, ImageWorkerFixtures } from '../fixtures/images.ts'
 export { test } from '../fixtures/index.ts'
 export type { Accel, CreateVmSpec, VmTestFixtures, VmWorkerFixtures, VmWorkerOwnFixtures } from '../fixtures/vm.ts'
 export type { AgentRestarter } from './cluster/agentRestart.ts'
@@ -135,6 +136,7 @@ export type {
   WorkerFixtureValue,
   WorkerInfo,
 } from './runner/testType.ts'
+export type { DiskUser } from './storage/copy.ts'
 export type { CopyOptions, CreateOptions, Image, Pool } from './storage/pool.ts'
 export type { OnProgress, StorageProgress } from './storage/progress.ts'
 export { type BarrierOptions, SyncError, type WaitOptions } from './sync/api.ts'
