@@ -25,10 +25,11 @@ export default defineConfig({
       cluster: { hosts: 2, networks: { lan: { subnet: '10.77.0.0/24' } } },
     },
     {
-      // examples/storage.vt.ts: pools and images (a dir pool: a directory per host).
+      // examples/storage.vt.ts: pools and images (a dir pool: a directory per host; an nfs pool on the embedded
+      // cluster's own NFS server, which needs network namespaces: root).
       name: 'storage',
       testMatch: ['storage.vt.ts'],
-      cluster: { hosts: 2, storage: { pools: { local: { type: 'dir' } } } },
+      cluster: { hosts: 2, storage: { pools: { local: { type: 'dir' }, shared: { type: 'nfs' } } } },
     },
     {
       // examples/multinode.vt.ts: role groups, vt-sync and stages over four hosts (tiny 128M TCG guests).

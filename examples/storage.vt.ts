@@ -1,6 +1,7 @@
 // Storage pools and images on the two-host embedded cluster (project `storage` in vt.config.ts, with a dir pool
-// `local`: a directory per host). A base image and clones of it booted on both hosts, a snapshot taken and
-// restored, a live backup of a running VM's disk restored and booted on the other host. `baseImage` and `disk`
+// `local`: a directory per host, and an nfs pool `shared`). A base image and clones of it booted on both hosts, a
+// snapshot taken and restored, a live backup of a running VM's disk restored and booted on the other host, a VM on
+// the nfs pool migrated without copying its disk. `baseImage` and `disk`
 // are the built-in image fixtures: a base per worker and a clone of it per test, removed after the test.
 import { expect, test } from 'vmtest-cluster'
 
@@ -64,5 +65,18 @@ test("a live backup of a running VM's disk, restored and booted on the other hos
   await backup.remove()
 })
 
-// NFS pool: a VM whose disk is in a shared (nfs) pool migrates without copying its disk. That part runs on the
-// project with an nfs pool (the NFS server needs network namespaces): see docs/nfs.md.
+// NFS pool `shared`: one export every host sees, served by the embedded cluster's own NFS server (docs/nfs.md).
+test('a VM whose disk is in the nfs pool migrates without copying its disk', async ({ cluster, hosts, createVm }) => {
+  const [a, b] = hosts
+  const disk = await cluster.pool('shared').create('example-nfs-disk', { size: '64M' })
+  const vm = await createVm({ host: a, disks: [{ volume: disk }] })
+  await vm.succeed(write('on-nfs'))
+
+  const result = await vm.migrate({ to: b })
+  expect(result.storage).toBe('shared')
+  expect(result.storageBytes).toBe(0) // not a byte of disk was sent: both hosts open the same nfs:// volume
+  expect(vm.host).toBe(b)
+  expect((await vm.succeed(read)).trim()).toBe('on-nfs')
+  await vm.destroy()
+  await disk.remove()
+})
