@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path'
 import { aptSources, debianLines } from './aptSources.ts'
 import { cacheDir, ensureDir, removeDeadBuilds, replaceDir, withLock } from './cache.ts'
-import type { Progress } from './tiny.ts'
+import type { BootImage, Progress } from './tiny.ts'
 import { checkEntry, digestFiles, prehash } from './verify.ts'
 
 /** Bump when the recipe changes in a way the hash of this file's recipe strings would not show. */
@@ -18,17 +18,10 @@ const SUITE = 'bookworm'
 
 export const DEBIAN_FILES = ['vmlinuz', 'initrd.img', 'disk.qcow2'] as const
 
-export interface DebianImage {
+export interface DebianImage extends BootImage {
   name: 'debian'
-  dir: string
-  kernel: string
-  initrd: string
   /** The root filesystem (ext4, qcow2): every VM boots an overlay of it as its first disk. */
   disk: string
-  append: string
-  kernelVersion: string
-  key: string
-  minMemoryMiB: number
 }
 
 /** qemu-guest-agent, systemd and the rest are the point; iproute2 and procps for the examples' commands. */

@@ -16,12 +16,11 @@ const run = promisify(execFile)
 /** Bump when the recipe changes in a way the hash of init.ts/this file would not show (2: file digests). */
 const RECIPE_VERSION = 2
 
-export interface TinyImage {
-  name: 'tiny'
+/** What every guest image the agent builds offers the VM manager: a kernel, an initrd and a base disk. */
+export interface BootImage {
   dir: string
   kernel: string
   initrd: string
-  /** A 64 MiB empty qcow2 base for `disks: [{ image: 'tiny' }]`. */
   disk: string
   /** Kernel command line the image wants (the VM manager adds its own). */
   append: string
@@ -29,6 +28,12 @@ export interface TinyImage {
   key: string
   /** Smallest memory a VM of this image boots in, with room for its commands. */
   minMemoryMiB: number
+}
+
+export interface TinyImage extends BootImage {
+  name: 'tiny'
+  /** A 64 MiB empty qcow2 base for `disks: [{ image: 'tiny' }]`. */
+  disk: string
 }
 
 export type Progress = (message: string) => void
