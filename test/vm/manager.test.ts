@@ -124,7 +124,10 @@ describe('faults', { skip: !machine.qemu && !process.env.CI && 'needs qemu' }, (
   test('invalid specs are rejected with the field named', async () => {
     await assert.rejects(mgr.create({ name: 'bad name' } as never), /invalid VM spec on host h1: name:/)
     await assert.rejects(mgr.create({ name: 'x', cpus: 0 }), /cpus:/)
-    await assert.rejects(mgr.create({ name: 'x', disks: [{}] }), /exactly one of "image", "path", "size", "memtest" or "volume"/)
+    await assert.rejects(
+      mgr.create({ name: 'x', disks: [{}] }),
+      /exactly one of "image", "path", "size", "memtest" or "volume"/,
+    )
   })
 
   test('a probe boot leaves nothing behind and removes what a prober killed mid-probe left', async () => {
