@@ -20,7 +20,8 @@ export interface RunRecord {
   runId: string
   /** The controller. */
   pid: number
-  startTime?: number
+  /** Required: without it the owner counts as dead and any other run's reaper removes this run while it works. */
+  startTime: number | undefined
   /** The process that cleans up when the controller dies without stopping the run. */
   watcher?: ProcessId
   /** 10.213.<octet>.0/24, with network namespaces. */

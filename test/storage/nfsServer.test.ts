@@ -11,7 +11,8 @@ import { withNfs } from '../../agent/storage/nfsClient.ts'
 import { startCluster } from '../../src/cluster/embedded.ts'
 import { createUnderlay, underlayNames } from '../../src/cluster/netns.ts'
 import { missingNfsServerParts, startNfsServer } from '../../src/cluster/nfsServer.ts'
-import { claimSubnet, reapRun, withRunLock, writeRunRecord } from '../../src/cluster/runs.ts'
+import { claimSubnet, type RunRecord, reapRun, withRunLock, writeRunRecord } from '../../src/cluster/runs.ts'
+import { startTimeOf } from '../../src/util/proc.ts'
 import { namespaces } from '../cluster/helpers.ts'
 import { requires } from '../helpers/requirements.ts'
 
@@ -26,9 +27,18 @@ test('embedded NFS server: two host namespaces share one export; list, lookup, r
     .toString(16)
     .padStart(4, '0')}`
   const baseDir = mkdtempSync(join(os.tmpdir(), `vt-cluster-${runId}-`))
-  const record = { runId, pid: process.pid, namespaces: [] as string[], baseDir, octet: 0 }
+  const record: RunRecord = {
+    runId,
+    pid: process.pid,
+    startTime: startTimeOf(process.pid),
+    namespaces: [],
+    baseDir,
+    octet: 0,
+  }
+  let octet = 0
   await withRunLock(async () => {
-    record.octet = await claimSubnet(runId)
+    octet = await claimSubnet(runId)
+    record.octet = octet
     Object.assign(record, underlayNames(runId, 2, true))
     writeRunRecord(record)
   })
@@ -41,7 +51,7 @@ test('embedded NFS server: two host namespaces share one export; list, lookup, r
     )
     assert.equal(existsSync(baseDir), false, 'the server dir is gone')
   })
-  const underlay = await createUnderlay(runId, 2, record.octet, true)
+  const underlay = await createUnderlay(runId, 2, octet, true)
   const storage = underlay.storage
   assert.ok(storage)
   const server = await startNfsServer({ netns: storage.netns, address: storage.address, dir: join(baseDir, 'nfs') })
@@ -58,7 +68,11 @@ test('embedded NFS server: two host namespaces share one export; list, lookup, r
   const wrong = spawnSync('ip', ['netns', 'exec', h2, 'qemu-io', '-c', 'read -P 0x11 1M 2M', url('a.qcow2')], {
     encoding: 'utf8',
   })
-  assert.match(wrong.stdout + wrong.stderr, /Pattern verification failed/, 'qemu-io checks the pattern')
+  assert.match(
+    wrong.stdout + wrong.stderr,
+    /Pattern verification failed/,
+    `qemu-io checks the pattern (exit ${wrong.status}, signal ${wrong.signal})`,
+  )
   inNs(h2, 'qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', url('a.qcow2'), url('b.qcow2'))
   assert.match(
     inNs(h1, 'qemu-io', '-c', 'read -P 0x5a 1M 2M', url('b.qcow2')),
