@@ -2,7 +2,7 @@
 // and no addresses) in the template's directory, wait for its command channel, save it, stop it. The
 // process is tracked with the session that asked while it runs, so a crash mid-build still reaps it.
 import { rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { VmSpecParsed } from '../../src/protocol/vm.ts'
 import { createLooseTap, deleteLink } from '../net/tap.ts'
 import type { ResolvedDisk } from './argv.ts'
@@ -71,13 +71,15 @@ async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
       initrd: p.initrd,
       append: append.join(' '),
       disks,
+      // The template's RAM goes to a file that clones map copy-on-write (see argv.ts RamFile).
+      ram: { file: join(dir, 'ram'), share: true, ignoreShared: false },
       onSpawn: async pid => {
         const id = await p.hooks?.track?.({ kind: 'process', pid, group: true, label })
         if (id) tracked.push(id)
       },
     })
     // The template's own disks are frozen as they are: its QEMU stops for good after the save.
-    return await saveVm(m, disks, dir, { copyDisks: false, resume: false })
+    return await saveVm(m, disks, dir, { copyDisks: false, resume: false, ramFile: join(dir, 'ram') })
   } finally {
     await m?.destroy()
     for (const t of taps) await deleteLink(t)
