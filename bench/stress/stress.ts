@@ -3,8 +3,10 @@
 // invariants and a memory check after every step), each story run twice in the same process: once booting its
 // VM (firmware, boot sector, two passes), once starting it as a clone of a warm snapshot (instant VMs,
 // `memtestSnapshot`); the two kinds alternate run by run so that the machine's load hits both alike. Next to
-// them, a peer: the same VM migrated back and forth in a plain loop (precopy, no invariants, no pauses).
-//   npm run bench:stress -- [--runs 10] [--seed 42]
+// them, a peer: the same VM migrated back and forth in a plain loop (precopy, no invariants, no pauses). Then the
+// same for the tiny Linux guest with the workload commands (128 MiB, no memory check): booted vs started from the
+// host's template cache (`template: true`, what the createVm fixture does by default).
+//   npm run bench:stress -- [--runs 10] [--tiny-runs 4] [--seed 42]
 import { loadavg } from 'node:os'
 import fc from 'fast-check'
 import type { Cluster } from '../../src/cluster/cluster.ts'
@@ -22,18 +24,21 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 const runs = arg('--runs', 10)
+const tinyRuns = arg('--tiny-runs', 4)
 const seed = arg('--seed', 42)
 
 const cluster = await startAgents(['a', 'b'])
 const hosts = cluster.hosts
 const live: Vm[] = []
 let createMs = 0
+/** Tiny guest: start from the template cache (instant) or boot. */
+let template = false
 const fixtures: StressFixtures = {
   cluster: { hosts } as unknown as Cluster,
   createVm: async (spec = {}) => {
     const { host, ...rest } = spec
     const t = performance.now()
-    const vm = await Vm.create(hosts.find(h => h === host) ?? hosts[0], rest as VmSpec)
+    const vm = await Vm.create(hosts.find(h => h === host) ?? hosts[0], { ...(rest as VmSpec), template })
     createMs += performance.now() - t
     vm.clusterHosts = hosts
     live.push(vm)
@@ -59,14 +64,15 @@ const tally = (): Tally => ({ ops: 0, migrations: 0, failed: 0, createMs: 0, sta
 async function runStory(
   steps: Iterable<MigrationCommand>,
   t: Tally,
-  from?: Awaited<ReturnType<typeof memtestSnapshot>>,
+  options: { from?: Awaited<ReturnType<typeof memtestSnapshot>>; tiny?: boolean } = {},
 ) {
   const started = performance.now()
   createMs = 0
   let ready: number | undefined
   try {
     await runMigrationCommands(steps, fixtures, {
-      from,
+      ...(options.from ? { from: options.from } : {}),
+      ...(options.tiny ? { guest: 'tiny' as const, memoryMiB: 128 } : {}),
       onReady: () => {
         ready = performance.now()
       },
@@ -114,9 +120,32 @@ try {
     const order = i % 2 === 0 ? ['boot', 'instant'] : ['instant', 'boot']
     for (const kind of order) {
       if (kind === 'boot') await runStory(bootStories[i], boot)
-      else await runStory(instantStories[i], instant, warm)
+      else await runStory(instantStories[i], instant, { from: warm })
     }
   }
+
+  // --- the tiny Linux guest with its workload: booted vs from the template cache (built first, not counted)
+  template = true
+  await runStory([], tally(), { tiny: true })
+  const tinyStories = () =>
+    fc.sample(fc.commands(migrationCommands({ workload: true }), { maxCommands: 10 }), { seed, numRuns: tinyRuns })
+  const tinyBootStories = tinyStories()
+  const tinyInstantStories = tinyStories()
+  const tinyBoot = tally()
+  const tinyInstant = tally()
+  for (let i = 0; i < tinyRuns; i++) {
+    for (const kind of i % 2 === 0 ? ['boot', 'instant'] : ['instant', 'boot']) {
+      template = kind === 'instant'
+      await runStory(
+        (kind === 'boot' ? tinyBootStories : tinyInstantStories)[i],
+        kind === 'boot' ? tinyBoot : tinyInstant,
+        {
+          tiny: true,
+        },
+      )
+    }
+  }
+  template = false
 
   // --- peer: the same number of migrations, back and forth, nothing else
   const peerCount = Math.max(boot.migrations, 4)
@@ -132,14 +161,14 @@ try {
   await destroyAll()
 
   const fmt = (n: number) => n.toFixed(1)
-  const row = (label: string, t: Tally) => {
+  const row = (label: string, t: Tally, n = runs) => {
     const min = t.totalMs / 60_000
     console.log(
       `  ${label} ${fmt(t.ops / min)} operations/min, ${fmt(t.migrations / min)} migrations/min: ${t.ops} operations ` +
         `(${t.migrations} migrations, ${t.failed} failed and rolled back) in ${fmt(t.totalMs / 1000)} s`,
     )
     console.log(
-      `           VM start ${fmt(t.createMs / runs)} ms/run; start + first check ${fmt(t.startMs / 1000)} s ` +
+      `           VM start ${fmt(t.createMs / n)} ms/run; start + first check ${fmt(t.startMs / 1000)} s ` +
         `(${fmt((100 * t.startMs) / t.totalMs)}% of the time)`,
     )
   }
@@ -153,6 +182,13 @@ try {
   console.log(
     `  instant/boot: ${fmt(boot.totalMs / instant.totalMs)}x the operations/min, VM start ` +
       `${fmt(boot.createMs / Math.max(instant.createMs, 1))}x faster`,
+  )
+  console.log(`tiny Linux guest (128 MiB) with the workload commands, ${tinyRuns} runs each run twice, no memory check`)
+  row('boot:   ', tinyBoot, tinyRuns)
+  row('instant:', tinyInstant, tinyRuns)
+  console.log(
+    `  instant/boot: ${fmt(tinyBoot.totalMs / tinyInstant.totalMs)}x the operations/min, VM start ` +
+      `${fmt(tinyBoot.createMs / Math.max(tinyInstant.createMs, 1))}x faster`,
   )
   console.log(
     `  peer:    ${peerCount} plain precopy migrations back and forth in ${fmt(peerMin * 60)} s: ${fmt(peerCount / peerMin)} migrations/min`,
