@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { RestorePhases, VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { applyIdentity } from './identity.ts'
-import { Machine, type MachineOptions, VmError } from './machine.ts'
+import { Machine, type MachineOptions, readyMode, VmError } from './machine.ts'
 import { moveRamToFile } from './ramFile.ts'
 import { disksFrom, incomingFrom, ramFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
 
@@ -227,6 +227,13 @@ export async function startFrom(
     }
     await runLoaded(m, timeoutMs)
     const loadMs = lap()
+    // A guest ready on its console (the memtest guest, firmware guests) has no command channel to apply an
+    // identity through, and nothing in it that knows one: it runs on as saved.
+    const mode = readyMode(start.spec)
+    if (mode !== 'channel' && mode !== 'agent') {
+      await m.waitReady(timeoutMs)
+      return { machine: m, phases: { qemuMs, loadMs, identityMs: lap() } }
+    }
     // The tiny guest's identity answer proves its loop ready; other guests first wait for their agent.
     if (!m.guest) await m.waitReady(timeoutMs)
     await applyIdentity(m, {

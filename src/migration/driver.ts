@@ -180,7 +180,10 @@ export function vmDriver<V extends MigratableVm>(
         if (specDisk.volume) return { ...common, volume: specDisk.volume }
         return { ...common, path: d.file, format: d.format as 'raw' | 'qcow2' }
       })
-      const spec: VmSpec = { ...vm.spec, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
+      // A clone's `from` (a snapshot on the source host) and `template` say how it started, not what it is: the
+      // destination is filled by the stream.
+      const { from: _from, template: _template, ...shape } = vm.spec
+      const spec: VmSpec = { ...shape, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
       if (disks.length === 0) delete spec.disks
       await svc.create(spec)
       destHost = to
