@@ -405,7 +405,7 @@ export async function connectUnix(path: string, signal: AbortSignal, timeoutMs: 
       if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
         throw new GuestError(`cannot connect to ${path}: ${(err as Error).message}`)
       }
-      await delay(10)
+      await delay(2)
     }
   }
 }
