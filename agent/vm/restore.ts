@@ -94,6 +94,7 @@ export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext):
     if (at >= 0) e.tracked.splice(at, 1)
   }
   e.proc.swapping = false
+  const stopMs = Math.round(performance.now() - t0)
   const oldTops = e.start.disks.filter(d => !d.readOnly).map(d => d.file)
   const disks = disksFrom(saved, e.start.dir, `r${++e.restores}`)
   for (const f of oldTops) if (f.startsWith(`${e.start.dir}/`)) rmSync(f, { force: true })
@@ -101,7 +102,12 @@ export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext):
   const started = await startFrom(e.start, saved, false)
   e.machine = started.machine
   e.disks = diskInfo(disks)
-  e.restored = { from: 'snapshot', name: snap, ms: Math.round(performance.now() - t0), phases: started.phases }
+  e.restored = {
+    from: 'snapshot',
+    name: snap,
+    ms: Math.round(performance.now() - t0),
+    phases: { stopMs, ...started.phases },
+  }
 }
 
 /** A VM instance's snapshots; clones depend on their ancestors' snapshot files (disk backing chains). */

@@ -57,19 +57,20 @@ console.log(`\nVM ready for exec, ${RUNS} runs each, interleaved (TCG, 1 vCPU, 2
 const boot: number[] = []
 const warm: number[] = []
 /** The host's split of each start from saved state (QEMU up, state loaded, identity + readiness). */
-type Phases = { qemuMs: number[]; loadMs: number[]; identityMs: number[] }
-const phases = (): Phases => ({ qemuMs: [], loadMs: [], identityMs: [] })
+type Phases = { stopMs: number[]; qemuMs: number[]; loadMs: number[]; identityMs: number[] }
+const phases = (): Phases => ({ stopMs: [], qemuMs: [], loadMs: [], identityMs: [] })
 const warmPhases = phases()
 const restorePhases = phases()
 const addPhases = (to: Phases, p: RestorePhases | undefined) => {
   if (!p) return
+  if (p.stopMs !== undefined) to.stopMs.push(p.stopMs)
   to.qemuMs.push(p.qemuMs)
   to.loadMs.push(p.loadMs)
   to.identityMs.push(p.identityMs)
 }
 const showPhases = (p: Phases) =>
   console.log(
-    `    on the host, p50: QEMU up ${ms(quantile(p.qemuMs, 0.5))}, state loaded ${ms(quantile(p.loadMs, 0.5))}, ` +
+    `    on the host, p50: ${p.stopMs.length ? `old QEMU stopped ${ms(quantile(p.stopMs, 0.5))}, ` : ''}QEMU up ${ms(quantile(p.qemuMs, 0.5))}, state loaded ${ms(quantile(p.loadMs, 0.5))}, ` +
       `identity and ready ${ms(quantile(p.identityMs, 0.5))}`,
   )
 for (let i = 0; i < RUNS; i++) {

@@ -211,6 +211,8 @@ export interface VmRestoreInfo {
 }
 
 export interface RestorePhases {
+  /** A restore in place: the VM's old QEMU stopped and its top overlays gone. */
+  stopMs?: number
   qemuMs: number
   loadMs: number
   identityMs: number
