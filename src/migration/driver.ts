@@ -180,7 +180,11 @@ export function vmDriver<V extends MigratableVm>(
         if (specDisk.volume) return { ...common, volume: specDisk.volume }
         return { ...common, path: d.file, format: d.format as 'raw' | 'qcow2' }
       })
-      const spec: VmSpec = { ...vm.spec, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
+      // Shared storage: no -S, so QEMU resumes the guest itself the moment it has loaded the last pass (it
+      // activates the disks first), saving the guest the round trip of vt's `cont` in its pause. A copy
+      // stays paused until the mirror has finished on the source.
+      const paused = storage === 'copy'
+      const spec: VmSpec = { ...vm.spec, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused }
       if (disks.length === 0) delete spec.disks
       await svc.create(spec)
       destHost = to
