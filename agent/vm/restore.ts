@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { applyIdentity } from './identity.ts'
-import { Machine, type MachineOptions, VmError } from './machine.ts'
+import { Machine, type MachineOptions, readyMode, VmError } from './machine.ts'
 import { disksFrom, incomingFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
 
 /** A VM of a session (VmManager's record of it). */
@@ -192,6 +192,10 @@ export async function startFrom(start: MachineOptions, saved: SavedVm, clone: bo
     const timeoutMs = start.spec.readyTimeoutMs ?? 60_000
     await runLoaded(m, timeoutMs)
     await m.waitReady(timeoutMs)
+    // A guest ready on its console (the memtest guest, firmware guests) has no command channel to apply an
+    // identity through, and nothing in it that knows one: it runs on as saved.
+    const mode = readyMode(start.spec)
+    if (mode !== 'channel' && mode !== 'agent') return m
     await applyIdentity(m, {
       hostname: start.spec.name,
       nics: (start.spec.nics ?? []).map((spec, i) => ({ spec, from: saved.macs[i] ?? '' })),

@@ -14,12 +14,13 @@
 // Over 400 lines on purpose: the phases share one scope (what was started, the last numbers) that recovery
 // must see whichever phase failed; the storage-mirror and resume helpers below are the parts that stand alone.
 import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
-import type { BlockInfo, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
+import type { BlockInfo, MigrationCapabilityStatus, MigrationInfo, QmpEvent } from '../protocol/qmp.ts'
 import { MigrationError } from './errors.ts'
 import { SampleRecorder, sampleOf } from './samples.ts'
 import {
   capabilitiesFor,
   isActive,
+  keepReturnPath,
   leaveMigration,
   readSettings,
   restoreSettings,
@@ -150,6 +151,7 @@ export async function runMigration<Host, V>(
   /** The source's settings before this attempt, and what it changed: put back after a failure. */
   let settingsBefore: SourceSettings | undefined
   const changed = { capabilities: [] as string[], parameters: [] as string[] }
+  let attemptCapabilities: MigrationCapabilityStatus[] = []
   const mirrorJobs: string[] = []
   let storageBytes = 0
   const offs: (() => void)[] = []
@@ -205,6 +207,7 @@ export async function runMigration<Host, V>(
     Object.assign(caps, options.capabilities ?? {})
     settingsBefore = await guard(readSettings(src))
     const capabilities = capabilitiesFor(caps, settingsBefore.capabilities)
+    attemptCapabilities = capabilities
     changed.capabilities = capabilities.map(c => c.capability)
     await guard(
       Promise.all([
@@ -444,7 +447,10 @@ export async function runMigration<Host, V>(
       const left = await quiet(leaveMigration(src, performance.now() + CANCEL_WAIT_MS))
       qemuError = left?.stuck ? `${left.stuck} ${CANCEL_WAIT_MS / 1000} s after migrate_cancel` : left?.errorDesc
     }
-    if (settingsBefore && !switchedToPostcopy && !srcGone) await quiet(restoreSettings(src, settingsBefore, changed))
+    if (settingsBefore && !switchedToPostcopy && !srcGone) {
+      await quiet(restoreSettings(src, settingsBefore, changed))
+      if (migrateIssued) await quiet(keepReturnPath(src, attemptCapabilities))
+    }
     if (!srcGone) {
       for (const job of mirrorJobs) await quiet(src.execute('block-job-cancel', { device: job, force: true }))
     }

@@ -19,15 +19,32 @@ export function isActive(status: string | undefined): boolean {
 
 /**
  * The capabilities to set for an attempt: the requested ones, plus every one the source has on that the request
- * does not mention, turned off (left on by an earlier failed attempt, or by hand through vm.qmp).
+ * does not mention, turned off (left on by an earlier failed attempt, or by hand through vm.qmp) — except
+ * `return-path`, which stays on (on both sides: see keepReturnPath).
  */
 export function capabilitiesFor(
   requested: Record<string, boolean>,
   current: readonly MigrationCapabilityStatus[],
 ): MigrationCapabilityStatus[] {
   const caps = { ...requested }
-  for (const c of current) if (c.state && !(c.capability in caps)) caps[c.capability] = false
+  for (const c of current) if (c.state && !(c.capability in caps)) caps[c.capability] = c.capability === 'return-path'
   return Object.entries(caps).map(([capability, state]) => ({ capability, state }))
+}
+
+/**
+ * QEMU 7.2 never joins the source's return-path thread of a migration that failed or was cancelled, so its
+ * `rp_thread_created` stays set: every later migration from that QEMU sends OPEN_RETURN_PATH and a PING although
+ * nothing reads the reply. The destination's PONG sits unread in the source's socket, and when the source closes
+ * it after 'completed', Linux sends a reset that drops the RAM still in flight: the destination fails with "error
+ * while loading state section id 2(ram)" (Input/output error), the more often the slower it reads. An attempt
+ * that had a return path (postcopy-ram or return-path on) therefore leaves `return-path` on in the source, and
+ * capabilitiesFor keeps it on for both sides of every later attempt: each has its own return path, which reads
+ * the replies.
+ */
+export async function keepReturnPath(src: MigrationSide, attempt: readonly MigrationCapabilityStatus[]): Promise<void> {
+  const hadOne = attempt.some(c => c.state && (c.capability === 'postcopy-ram' || c.capability === 'return-path'))
+  if (hadOne)
+    await src.execute('migrate-set-capabilities', { capabilities: [{ capability: 'return-path', state: true }] })
 }
 
 /** What the source had before an attempt changed it, and how to put it back after a failure. */

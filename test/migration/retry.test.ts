@@ -2,7 +2,8 @@
 // capabilities an attempt turned on (a failed postcopy attempt left postcopy-ram on, and the next migration
 // without postcopy failed with "RAM postcopy is disabled but have 16 byte advise"), and it reports a failure only
 // once the source has really left the migration, yanking channels a cancel cannot unblock (a destination that
-// stopped reading), so that the next `migrate` does not fail with "duplicate yank instance".
+// stopped reading), so that the next `migrate` does not fail with "duplicate yank instance"; and after an attempt
+// that had a return path, every later one has its own (QEMU 7.2 keeps believing it has the old one).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MigrationError } from '../../src/migration/errors.ts'
@@ -64,7 +65,7 @@ async function migrationCapabilities(q: LocalQemu): Promise<string[]> {
   return (await q.qmp.execute('query-migrate-capabilities')).filter(c => c.state).map(c => c.capability)
 }
 
-test('a failed postcopy attempt: capabilities are reset', {
+test('a failed postcopy attempt: capabilities are reset, the next precopy migration completes', {
   timeout: 120_000,
 }, async t => {
   if (!requires(t, 'qemu')) return
@@ -88,30 +89,16 @@ test('a failed postcopy attempt: capabilities are reset', {
     assert.equal(err.phase, 'migrate', err.message)
     const after = await migrationCapabilities(vm.qemu)
     assert.ok(!after.includes('postcopy-ram') && !after.includes('xbzrle'), `left on: ${after.join(', ')}`)
-    await retryCompletes(vm, dests)
+    // QEMU 7.2 keeps believing it has the failed attempt's return path (settle.ts, keepReturnPath): without one
+    // of its own, the retry's destination sometimes lost the end of the stream ("error while loading state
+    // section id 2(ram)"; 9 retries in 18 with three copies of this test at once, none in 30 with it).
+    assert.ok(after.includes('return-path'), `return-path is kept on: ${after.join(', ')}`)
+    const result = await migrate(vm, dests, { to: 'b', parameters: CONVERGE })
+    assert.equal(result.status, 'completed')
+    assert.ok(!result.capabilities.includes('postcopy-ram'), result.capabilities.join(', '))
+    assert.ok(result.capabilities.includes('return-path'), result.capabilities.join(', '))
+    await verifyMemoryIntegrityWith(vm.qemu.access(), vm.qemu.range)
   })
-})
-
-// The retry after a failed postcopy+xbzrle attempt: the destination of the retry sometimes exits with "error while
-// loading state section id 2(ram)" while the source says 'completed' (1 run in 6 with three copies of this file
-// at once, once in a full `npm test`; never alone). The cause is not found yet (docs/migration.md, "Known
-// problems"), so this half is a todo: it runs and reports, but its failure does not fail the suite.
-async function retryCompletes(vm: LocalVm, dests: LocalQemu[]): Promise<void> {
-  const result = await migrate(vm, dests, { to: 'b', parameters: CONVERGE }).catch(e => e)
-  if (result instanceof Error) {
-    retryFailure = result
-    return
-  }
-  assert.equal(result.status, 'completed')
-  assert.ok(!result.capabilities.includes('postcopy-ram'), result.capabilities.join(', '))
-  await verifyMemoryIntegrityWith(vm.qemu.access(), vm.qemu.range)
-}
-let retryFailure: Error | undefined
-
-test('… and the next precopy migration after it completes', {
-  todo: 'the retry destination sometimes fails to load RAM (cause not found: docs/migration.md)',
-}, () => {
-  if (retryFailure) throw retryFailure
 })
 
 for (const multifd of [false, true]) {
