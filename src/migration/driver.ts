@@ -183,7 +183,11 @@ export function vmDriver<V extends MigratableVm>(
       // A clone's `from` (a snapshot on the source host) and `template` say how it started, not what it is: the
       // destination is filled by the stream.
       const { from: _from, template: _template, ...shape } = vm.spec
-      const spec: VmSpec = { ...shape, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused: true }
+      // Shared storage: no -S, so QEMU resumes the guest itself the moment it has loaded the last pass (it
+      // activates the disks first), saving the guest the round trip of vt's `cont` in its pause. A copy
+      // stays paused until the mirror has finished on the source.
+      const paused = storage === 'copy'
+      const spec: VmSpec = { ...shape, disks: disks.length > 0 ? disks : undefined, incoming: 'defer', paused }
       if (disks.length === 0) delete spec.disks
       await svc.create(spec)
       destHost = to

@@ -1,14 +1,16 @@
 // The migration engine: drives two QEMUs through QMP the way libvirt does, with vt's failure semantics.
 //
-//   precheck → start-destination (paused, -incoming defer) → configure (capabilities on both sides,
+//   precheck → start-destination (-incoming defer) → configure (capabilities on both sides,
 //   parameters) → incoming (migrate-incoming on port 0 of the destination's address; the real port comes
 //   back in query-migrate) → storage (copy only: NBD export on the destination, drive-mirror from the
 //   source, wait until ready) → migrate (progress from MIGRATION events + query-migrate polling, optional
 //   postcopy switch) → complete (mirror cancelled = left consistent, exports stopped) → resume (cont on
-//   the destination) → cleanup (driver shuts the source down and re-points the handle).
+//   a destination started paused; one started without -S resumes itself as soon as it has loaded the last
+//   pass) → cleanup (driver shuts the source down and re-points the handle).
 //
 // Any failure before completion: migrate_cancel, block jobs cancelled, destination destroyed, source resumed
-// and checked, then a MigrationError with the phase, QEMU's error text and the last numbers.
+// and checked, then a MigrationError with the phase, QEMU's error text and the last numbers. A failure after
+// the destination resumed the guest (and the source stopped for good) completes the move instead.
 // Over 400 lines on purpose: the phases share one scope (what was started, the last numbers) that recovery
 // must see whichever phase failed; the storage-mirror and resume helpers below are the parts that stand alone.
 import { type QmpErrorInfo, VtError } from '../protocol/errors.ts'
@@ -187,6 +189,8 @@ export async function runMigration<Host, V>(
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped])
 
   let duringRun: Promise<unknown> | undefined
+  const recorder = new SampleRecorder()
+  let migrateAt = started
   try {
     await guard(driver.precheck(options.to))
     await guard(leaveEarlierMigration(src))
@@ -254,8 +258,7 @@ export async function runMigration<Host, V>(
       duringRun.catch(() => {})
     }
     if (driver.checkPath) await guard(driver.checkPath(options.to))
-    const migrateAt = performance.now()
-    const recorder = new SampleRecorder()
+    migrateAt = performance.now()
     // Set first: interrupted while `migrate` is in flight, recovery must still cancel it.
     migrateIssued = true
     await guard(src.execute('migrate', { uri: `tcp:${hostPort(d.address, port)}` }))
@@ -302,26 +305,65 @@ export async function runMigration<Host, V>(
     phase = 'complete'
     if (mirrorJobs.length > 0) storageBytes = await guard(finishMirror(src, d, mirrorJobs))
     phase = 'resume'
+    // A destination started without -S has resumed itself already (no round trip through vt in the guest's
+    // pause); one started paused (storage copy: the mirror must finish first) is resumed now.
     if (!switchedToPostcopy) await guard(resumeWhenLoaded(d, 'precopy'))
-    // QEMU sets the status to 'completed' before its migration thread computes total-time and downtime (7.2:
-    // migration_completion, then migration_iteration_finish): a query in between reads zeros. Ask again until
-    // the numbers are in (they come within milliseconds), so the result carries QEMU's own figures.
-    let final = await guard(src.execute('query-migrate'))
-    for (let i = 0; i < 50 && final.status === 'completed' && !final['total-time']; i++) {
-      await new Promise(r => setTimeout(r, 10))
-      final = await guard(src.execute('query-migrate'))
-    }
-    last = progressOf(final, 'complete', performance.now() - started)
-    const samples = recorder.finish(sampleOf(final, 'complete', performance.now() - migrateAt))
-    const enabled = (await guard(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
-    const params = await guard(src.execute('query-migrate-parameters'))
-
+    const result = await finalNumbers(guard)
     phase = 'cleanup'
     await driver.commit(d, options.to)
     dest = undefined
+    if (duringRun) await duringRun
+    if (options.after) await options.after(vm)
+    return result
+  } catch (err) {
+    if (err instanceof MigrationError) throw err
+    // An error from `during`/`after` after a completed migration is the caller's, not a migration failure.
+    if (phase === 'cleanup' && dest === undefined) throw err
+    // The destination resumes the guest on its own once it has loaded it: should the failure (a timeout, a
+    // lost link, a call that failed) come after that, the guest lives there now, and rolling back would throw
+    // the live guest away and run an older copy of it. The migration took effect: finish it.
+    const result = phase === 'cleanup' ? undefined : await takeOver()
+    if (result) {
+      if (duringRun) await duringRun
+      if (options.after) await options.after(vm)
+      return result
+    }
+    const message = await blame((err as Error).message, err instanceof Interrupt)
+    const failure = await recover()
+    throw new MigrationError({
+      message,
+      phase,
+      from,
+      to,
+      qemuError: (err instanceof QemuMigrationFailed ? err.qemuError : qmpErrorOf(err)?.desc) ?? failure.qemuError,
+      qmp: qmpErrorOf(err),
+      lastStats: last,
+      sourceRunning: failure.sourceRunning,
+      cause: err,
+    })
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+    for (const off of offs) off()
+  }
+
+  /** QEMU's final numbers from the source, as the result. */
+  async function finalNumbers(wrap: <T>(p: Promise<T>) => Promise<T>): Promise<MigrationResult> {
+    // QEMU sets the status to 'completed' before its migration thread computes total-time and downtime (7.2:
+    // migration_completion, then migration_iteration_finish): a query in between reads zeros. Ask again until
+    // the numbers are in (they come within milliseconds), so the result carries QEMU's own figures.
+    let final = await wrap(src.execute('query-migrate'))
+    for (let i = 0; i < 50 && final.status === 'completed' && !final['total-time']; i++) {
+      await new Promise(r => setTimeout(r, 10))
+      final = await wrap(src.execute('query-migrate'))
+    }
+    last = progressOf(final, 'complete', performance.now() - started)
+    const samples = recorder.finish(sampleOf(final, 'complete', performance.now() - migrateAt))
+    const enabled = (await wrap(src.execute('query-migrate-capabilities'))).filter(c => c.state).map(c => c.capability)
+    const params = await wrap(src.execute('query-migrate-parameters'))
     const totalTimeMs = final['total-time'] ?? 0
     const transferredBytes = final.ram?.transferred ?? 0
-    const result: MigrationResult = {
+    return {
       status: 'completed',
       from,
       to,
@@ -341,30 +383,38 @@ export async function runMigration<Host, V>(
       samples,
       raw: final,
     }
-    if (duringRun) await duringRun
-    if (options.after) await options.after(vm)
-    return result
-  } catch (err) {
-    if (err instanceof MigrationError) throw err
-    // An error from `during`/`after` after a completed migration is the caller's, not a migration failure.
-    if (phase === 'cleanup' && dest === undefined) throw err
-    const message = await blame((err as Error).message, err instanceof Interrupt)
-    const failure = await recover()
-    throw new MigrationError({
-      message,
-      phase,
-      from,
-      to,
-      qemuError: (err instanceof QemuMigrationFailed ? err.qemuError : qmpErrorOf(err)?.desc) ?? failure.qemuError,
-      qmp: qmpErrorOf(err),
-      lastStats: last,
-      sourceRunning: failure.sourceRunning,
-      cause: err,
-    })
-  } finally {
-    clearTimeout(timer)
-    options.signal?.removeEventListener('abort', onAbort)
-    for (const off of offs) off()
+  }
+
+  /**
+   * After a failure in precopy: if the destination already runs the guest (it resumed on its own) while the
+   * source has stopped for good, commits the move and returns the result; otherwise undefined (roll back).
+   */
+  async function takeOver(): Promise<MigrationResult | undefined> {
+    const d = dest
+    if (!d || !migrateIssued || switchedToPostcopy || d.gone?.() || src.gone?.()) return undefined
+    const quiet = <T>(p: Promise<T>) => p.catch(() => undefined)
+    const [here, info] = await Promise.all([quiet(src.execute('query-status')), quiet(src.execute('query-migrate'))])
+    // A source that runs (QEMU resumes it itself when a migration fails after the stop) keeps the guest.
+    if (here?.running !== false || info?.status !== 'completed') return undefined
+    // The source sent everything: the destination either loads it and runs, or fails. Wait for which.
+    let there = await quiet(d.execute('query-status'))
+    for (
+      const until = performance.now() + CANCEL_WAIT_MS;
+      there?.status === 'inmigrate' && performance.now() < until;
+    ) {
+      await sleep(10)
+      there = await quiet(d.execute('query-status'))
+    }
+    if (!there?.running) return undefined
+    try {
+      const result = await finalNumbers(p => p)
+      phase = 'cleanup'
+      await driver.commit(d, options.to)
+      dest = undefined
+      return result
+    } catch {
+      return undefined
+    }
   }
 
   /**

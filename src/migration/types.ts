@@ -110,7 +110,7 @@ export interface MigrationSide extends QmpExecutor {
   gone?(): boolean
 }
 
-/** A destination QEMU started by the driver, paused and waiting (`-incoming defer`). */
+/** A destination QEMU started by the driver, waiting (`-incoming defer`); paused (-S) or resuming itself once loaded. */
 export interface DestinationSide extends MigrationSide {
   /** Drives to fill by block mirror when storage is copied: source device name → NBD export to write. */
   copyDrives?: { device: string; exportNode: string }[]

@@ -1,6 +1,7 @@
 // vm.migrate() on the real Vm handle (src/vm/): the tiny Linux guest keeps running a workload across a live
 // migration, and afterwards exec, the console and QMP all reach it on the destination.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { Vm } from '../../src/vm/index.ts'
 import { requires } from '../helpers/requirements.ts'
@@ -42,6 +43,10 @@ test('vm.migrate(): a busy tiny guest moves a → b, exec/console/QMP follow it'
     await vm.console.waitFor('console-after-migration', { timeout: 10_000 })
     // QMP is b's QEMU.
     assert.equal((await vm.qmp('query-status')).status, 'running')
+    // Shared storage: b's QEMU was started without -S, so it resumed the guest itself once loaded (no `cont`
+    // round trip through vt in the guest's pause; test/migration/autostart.test.ts).
+    const argv = readFileSync(`/proc/${vm.info.pid}/cmdline`, 'utf8').split('\0')
+    assert.ok(argv.includes('-incoming') && !argv.includes('-S'), argv.join(' '))
     assert.equal((await a.service('vm').list()).length, 0, 'nothing left on a')
     await vm.destroy()
   } finally {

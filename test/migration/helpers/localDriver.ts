@@ -28,6 +28,8 @@ export interface LocalDriverOptions {
   netns?: Record<string, { name: string; address: string }>
   /** The VM has no disk (an idle guest). */
   noDisk?: boolean
+  /** Start destinations without -S (as the Vm driver does for shared storage): QEMU resumes the guest itself. */
+  autostart?: boolean
   /** Called with every destination QEMU once started (fault tests kill it). */
   onDestination?: (qemu: LocalQemu) => void
 }
@@ -47,7 +49,7 @@ export function localDriver(vm: LocalVm, options: LocalDriverOptions): Migration
         name: `${to}-in`,
         memoryMiB: options.memoryMiB,
         incoming: true,
-        extraArgs: ['-S', ...(options.extraArgs ?? [])],
+        extraArgs: [...(options.autostart && storage === 'shared' ? [] : ['-S']), ...(options.extraArgs ?? [])],
         ...(options.noDisk ? { noDisk: true } : storage === 'shared' ? { disk: vm.qemu.disk } : { blankDisk: true }),
         ...(options.netns?.[to] ? { netns: options.netns[to].name } : {}),
       })
