@@ -211,6 +211,9 @@ export class GuestChannel {
       rc => {
         const w = this.identWaiter
         this.identWaiter = undefined
+        // The loop answered: it is ready (for a restored guest this is its first answer).
+        this.isReady = true
+        for (const r of this.readyWaiters.splice(0)) r(this.guestUptime ?? '')
         w?.resolve(rc)
       },
     )
@@ -279,8 +282,11 @@ export class GuestChannel {
     return this.isReady
   }
 
-  /** Connects both sockets (retrying while QEMU creates them). */
-  async connect(signal: AbortSignal, timeoutMs = 10_000): Promise<void> {
+  /**
+   * Connects both sockets (retrying while QEMU creates them). `ping: false`: a restored guest's first request
+   * is its identity, whose answer proves it ready (a ping first would cost one more pass through cold code).
+   */
+  async connect(signal: AbortSignal, timeoutMs = 10_000, ping = true): Promise<void> {
     this.cmd = await connectUnix(this.opts.cmdSocket, signal, timeoutMs)
     this.ctl = await connectUnix(this.opts.ctlSocket, signal, timeoutMs)
     this.ctl.on('data', () => {})
@@ -293,7 +299,7 @@ export class GuestChannel {
       void why.catch(() => generic).then(reason => this.close(reason))
     })
     // The guest answers a ping once its loop runs; it also announces itself, but that may predate us.
-    this.cmd.write('ping\n')
+    if (ping) this.cmd.write('ping\n')
   }
 
   /** Resolves when the guest's command loop answered. */

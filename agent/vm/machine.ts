@@ -60,6 +60,8 @@ export interface MachineOptions {
   ram?: RamFile
   /** See argv.ts. */
   nicsDetached?: boolean
+  /** A restored tiny guest: its first request is its identity (no ping on connect, see GuestChannel.connect). */
+  identityFirst?: boolean
 }
 
 export class Machine {
@@ -179,7 +181,7 @@ export class Machine {
       const [qmp, con] = await Promise.all([
         QmpClient.connect(p.qmp, { label: this.label, signal, connectTimeout: 15_000 }),
         connectUnix(p.console, signal, 15_000),
-        this.guest?.connect(signal, 15_000),
+        this.guest?.connect(signal, 15_000, !this.opts.identityFirst),
         this.agent.connect(signal, 15_000),
       ])
       this.qmp = qmp

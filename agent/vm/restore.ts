@@ -220,7 +220,12 @@ export async function startFrom(
   const ram = ramFrom(saved)
   const incoming = incomingFrom(saved)
   // x-ignore-shared has no command-line property in QEMU 7.2: the load waits until QMP has set it.
-  const m = await Machine.start({ ...start, ram, spec: { ...start.spec, incoming: ram ? 'defer' : incoming } })
+  const m = await Machine.start({
+    ...start,
+    ram,
+    identityFirst: readyMode(start.spec) === 'channel',
+    spec: { ...start.spec, incoming: ram ? 'defer' : incoming },
+  })
   const qemuMs = lap()
   try {
     const timeoutMs = start.spec.readyTimeoutMs ?? 60_000

@@ -6,7 +6,7 @@
 // temporary directory and renamed into place, so a reader never sees half of one.
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, renameSync, rmSync } from 'node:fs'
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import type { VmSpecParsed } from '../../src/protocol/vm.ts'
 import { cacheDir, withLock } from '../image/cache.ts'
@@ -15,7 +15,7 @@ import { readyMode } from './machine.ts'
 import { readSaved, type SavedVm, writeSaved } from './snapshot.ts'
 
 /** Bump when what a template holds changes in a way the key would not show. */
-const TEMPLATE_VERSION = 4
+const TEMPLATE_VERSION = 5
 
 let qemuBuild: string | undefined
 function qemuVersion(): string {
@@ -118,6 +118,7 @@ export async function ensureTemplate(
 ): Promise<{ saved: SavedVm; built: boolean }> {
   const root = templatesDir()
   const dir = join(root, key)
+  markUsed(dir)
   const ready = readSaved(dir)
   if (ready) return { saved: ready, built: false }
   mkdirSync(root, { recursive: true })
@@ -137,6 +138,7 @@ export async function ensureTemplate(
         if (!saved) throw new Error(`the template ${key} was not saved`)
         relocate(saved, tmp, dir)
         renameSync(tmp, dir)
+        evictTemplates(root, key)
         return { saved: readSaved(dir) as SavedVm, built: true }
       } catch (err) {
         rmSync(tmp, { recursive: true, force: true })
@@ -145,6 +147,54 @@ export async function ensureTemplate(
     },
     { timeoutMs: 300_000, staleMs: 300_000, onWait },
   )
+}
+
+/** Bumps a template's last use (its directory's mtime), which eviction goes by. */
+function markUsed(dir: string): void {
+  try {
+    const now = new Date()
+    utimesSync(dir, now, now)
+  } catch {}
+}
+
+/** Templates kept whatever their age (the most recently used), and how long any use protects one. */
+export const TEMPLATE_EVICTION = { keep: 8, recentMs: 60 * 60_000 }
+
+/**
+ * Removes the least recently used templates beyond the newest `keep` that no one used for `recentMs` (each
+ * holds ~100 MiB, and a change of vt or QEMU leaves the old ones unused for good). A running clone keeps what
+ * it mapped and opened; the hour protects one about to start. Returns the keys removed.
+ */
+export function evictTemplates(root: string, keepKey?: string, policy = TEMPLATE_EVICTION): string[] {
+  const now = Date.now()
+  let entries: { key: string; used: number }[]
+  try {
+    entries = readdirSync(root, { withFileTypes: true })
+      .filter(d => d.isDirectory() && /^[0-9a-f]{20}$/.test(d.name))
+      .map(d => ({ key: d.name, used: statSync(join(root, d.name)).mtimeMs }))
+  } catch {
+    return []
+  }
+  entries.sort((a, b) => b.used - a.used)
+  // What an evicting process that died between its rename and its removal left.
+  for (const name of readdirSync(root))
+    if (name.startsWith('.evicted-')) rmSync(join(root, name), { recursive: true, force: true })
+  const removed: string[] = []
+  for (const [i, e] of entries.entries()) {
+    if (i < policy.keep || e.key === keepKey || now - e.used < policy.recentMs) continue
+    const dir = join(root, e.key)
+    const gone = join(root, `.evicted-${e.key}-${process.pid}`)
+    try {
+      // Used again since the listing: keep it.
+      if (now - statSync(dir).mtimeMs < policy.recentMs) continue
+      renameSync(dir, gone)
+    } catch {
+      continue
+    }
+    rmSync(gone, { recursive: true, force: true })
+    removed.push(e.key)
+  }
+  return removed
 }
 
 function relocate(saved: SavedVm, from: string, to: string): void {
