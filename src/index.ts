@@ -83,6 +83,7 @@ export type { Arrival, Participant, SyncFailure, SyncReply } from './protocol/sy
 export type {
   DiskSpec,
   NicSpec,
+  RestorePhases,
   VmCreateOptions,
   VmInfo,
   VmQmpEvent,

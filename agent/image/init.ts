@@ -3,6 +3,8 @@
 // Command channel protocol (virtio-console port "vt.cmd", a plain byte pipe, not a tty):
 //   host → guest, one line per request:  <nonce> <script>    script escaped with printf %b octal escapes
 //                                         ping                 → answers "@@vt-ready <uptime>"
+//                                         ident <args>         → runs /bin/vt-identity <args>, answers
+//                                                                "@@vt-ident <exit code>" (restored clones)
 //   guest → host, per request:           @@<nonce> O <n>\n<n bytes stdout>
 //                                         @@<nonce> E <n>\n<n bytes stderr>
 //                                         @@<nonce> X <exit code>\n
@@ -113,6 +115,9 @@ if [ -z "$cmd" ] || [ -z "$ctl" ]; then
   exec sh
 fi
 echo "vt-tiny: ready after \${up}s"
+# vt-identity --serve: a restored clone's hostname, clock and RNG without a fork and exec (see its source).
+idp=
+mkfifo /run/vt/ident.in /run/vt/ident.out && { /bin/vt-identity --serve /run/vt/ident.in /run/vt/ident.out </dev/null >/dev/null 2>&1 & idp=$!; }
 
 # vt console: an interactive shell on the virtio console port 0 (/dev/hvc0), apart from the command channel and
 # the serial log; restarted when it exits. Its output is dropped while no \`vt console\` is attached.
@@ -144,6 +149,15 @@ while :; do
       case $nonce in
         '') continue ;;
         ping) read -r up _ < /proc/uptime; printf '@@vt-ready %s\\n' "$up"; continue ;;
+        # A restored clone's identity (agent/vm/identity.ts) by the resident server; an exec if it is gone.
+        ident)
+          # kill -0 is a builtin: a dead server would leave the write below blocked forever.
+          if [ -n "$idp" ] && kill -0 "$idp" 2>/dev/null; then
+            echo "$esc" > /run/vt/ident.in; read -r rc < /run/vt/ident.out
+          else
+            set -f; set -- $esc; set +f; /bin/vt-identity "$@" </dev/null >/dev/null 2>&1; rc=$?
+          fi
+          printf '@@vt-ident %s\\n' "$rc"; continue ;;
         @@*) continue ;;
       esac
       k=$((k + 1))

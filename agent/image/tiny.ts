@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import { cacheDir, ensureDir, removeDeadBuilds, replaceDir, withLock } from './cache.ts'
 import { type CpioEntry, writeCpio } from './cpio.ts'
 import { busyboxDeb, extractDeb, kernelDeb } from './debs.ts'
+import { VT_IDENTITY_BASE64 } from './identity/program.ts'
 import { initScript, type ModuleGroups, vtSyncScript } from './init.ts'
 import { checkEntry, digestFiles } from './verify.ts'
 
@@ -133,6 +134,7 @@ function recipeKey(kdeb: string, bdeb: string): string {
   h.update(`v${RECIPE_VERSION}\n${fileHash(kdeb)}\n${fileHash(bdeb)}\n`)
   h.update(initScript({ core: ['x'], console: ['y'], blk: ['z'], net: ['w'] }))
   h.update(vtSyncScript())
+  h.update(VT_IDENTITY_BASE64)
   h.update(JSON.stringify(WANTED))
   return h.digest('hex').slice(0, 16)
 }
@@ -219,6 +221,7 @@ async function build(tmp: string, kdeb: string, bdeb: string, key: string, progr
   entries.push({ path: 'sbin', type: 'symlink', target: 'bin' })
   entries.push({ path: 'init', type: 'file', data: Buffer.from(initScript(groups)), mode: 0o755 })
   entries.push({ path: 'bin/vt-sync', type: 'file', data: Buffer.from(vtSyncScript()), mode: 0o755 })
+  entries.push({ path: 'bin/vt-identity', type: 'file', data: Buffer.from(VT_IDENTITY_BASE64, 'base64'), mode: 0o755 })
   entries.push({ path: 'etc/hostname', type: 'file', data: Buffer.from('vt\n') })
   entries.push({ path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n') })
   entries.push({ path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') })

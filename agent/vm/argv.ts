@@ -28,7 +28,28 @@ export interface ArgvInput {
   disks: ResolvedDisk[]
   /** Whether to add the vt.cmd / vt.ctl channel ports (and the vt.shell console). */
   channel: boolean
+  /** Guest RAM in a file (templates and their clones) instead of anonymous memory; see RAM_ID. */
+  ram?: RamFile
+  /** Tap NICs get a port on an empty hub instead (a QEMU that only loads and saves state: ramFile.ts). */
+  nicsDetached?: boolean
 }
+
+/**
+ * Guest RAM backed by a file: a template's QEMU writes its RAM to the file (share), a clone maps the template's
+ * file copy-on-write (private), so it starts without copying the RAM at all. With `ignoreShared` the migration
+ * stream leaves out shared RAM (saving a template) and the loading side expects none (starting a clone).
+ */
+export interface RamFile {
+  file: string
+  share: boolean
+  ignoreShared: boolean
+}
+
+/**
+ * Every VM's RAM is the memory backend of this id (anonymous unless a RamFile is given): RAM is migrated by
+ * block name, so a clone (file-backed) and a plain VM must name their RAM alike to migrate between each other.
+ */
+export const RAM_ID = 'vt.ram'
 
 /** QEMU option values escape ',' as ',,'. */
 export function optValue(v: string): string {
@@ -63,7 +84,11 @@ export function qemuArgv(input: ArgvInput): string[] {
     '-display',
     'none',
     '-machine',
-    optValue(spec.machine ?? 'q35'),
+    `${optValue(spec.machine ?? 'q35')},memory-backend=${RAM_ID}`,
+    '-object',
+    input.ram
+      ? `memory-backend-file,id=${RAM_ID},size=${input.memoryMiB}M,mem-path=${optValue(input.ram.file)},share=${input.ram.share ? 'on' : 'off'}`
+      : `memory-backend-ram,id=${RAM_ID},size=${input.memoryMiB}M`,
     '-accel',
     input.accel === 'tcg' && cpus > 1 ? 'tcg,thread=multi' : input.accel,
     '-smp',
@@ -132,7 +157,9 @@ export function qemuArgv(input: ArgvInput): string[] {
   ;(spec.nics ?? []).forEach((n, i) => {
     const id = `net${i}`
     // mode 'bridge' arrives here as 'tap' with the tap the manager made; handled the same for safety.
-    if (n.mode === 'tap' || n.mode === 'bridge')
+    if ((n.mode === 'tap' || n.mode === 'bridge') && input.nicsDetached)
+      a.push('-netdev', `hubport,id=${id},hubid=${i}`)
+    else if (n.mode === 'tap' || n.mode === 'bridge')
       a.push('-netdev', `tap,id=${id},ifname=${optValue(n.ifname ?? '')},script=no,downscript=no`)
     else a.push('-netdev', `user,id=${id},restrict=on`)
     a.push('-device', `virtio-net-pci,netdev=${id},id=${id}-dev${n.mac ? `,mac=${n.mac}` : ''}`)

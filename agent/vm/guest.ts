@@ -65,6 +65,7 @@ export class FrameParser {
     private readonly onReady: (uptime: string) => void,
     private readonly onJunk: (text: string) => void = () => {},
     private readonly onSync: (nonce: string, op: string, args: string[]) => void = () => {},
+    private readonly onIdent: (rc: number) => void = () => {},
   ) {}
 
   push(chunk: Buffer): void {
@@ -93,6 +94,11 @@ export class FrameParser {
       const ready = /^@@vt-ready (\S*)$/.exec(line)
       if (ready) {
         this.onReady(ready[1])
+        continue
+      }
+      const ident = /^@@vt-ident (\d+)$/.exec(line)
+      if (ident) {
+        this.onIdent(Number(ident[1]))
         continue
       }
       // vt-sync in the guest: "@@sync <nonce> <op> x<hex> x<hex> x<hex>" (see src/image/init.ts).
@@ -202,7 +208,44 @@ export class GuestChannel {
       },
       undefined,
       (nonce, op, args) => this.onSync(nonce, op, args),
+      rc => {
+        const w = this.identWaiter
+        this.identWaiter = undefined
+        w?.resolve(rc)
+      },
     )
+  }
+
+  private identWaiter: { resolve: (rc: number) => void; reject: (e: Error) => void } | undefined
+
+  /**
+   * Runs /bin/vt-identity with `args` straight from the guest's command loop (one fork and exec, no script
+   * file, no output files): a restored clone's first command, sent before the guest runs again, whose answer
+   * also proves the loop is ready. Resolves with its exit code. Args must be shell words without glob
+   * characters (hostname, digits, hex).
+   */
+  identify(args: string[], timeoutMs: number): Promise<number> {
+    if (this.closedReason) return Promise.reject(new GuestError(`${this.opts.label}: ${this.closedReason}`))
+    if (!this.cmd) return Promise.reject(new GuestError(`${this.opts.label}: command channel not connected`))
+    if (this.identWaiter) return Promise.reject(new GuestError(`${this.opts.label}: an identity is being applied`))
+    const cmd = this.cmd
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.identWaiter = undefined
+        reject(new GuestTimeoutError(`${this.opts.label}: vt-identity did not answer within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.identWaiter = {
+        resolve: rc => {
+          clearTimeout(timer)
+          resolve(rc)
+        },
+        reject: e => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      }
+      cmd.write(`ident ${args.join(' ')}\n`)
+    })
   }
 
   private onSync(nonce: string, op: string, args: string[]): void {
@@ -318,6 +361,9 @@ export class GuestChannel {
     if (this.closedReason) return
     this.cancelSync(`${this.opts.label}: ${reason}`)
     this.closedReason = reason
+    const ident = this.identWaiter
+    this.identWaiter = undefined
+    ident?.reject(new GuestError(`${this.opts.label}: vt-identity failed: ${reason}`))
     const cur = this.current
     this.current = undefined
     if (cur) {
@@ -359,7 +405,7 @@ export async function connectUnix(path: string, signal: AbortSignal, timeoutMs: 
       if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) {
         throw new GuestError(`cannot connect to ${path}: ${(err as Error).message}`)
       }
-      await delay(10)
+      await delay(2)
     }
   }
 }

@@ -12,7 +12,7 @@ import { imageChannel } from '../image/index.ts'
 import { AgentChannel, AgentUnavailableError } from '../qga/channel.ts'
 import { QmpClient } from '../qmp/index.ts'
 import type { SyncEndpoint } from '../sync/forwarder.ts'
-import { paths, qemuArgv, type ResolvedDisk } from './argv.ts'
+import { paths, qemuArgv, type RamFile, type ResolvedDisk } from './argv.ts'
 import { ConsoleCapture } from './console.ts'
 import { connectUnix, GuestChannel, GuestError, type GuestResult } from './guest.ts'
 import { vtReadFile, vtWriteFile } from './guestFiles.ts'
@@ -56,6 +56,10 @@ export interface MachineOptions {
   onSpawn?: (pid: number) => Promise<void> | void
   /** Answers `vt-sync` in the guest. */
   sync?: SyncEndpoint
+  /** Guest RAM in a file (a template's or a clone's), see argv.ts. */
+  ram?: RamFile
+  /** See argv.ts. */
+  nicsDetached?: boolean
 }
 
 export class Machine {
@@ -128,6 +132,10 @@ export class Machine {
 
   get spec(): VmSpecParsed {
     return this.opts.spec
+  }
+
+  get ram(): RamFile | undefined {
+    return this.opts.ram
   }
 
   get sockDir(): string {

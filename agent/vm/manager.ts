@@ -98,7 +98,7 @@ export class VmManager {
     this.policy = { roots: (opts.roots ?? []).map(realRoot), confined: opts.confined ?? false }
     this.snapshots = new SnapshotStore(join(opts.dir, 'snapshots'))
     const { hooks, sharedPool, progress } = opts
-    this.snapCtx = { host: opts.host, store: this.snapshots, sharedPool, untrack: hooks?.untrack }
+    this.snapCtx = { host: opts.host, store: this.snapshots, sharedPool, track: hooks?.track, untrack: hooks?.untrack }
     const prepareDisks = (s: VmSpecParsed, dir: string) =>
       this.prepareDisks(s, dir, `the template for VM ${s.name} on host ${opts.host}`)
     this.templateDeps = { host: opts.host, prepareDisks, hooks, progress }
@@ -239,7 +239,8 @@ export class VmManager {
           }
         },
       }
-      const machine = saved ? await startFrom(start, saved, true) : await Machine.start(start)
+      const started = saved ? await startFrom(start, saved, true) : undefined
+      const machine = started?.machine ?? (await Machine.start(start))
       const consoles: Record<string, string> = {}
       for (const [i, c] of (spec.consoles ?? []).entries()) consoles[c.name] = portSocket(sockDir, i)
       const entry: Entry = {
@@ -254,7 +255,9 @@ export class VmManager {
         instance: `${spec.name}-${++instances}`,
         ancestors: source?.ancestors ?? new Set(),
         restores: 0,
-        ...(source ? { restored: { ...source.restored, ms: Math.round(machine.readyMs ?? 0) } } : {}),
+        ...(source && started
+          ? { restored: { ...source.restored, ms: Math.round(machine.readyMs ?? 0), phases: started.phases } }
+          : {}),
       }
       this.vms.set(spec.name, entry)
       return machine.info(this.host, entry)

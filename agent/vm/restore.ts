@@ -4,11 +4,12 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
+import type { RestorePhases, VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { applyIdentity } from './identity.ts'
 import { Machine, type MachineOptions, readyMode, VmError } from './machine.ts'
-import { disksFrom, incomingFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
+import { moveRamToFile } from './ramFile.ts'
+import { disksFrom, incomingFrom, ramFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
 
 /** A VM of a session (VmManager's record of it). */
 export interface VmEntry {
@@ -35,6 +36,7 @@ export interface SnapshotContext {
   host: string
   store: SnapshotStore
   sharedPool?: string
+  track?(r: { kind: 'process'; pid: number; group: boolean; label: string }): Promise<string>
   untrack?(id: string): Promise<void>
 }
 
@@ -59,9 +61,18 @@ export async function snapshotVm(e: VmEntry, snap: string, ctx: SnapshotContext)
   }
   const dir = ctx.store.newDir(e.instance, snap)
   try {
-    const saved = await saveVm(e.machine, e.start.disks, dir, { copyDisks: true, resume: true })
+    const t0 = performance.now()
+    const stream = await saveVm(e.machine, e.start.disks, dir, { copyDisks: true, resume: true })
+    const saved = await moveRamToFile(stream, e.start, ctx)
     ctx.store.add(e.instance, snap, saved)
-    return { vm: e.machine.name, name: snap, host: ctx.host, stateBytes: saved.stateBytes, pausedMs: saved.pausedMs }
+    return {
+      vm: e.machine.name,
+      name: snap,
+      host: ctx.host,
+      stateBytes: stream.stateBytes,
+      pausedMs: saved.pausedMs,
+      ms: Math.round(performance.now() - t0),
+    }
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     throw err
@@ -83,13 +94,20 @@ export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext):
     if (at >= 0) e.tracked.splice(at, 1)
   }
   e.proc.swapping = false
+  const stopMs = Math.round(performance.now() - t0)
   const oldTops = e.start.disks.filter(d => !d.readOnly).map(d => d.file)
   const disks = disksFrom(saved, e.start.dir, `r${++e.restores}`)
   for (const f of oldTops) if (f.startsWith(`${e.start.dir}/`)) rmSync(f, { force: true })
   e.start = { ...e.start, disks }
-  e.machine = await startFrom(e.start, saved, false)
+  const started = await startFrom(e.start, saved, false)
+  e.machine = started.machine
   e.disks = diskInfo(disks)
-  e.restored = { from: 'snapshot', name: snap, ms: Math.round(performance.now() - t0) }
+  e.restored = {
+    from: 'snapshot',
+    name: snap,
+    ms: Math.round(performance.now() - t0),
+    phases: { stopMs, ...started.phases },
+  }
 }
 
 /** A VM instance's snapshots; clones depend on their ancestors' snapshot files (disk backing chains). */
@@ -170,11 +188,16 @@ export function snapshotSource(parent: VmEntry, snap: string, store: SnapshotSto
 
 /**
  * Starts a new QEMU from `saved` with the VM's options (its disks must already be overlays on the saved ones):
- * loads the state, runs the guest, waits for the command channel, gives it its identity. A clone also shows
- * the saved console log (the boot messages of the template) and gets its own MACs (filled in the spec by the
- * caller) and addresses.
+ * loads the state (a template's or converted snapshot's RAM is mapped copy-on-write, only the devices load),
+ * runs the guest, gives it its identity (on the tiny guest that answer is also its readiness). A clone also
+ * shows the saved console log (the boot messages of the template) and gets its own MACs (filled in the spec
+ * by the caller) and addresses. Returns the machine and where the time went.
  */
-export async function startFrom(start: MachineOptions, saved: SavedVm, clone: boolean): Promise<Machine> {
+export async function startFrom(
+  start: MachineOptions,
+  saved: SavedVm,
+  clone: boolean,
+): Promise<{ machine: Machine; phases: RestorePhases }> {
   const cpus = start.spec.cpus ?? 1
   if (saved.memoryMiB !== start.memoryMiB || saved.cpus !== cpus) {
     throw new VmError(
@@ -187,21 +210,46 @@ export async function startFrom(start: MachineOptions, saved: SavedVm, clone: bo
     copyFileSync(saved.consoleLog, join(start.dir, 'console.log'))
     start.onConsole?.(readFileSync(saved.consoleLog, 'utf8'))
   }
-  const m = await Machine.start({ ...start, spec: { ...start.spec, incoming: incomingFrom(saved) } })
+  let t = performance.now()
+  const lap = () => {
+    const now = performance.now()
+    const ms = Math.round(now - t)
+    t = now
+    return ms
+  }
+  const ram = ramFrom(saved)
+  const incoming = incomingFrom(saved)
+  // x-ignore-shared has no command-line property in QEMU 7.2: the load waits until QMP has set it.
+  const m = await Machine.start({ ...start, ram, spec: { ...start.spec, incoming: ram ? 'defer' : incoming } })
+  const qemuMs = lap()
   try {
     const timeoutMs = start.spec.readyTimeoutMs ?? 60_000
+    if (ram) {
+      const qmp = m.requireQmp()
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'x-ignore-shared', state: true }],
+      })
+      await qmp.execute('migrate-incoming', { uri: incoming })
+    }
     await runLoaded(m, timeoutMs)
-    await m.waitReady(timeoutMs)
+    const loadMs = lap()
     // A guest ready on its console (the memtest guest, firmware guests) has no command channel to apply an
     // identity through, and nothing in it that knows one: it runs on as saved.
     const mode = readyMode(start.spec)
-    if (mode !== 'channel' && mode !== 'agent') return m
+    if (mode !== 'channel' && mode !== 'agent') {
+      await m.waitReady(timeoutMs)
+      return { machine: m, phases: { qemuMs, loadMs, identityMs: lap() } }
+    }
+    // The tiny guest's identity answer proves its loop ready; other guests first wait for their agent.
+    if (!m.guest) await m.waitReady(timeoutMs)
     await applyIdentity(m, {
       hostname: start.spec.name,
       nics: (start.spec.nics ?? []).map((spec, i) => ({ spec, from: saved.macs[i] ?? '' })),
       network: clone,
     })
-    return m
+    // Answered already (the loop answered the ping sent at connect before the identity): sets readyMs.
+    await m.waitReady(timeoutMs)
+    return { machine: m, phases: { qemuMs, loadMs, identityMs: lap() } }
   } catch (err) {
     // A stream QEMU cannot load makes it exit: its own words say why (stderr), not the closed QMP socket.
     const exited = await Promise.race([m.exited.then(() => true), delay(2000).then(() => false)])

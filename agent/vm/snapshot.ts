@@ -6,7 +6,7 @@
 import { constants, copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { ResolvedDisk } from './argv.ts'
+import type { RamFile, ResolvedDisk } from './argv.ts'
 import { shellQuote } from './guest.ts'
 import { type Machine, qemuImg, VmError } from './machine.ts'
 
@@ -23,6 +23,8 @@ export interface SavedDisk {
 export interface SavedVm {
   dir: string
   state: string
+  /** The guest RAM as a file, left out of `state` (a template): a VM started from this maps it copy-on-write. */
+  ram?: string
   disks: SavedDisk[]
   /** Each NIC's MAC at save time (what the guest and the device state carry). */
   macs: string[]
@@ -42,7 +44,7 @@ export async function saveVm(
   m: Machine,
   disks: ResolvedDisk[],
   dir: string,
-  opts: { copyDisks: boolean; resume: boolean },
+  opts: { copyDisks: boolean; resume: boolean; ramFile?: string },
 ): Promise<SavedVm> {
   const qmp = m.requireQmp()
   const t0 = performance.now()
@@ -54,6 +56,11 @@ export async function saveVm(
     const state = join(dir, 'state')
     // Unthrottled: the default max-bandwidth (128 MiB/s) would make a save of a few hundred MiB take seconds.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 1024 * 1024 * 1024 })
+    // RAM in a shared file stays there (written by the guest itself): the stream carries only the devices.
+    const ignoreShared = opts.ramFile !== undefined
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: [{ capability: 'x-ignore-shared', state: ignoreShared }],
+    })
     await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(state)}` })
     for (;;) {
       const s = await qmp.execute('query-migrate')
@@ -80,6 +87,7 @@ export async function saveVm(
     const out: SavedVm = {
       dir,
       state,
+      ...(opts.ramFile ? { ram: opts.ramFile } : {}),
       disks: saved,
       macs,
       consoleLog,
@@ -124,6 +132,11 @@ export function incomingFrom(saved: SavedVm): string {
   return `exec:cat ${shellQuote(saved.state)}`
 }
 
+/** How a VM started from `saved` holds its RAM: the saved file mapped copy-on-write, or its own (undefined). */
+export function ramFrom(saved: SavedVm): RamFile | undefined {
+  return saved.ram ? { file: saved.ram, share: false, ignoreShared: true } : undefined
+}
+
 /**
  * Waits until a QEMU started with -incoming from a file has loaded it, then runs the guest (the state was
  * saved with the guest stopped, so QEMU keeps it paused after loading).
@@ -136,6 +149,12 @@ export async function runLoaded(m: Machine, timeoutMs: number): Promise<void> {
     const s = await qmp.execute('query-status')
     if (s.status === 'running') return
     if (s.status !== 'inmigrate') {
+      // Loaded. A clone's RAM is private: it migrates and snapshots like any VM's, with the capability off.
+      if (m.ram?.ignoreShared) {
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'x-ignore-shared', state: false }],
+        })
+      }
       await qmp.execute('cont')
       return
     }

@@ -2,13 +2,14 @@
 // and no addresses) in the template's directory, wait for its command channel, save it, stop it. The
 // process is tracked with the session that asked while it runs, so a crash mid-build still reaps it.
 import { rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { VmSpecParsed } from '../../src/protocol/vm.ts'
 import { createLooseTap, deleteLink } from '../net/tap.ts'
 import type { ResolvedDisk } from './argv.ts'
 import { Machine } from './machine.ts'
+import { copyRamFile, scratchRamDir } from './ramFile.ts'
 import type { CloneSource } from './restore.ts'
-import { type SavedVm, saveVm } from './snapshot.ts'
+import { type SavedVm, saveVm, writeSaved } from './snapshot.ts'
 import { makeSocketDir } from './sockets.ts'
 import { ensureTemplate, templateKey, templateRefusal, templateSpec } from './templates.ts'
 
@@ -28,6 +29,7 @@ export interface TemplateDeps {
     track?(
       r:
         | { kind: 'process'; pid: number; group: boolean; label: string }
+        | { kind: 'path'; path: string; label: string }
         | { kind: 'link'; name: string; label: string },
     ): Promise<string>
     untrack?(id: string): Promise<void>
@@ -50,6 +52,9 @@ async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
   const tracked: string[] = []
   const taps: string[] = []
   let m: Machine | undefined
+  // The template's RAM is written where that is fast, then copied into the cache (see scratchRamDir).
+  const scratch = await scratchRamDir(label, dir, p.hooks ?? {})
+  const ram = join(scratch.dir, 'ram')
   try {
     for (const n of p.spec.nics ?? []) {
       if (n.mode === 'user') continue
@@ -71,15 +76,24 @@ async function buildTemplate(dir: string, p: TemplateParts): Promise<SavedVm> {
       initrd: p.initrd,
       append: append.join(' '),
       disks,
+      // The template's RAM goes to a file that clones map copy-on-write (see argv.ts RamFile).
+      ram: { file: ram, share: true, ignoreShared: false },
       onSpawn: async pid => {
         const id = await p.hooks?.track?.({ kind: 'process', pid, group: true, label })
         if (id) tracked.push(id)
       },
     })
     // The template's own disks are frozen as they are: its QEMU stops for good after the save.
-    return await saveVm(m, disks, dir, { copyDisks: false, resume: false })
+    const saved = await saveVm(m, disks, dir, { copyDisks: false, resume: false, ramFile: ram })
+    await m.destroy()
+    const kept = join(dir, 'ram')
+    await copyRamFile(ram, kept)
+    const out = { ...saved, ram: kept }
+    writeSaved(dir, out)
+    return out
   } finally {
     await m?.destroy()
+    await scratch.release()
     for (const t of taps) await deleteLink(t)
     for (const id of tracked.reverse()) await p.hooks?.untrack?.(id).catch(() => {})
     rmSync(sockDir, { recursive: true, force: true })

@@ -15,7 +15,7 @@ import { readyMode } from './machine.ts'
 import { readSaved, type SavedVm, writeSaved } from './snapshot.ts'
 
 /** Bump when what a template holds changes in a way the key would not show. */
-const TEMPLATE_VERSION = 3
+const TEMPLATE_VERSION = 4
 
 let qemuBuild: string | undefined
 function qemuVersion(): string {
@@ -153,6 +153,7 @@ function relocate(saved: SavedVm, from: string, to: string): void {
     ...saved,
     dir: to,
     state: move(saved.state),
+    ...(saved.ram ? { ram: move(saved.ram) } : {}),
     consoleLog: move(saved.consoleLog),
     disks: saved.disks.map(d => ({ ...d, file: move(d.file) })),
   }

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util'
 import { AgentClient } from '../../src/cluster/client.ts'
 import { Host } from '../../src/cluster/host.ts'
 import { spawnLocalAgent } from '../../src/cluster/localAgent.ts'
+import type { RestorePhases } from '../../src/protocol/vm.ts'
 import { Vm } from '../../src/vm/index.ts'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } })
@@ -55,12 +56,30 @@ await first.destroy()
 console.log(`\nVM ready for exec, ${RUNS} runs each, interleaved (TCG, 1 vCPU, 256 MiB)`)
 const boot: number[] = []
 const warm: number[] = []
+/** The host's split of each start from saved state (QEMU up, state loaded, identity + readiness). */
+type Phases = { stopMs: number[]; qemuMs: number[]; loadMs: number[]; identityMs: number[] }
+const phases = (): Phases => ({ stopMs: [], qemuMs: [], loadMs: [], identityMs: [] })
+const warmPhases = phases()
+const restorePhases = phases()
+const addPhases = (to: Phases, p: RestorePhases | undefined) => {
+  if (!p) return
+  if (p.stopMs !== undefined) to.stopMs.push(p.stopMs)
+  to.qemuMs.push(p.qemuMs)
+  to.loadMs.push(p.loadMs)
+  to.identityMs.push(p.identityMs)
+}
+const showPhases = (p: Phases) =>
+  console.log(
+    `    on the host, p50: ${p.stopMs.length ? `old QEMU stopped ${ms(quantile(p.stopMs, 0.5))}, ` : ''}QEMU up ${ms(quantile(p.qemuMs, 0.5))}, state loaded ${ms(quantile(p.loadMs, 0.5))}, ` +
+      `identity and ready ${ms(quantile(p.identityMs, 0.5))}`,
+  )
 for (let i = 0; i < RUNS; i++) {
   for (const template of [false, true]) {
     const t0 = performance.now()
     const vm = await Vm.create(host, spec(template))
     const took = performance.now() - t0
     if (template && vm.info.restored?.from !== 'template') throw new Error('the VM did not start from the template')
+    if (template) addPhases(warmPhases, vm.info.restored?.phases)
     await vm.succeed('true')
     ;(template ? warm : boot).push(took)
     await vm.destroy()
@@ -68,6 +87,7 @@ for (let i = 0; i < RUNS; i++) {
 }
 line('boot (peer): Vm.create() without a template', boot)
 line('from the warm template: Vm.create()', warm, '   (goal p50 ≤ 250 ms)')
+showPhases(warmPhases)
 console.log(`  speed-up of medians: ${(quantile(boot, 0.5) / quantile(warm, 0.5)).toFixed(1)}×`)
 
 console.log(`\nsnapshot and restore in place, ${RUNS} runs`)
@@ -83,11 +103,13 @@ for (let i = 0; i < RUNS; i++) {
   t0 = performance.now()
   await vm.restore(`s${i}`)
   restore.push(performance.now() - t0)
+  addPhases(restorePhases, vm.info.restored?.phases)
   if ((await vm.succeed('cat /tmp/step')).trim() !== String(i))
     throw new Error('the restore did not bring back the state')
 }
 line('vm.snapshot() (guest paused meanwhile)', snap)
 line('vm.restore() to ready for exec', restore, '   (goal p50 ≤ 200 ms)')
+showPhases(restorePhases)
 console.log(
   `  saved state: ${(vm.info.memoryMiB ? (await host.service('vm').snapshot(vm.name, 'size')).stateBytes / 2 ** 20 : 0).toFixed(0)} MiB for ${vm.info.memoryMiB} MiB of guest memory`,
 )

@@ -206,6 +206,16 @@ export interface VmRestoreInfo {
   built?: boolean
   /** Milliseconds from the start of QEMU to the guest answering, identity applied. */
   ms: number
+  /** Where the time went on the host (QEMU up with QMP, state loaded, identity applied and answered). */
+  phases?: RestorePhases
+}
+
+export interface RestorePhases {
+  /** A restore in place: the VM's old QEMU stopped and its top overlays gone. */
+  stopMs?: number
+  qemuMs: number
+  loadMs: number
+  identityMs: number
 }
 
 export interface VmSnapshotInfo {
@@ -216,6 +226,8 @@ export interface VmSnapshotInfo {
   stateBytes: number
   /** Milliseconds the guest was paused while saving. */
   pausedMs: number
+  /** Milliseconds the whole snapshot took (the guest runs again while its RAM is moved into a file). */
+  ms: number
 }
 
 export const guestExecRequest = z.strictObject({
