@@ -38,6 +38,7 @@ import {
 import { formatMiB, toMiB } from './size.ts'
 import { disksFrom } from './snapshot.ts'
 import { makeSocketDir } from './sockets.ts'
+import { discardSpare } from './spare.ts'
 import { type TemplateDeps, templateSource } from './templateBuild.ts'
 
 export interface VmHooks {
@@ -296,6 +297,7 @@ export class VmManager {
   async destroy(name: string): Promise<void> {
     const e = this.entry(name)
     this.vms.delete(name)
+    await discardSpare(e, this.snapCtx)
     await e.machine.destroy()
     rmSync(e.machine.dir, { recursive: true, force: true })
     rmSync(e.machine.sockDir, { recursive: true, force: true })

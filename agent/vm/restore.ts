@@ -5,11 +5,12 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { RestorePhases, VmInfo, VmRestoreInfo, VmSnapshotInfo, VmSpecParsed } from '../../src/protocol/vm.ts'
-import type { ResolvedDisk } from './argv.ts'
+import { portSocket, type ResolvedDisk } from './argv.ts'
 import { applyIdentity } from './identity.ts'
 import { Machine, type MachineOptions, readyMode, VmError } from './machine.ts'
 import { moveRamToFile } from './ramFile.ts'
 import { disksFrom, incomingFrom, ramFrom, runLoaded, type SavedVm, saveVm } from './snapshot.ts'
+import { prepareSpare, type Spare, takeSpare } from './spare.ts'
 
 /** A VM of a session (VmManager's record of it). */
 export interface VmEntry {
@@ -28,6 +29,8 @@ export interface VmEntry {
   ancestors: Set<string>
   restored?: VmRestoreInfo
   restores: number
+  /** The QEMU spawned in advance for restoring the latest snapshot (spare.ts). */
+  spare?: Spare
   /** Gives the VM's capacity back (idempotent). */
   release: () => void
 }
@@ -65,6 +68,7 @@ export async function snapshotVm(e: VmEntry, snap: string, ctx: SnapshotContext)
     const stream = await saveVm(e.machine, e.start.disks, dir, { copyDisks: true, resume: true })
     const saved = await moveRamToFile(stream, e.start, ctx)
     ctx.store.add(e.instance, snap, saved)
+    prepareSpare(e, snap, saved, ctx, spawnFrom)
     return {
       vm: e.machine.name,
       name: snap,
@@ -85,8 +89,9 @@ export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext):
   const old = e.machine
   const t0 = performance.now()
   // The old QEMU's exit is not the VM's: keep it from the controller, and stop tracking it once it is gone.
+  // It goes while a spare still starting finishes its start-up.
   e.proc.swapping = true
-  await old.destroy()
+  const [spare] = await Promise.all([takeSpare(e, snap, saved, ctx), old.destroy()])
   if (e.proc.id) {
     await ctx.untrack?.(e.proc.id).catch(() => {})
     // In place: the start options' spawn hook keeps pushing to this array.
@@ -96,18 +101,40 @@ export async function restoreVm(e: VmEntry, snap: string, ctx: SnapshotContext):
   e.proc.swapping = false
   const stopMs = Math.round(performance.now() - t0)
   const oldTops = e.start.disks.filter(d => !d.readOnly).map(d => d.file)
-  const disks = disksFrom(saved, e.start.dir, `r${++e.restores}`)
-  for (const f of oldTops) if (f.startsWith(`${e.start.dir}/`)) rmSync(f, { force: true })
-  e.start = { ...e.start, disks }
-  const started = await startFrom(e.start, saved, false)
+  const removeOldTops = () => {
+    for (const f of oldTops) if (f.startsWith(`${e.start.dir}/`)) rmSync(f, { force: true })
+  }
+  let started: { machine: Machine; phases: RestorePhases }
+  if (spare) {
+    // The spare becomes the VM's QEMU: its sockets, disks, process record and states are the VM's from now on.
+    const oldSockDir = e.start.sockDir
+    spare.adopted = true
+    removeOldTops()
+    e.start = spare.start
+    e.proc.id = spare.procId
+    e.tracked.push(...spare.tracked)
+    rmSync(oldSockDir, { recursive: true, force: true })
+    e.consoles = Object.fromEntries(
+      (e.start.spec.consoles ?? []).map((c, i) => [c.name, portSocket(e.start.sockDir, i)]),
+    )
+    started = await finishFrom((await spare.machine) as Machine, e.start, saved, false, 0)
+  } else {
+    const disks = disksFrom(saved, e.start.dir, `r${++e.restores}`)
+    removeOldTops()
+    e.start = { ...e.start, disks }
+    started = await startFrom(e.start, saved, false)
+  }
   e.machine = started.machine
-  e.disks = diskInfo(disks)
+  e.disks = diskInfo(e.start.disks)
   e.restored = {
     from: 'snapshot',
     name: snap,
     ms: Math.round(performance.now() - t0),
     phases: { stopMs, ...started.phases },
+    ...(spare ? { prestarted: true } : {}),
   }
+  // The next restore is most likely of the same snapshot again (a reset between steps).
+  prepareSpare(e, snap, saved, ctx, spawnFrom)
 }
 
 /** A VM instance's snapshots; clones depend on their ancestors' snapshot files (disk backing chains). */
@@ -210,6 +237,31 @@ export async function startFrom(
     copyFileSync(saved.consoleLog, join(start.dir, 'console.log'))
     start.onConsole?.(readFileSync(saved.consoleLog, 'utf8'))
   }
+  const t = performance.now()
+  const m = await spawnFrom(start, saved)
+  return finishFrom(m, start, saved, clone, Math.round(performance.now() - t))
+}
+
+/** Spawns the QEMU that will load `saved`: waiting (-incoming defer) when the RAM is a file, else loading. */
+export function spawnFrom(start: MachineOptions, saved: SavedVm): Promise<Machine> {
+  const ram = ramFrom(saved)
+  // x-ignore-shared has no command-line property in QEMU 7.2: the load waits until QMP has set it.
+  return Machine.start({
+    ...start,
+    ram,
+    identityFirst: readyMode(start.spec) === 'channel',
+    spec: { ...start.spec, incoming: ram ? 'defer' : incomingFrom(saved) },
+  })
+}
+
+/** Loads `saved` into the QEMU spawnFrom made, runs the guest, gives it its identity. */
+export async function finishFrom(
+  m: Machine,
+  start: MachineOptions,
+  saved: SavedVm,
+  clone: boolean,
+  qemuMs: number,
+): Promise<{ machine: Machine; phases: RestorePhases }> {
   let t = performance.now()
   const lap = () => {
     const now = performance.now()
@@ -219,14 +271,6 @@ export async function startFrom(
   }
   const ram = ramFrom(saved)
   const incoming = incomingFrom(saved)
-  // x-ignore-shared has no command-line property in QEMU 7.2: the load waits until QMP has set it.
-  const m = await Machine.start({
-    ...start,
-    ram,
-    identityFirst: readyMode(start.spec) === 'channel',
-    spec: { ...start.spec, incoming: ram ? 'defer' : incoming },
-  })
-  const qemuMs = lap()
   try {
     const timeoutMs = start.spec.readyTimeoutMs ?? 60_000
     if (ram) {

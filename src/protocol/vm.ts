@@ -208,10 +208,12 @@ export interface VmRestoreInfo {
   ms: number
   /** Where the time went on the host (QEMU up with QMP, state loaded, identity applied and answered). */
   phases?: RestorePhases
+  /** A restore in place that used the QEMU the agent had spawned for it in advance (QEMU up: 0 ms). */
+  prestarted?: boolean
 }
 
 export interface RestorePhases {
-  /** A restore in place: the VM's old QEMU stopped and its top overlays gone. */
+  /** A restore in place: the VM's old QEMU stopped (and a spare QEMU still starting up, ready). */
   stopMs?: number
   qemuMs: number
   loadMs: number

@@ -57,13 +57,22 @@ describe('snapshots and templates', { skip: !machine.qemu && !process.env.CI && 
     assert.notEqual(info.pid, pid, 'a new QEMU')
     assert.equal(info.status, 'running')
     assert.deepEqual(info.restored?.from, 'snapshot')
+    assert.equal(info.restored?.prestarted, true, 'the QEMU spawned in advance after the snapshot')
     assert.equal(await out('a', `cat /run/mem; ${DISK}`), 'before\none')
     assert.equal(await out('a', 'hostname'), 'a')
     // Again, from the same snapshot: the disk of the first restore is not its base.
     await out('a', write('three'))
-    await mgr.restore('a', 'ready')
+    assert.equal((await mgr.restore('a', 'ready')).restored?.prestarted, true, 'a spare again after a restore')
     assert.equal(await out('a', DISK), 'one')
-    await assert.rejects(mgr.restore('a', 'nope'), /has no snapshot "nope" \(its snapshots: ready\)/)
+    // Another snapshot takes the spare; a restore of the first one then starts its QEMU itself.
+    await out('a', write('four'))
+    await mgr.snapshot('a', 'other')
+    const back = await mgr.restore('a', 'ready')
+    assert.equal(back.restored?.prestarted, undefined)
+    assert.equal(await out('a', `cat /run/mem; ${DISK}`), 'before\none')
+    assert.equal((await mgr.restore('a', 'other')).restored?.prestarted, undefined)
+    assert.equal(await out('a', DISK), 'four')
+    await assert.rejects(mgr.restore('a', 'nope'), /has no snapshot "nope" \(its snapshots: ready, other\)/)
   })
 
   test('clones of a template: own MAC, hostname, clock, RNG and a working channel', async () => {
