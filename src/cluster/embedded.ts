@@ -185,8 +185,12 @@ async function startEmbedded(
   const stop = async () => {
     await Promise.all(agents.map(a => stopAgent(a.child)))
     await nfs?.stop() // after the agents: they remove their sessions' volumes over NFS when they stop
-    await underlay?.destroy()
-    await reapRun(record) // what is left: namespaces of a half-made underlay, the subnet lock, the dir, the record
+    // Under the lock: another run's reaper lists namespaces before it reads records, so a teardown between the
+    // two would show it a namespace without a record ("orphaned") that is still being removed.
+    await withRunLock(async () => {
+      await underlay?.destroy()
+      await reapRun(record) // what is left: namespaces of a half-made underlay, the subnet lock, the dir, the record
+    })
     watcher?.stdin?.end() // the record is gone: the watcher exits without touching anything
   }
   try {

@@ -115,7 +115,8 @@ export async function reapRun(rec: RunRecord): Promise<void> {
 /**
  * Reaps runs whose owner is dead, and namespaces of our naming scheme that no record names. Call it holding
  * the lock. Namespaces are listed BEFORE the records are read: a run writes its record before it creates a
- * namespace, so every namespace in the list of a live run has its record by the time we read them.
+ * namespace, so every namespace in the list of a live run has its record by the time we read them; and a run
+ * tears its namespaces down and removes its record holding the lock, so none vanishes in between.
  */
 export async function reapDeadRuns(log: (m: string) => void = () => {}): Promise<string[]> {
   const namespaces = await listNamespaces()

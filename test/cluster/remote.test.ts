@@ -110,8 +110,11 @@ after(async () => {
   await started?.stop()
   for (const a of agents) a.stdin?.end()
   await Promise.all(agents.map(a => (a.exitCode === null ? new Promise(r => a.once('exit', r)) : undefined)))
-  await underlay?.destroy()
-  await reapRun(record)
+  // Under the lock, as an embedded run tears down (see src/cluster/embedded.ts).
+  await withRunLock(async () => {
+    await underlay?.destroy()
+    await reapRun(record)
+  })
   rmSync(dir, { recursive: true, force: true })
   if (underlay)
     assert.deepEqual(

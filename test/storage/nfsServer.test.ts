@@ -43,7 +43,7 @@ test('embedded NFS server: two host namespaces share one export; list, lookup, r
     writeRunRecord(record)
   })
   t.after(async () => {
-    await reapRun(record)
+    await withRunLock(() => reapRun(record))
     assert.deepEqual(
       namespaces().filter(n => n.includes(runId)),
       [],
