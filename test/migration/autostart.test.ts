@@ -11,26 +11,20 @@ import type { DestinationSide, MigrationDriver } from '../../src/migration/types
 import { verifyMemoryIntegrityWith } from '../../src/migration/verify.ts'
 import type { QmpExecutor } from '../../src/protocol/qmp.ts'
 import { requires } from '../helpers/requirements.ts'
-import { type LocalVm, localDriver } from './helpers/localDriver.ts'
-import { type LocalQemu, sharedMemtestDisk, startLocalMemtest } from './helpers/localQemu.ts'
+import { type LocalVm, localDriver, withLocalVm } from './helpers/localDriver.ts'
+import type { LocalQemu } from './helpers/localQemu.ts'
 
 const MiB = 1024 * 1024
 const MEMORY = 128
 const CONVERGE = { 'downtime-limit': 20_000, 'max-bandwidth': 4096 * MiB }
 
 async function withVm(fn: (vm: LocalVm, dests: LocalQemu[]) => Promise<void>): Promise<void> {
-  const pool = await sharedMemtestDisk(MEMORY)
-  const vm: LocalVm = { host: 'a', qemu: await startLocalMemtest({ name: 'a', memoryMiB: MEMORY, disk: pool.path }) }
-  const dests: LocalQemu[] = []
-  try {
-    await vm.qemu.waitForPasses(2)
-    await fn(vm, dests)
-  } finally {
-    await vm.qemu.kill()
-    for (const d of dests) await d.kill()
-    await pool.remove()
-  }
-  for (const q of [vm.qemu, ...dests]) assert.notEqual(q.proc.exitCode ?? q.proc.signalCode, null, 'QEMU left behind')
+  let qemus: () => LocalQemu[] = () => []
+  await withLocalVm(MEMORY, 2, (vm, dests) => {
+    qemus = () => [vm.qemu, ...dests]
+    return fn(vm, dests)
+  })
+  for (const q of qemus()) assert.notEqual(q.proc.exitCode ?? q.proc.signalCode, null, 'QEMU left behind')
 }
 
 /** The local driver, with every QMP command sent to a destination recorded. */

@@ -10,8 +10,8 @@ import { runMigration } from '../../src/migration/migrate.ts'
 import type { MigrateOptions, MigrationProgress } from '../../src/migration/types.ts'
 import { verifyMemoryIntegrityWith } from '../../src/migration/verify.ts'
 import { requires } from '../helpers/requirements.ts'
-import { type LocalVm, localDriver } from './helpers/localDriver.ts'
-import { type LocalQemu, sharedMemtestDisk, startLocalMemtest } from './helpers/localQemu.ts'
+import { type LocalVm, localDriver, withLocalVm } from './helpers/localDriver.ts'
+import type { LocalQemu } from './helpers/localQemu.ts'
 
 const MiB = 1024 * 1024
 const MEMORY = 128
@@ -31,17 +31,7 @@ function ourQemus(): string[] {
 }
 
 async function withVm(fn: (vm: LocalVm, dests: LocalQemu[]) => Promise<void>): Promise<void> {
-  const pool = await sharedMemtestDisk(MEMORY)
-  const vm: LocalVm = { host: 'a', qemu: await startLocalMemtest({ name: 'a', memoryMiB: MEMORY, disk: pool.path }) }
-  const dests: LocalQemu[] = []
-  try {
-    await vm.qemu.waitForPasses(3)
-    await fn(vm, dests)
-  } finally {
-    await vm.qemu.kill()
-    for (const d of dests) await d.kill()
-    await pool.remove()
-  }
+  await withLocalVm(MEMORY, 3, fn)
   assert.deepEqual(ourQemus(), [], 'no QEMU process left behind')
 }
 

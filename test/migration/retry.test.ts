@@ -11,25 +11,15 @@ import { runMigration } from '../../src/migration/migrate.ts'
 import type { MigrateOptions } from '../../src/migration/types.ts'
 import { verifyMemoryIntegrityWith } from '../../src/migration/verify.ts'
 import { requires } from '../helpers/requirements.ts'
-import { type LocalVm, localDriver } from './helpers/localDriver.ts'
-import { type LocalQemu, sharedMemtestDisk, startLocalMemtest } from './helpers/localQemu.ts'
+import { type LocalVm, localDriver, withLocalVm } from './helpers/localDriver.ts'
+import type { LocalQemu } from './helpers/localQemu.ts'
 
 const MiB = 1024 * 1024
 const MEMORY = 128
 const CONVERGE = { 'downtime-limit': 20_000, 'max-bandwidth': 4096 * MiB }
 
 async function withVm(fn: (vm: LocalVm, dests: LocalQemu[]) => Promise<void>): Promise<void> {
-  const pool = await sharedMemtestDisk(MEMORY)
-  const vm: LocalVm = { host: 'a', qemu: await startLocalMemtest({ name: 'a', memoryMiB: MEMORY, disk: pool.path }) }
-  const dests: LocalQemu[] = []
-  try {
-    await vm.qemu.waitForPasses(3)
-    await fn(vm, dests)
-  } finally {
-    await vm.qemu.kill()
-    for (const d of dests) await d.kill()
-    await pool.remove()
-  }
+  await withLocalVm(MEMORY, 3, fn)
 }
 
 function migrate(vm: LocalVm, dests: LocalQemu[], options: MigrateOptions<string, LocalVm>) {

@@ -2,7 +2,7 @@
 // 127.0.0.1. It lets the engine be tested, and benchmarked against a hand-written QMP sequence, without the
 // agents; the Vm handle's driver (src/migration/vmDriver.ts) is the same engine over the control plane.
 import type { DestinationSide, MigrationDriver, MigrationSide } from '../../../src/migration/types.ts'
-import { freeLoopbackPort, type LocalQemu, startLocalMemtest } from './localQemu.ts'
+import { freeLoopbackPort, type LocalQemu, sharedMemtestDisk, startLocalMemtest } from './localQemu.ts'
 
 export interface LocalVm {
   host: string
@@ -67,5 +67,27 @@ export function localDriver(vm: LocalVm, options: LocalDriverOptions): Migration
       await old.qmp.quit().catch(() => {})
       await old.kill()
     },
+  }
+}
+
+/**
+ * A memtest VM "a" on a shared disk, run through `passes` memtest passes, for `fn` with the destinations it
+ * starts (all killed afterwards, the disk removed).
+ */
+export async function withLocalVm(
+  memoryMiB: number,
+  passes: number,
+  fn: (vm: LocalVm, dests: LocalQemu[]) => Promise<void>,
+): Promise<void> {
+  const pool = await sharedMemtestDisk(memoryMiB)
+  const vm: LocalVm = { host: 'a', qemu: await startLocalMemtest({ name: 'a', memoryMiB, disk: pool.path }) }
+  const dests: LocalQemu[] = []
+  try {
+    await vm.qemu.waitForPasses(passes)
+    await fn(vm, dests)
+  } finally {
+    await vm.qemu.kill()
+    for (const d of dests) await d.kill()
+    await pool.remove()
   }
 }
